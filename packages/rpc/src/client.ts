@@ -1,0 +1,249 @@
+import { connect } from 'node:net'
+import { once } from 'node:events'
+import { DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { Channel } from './channel.js'
+import { RemoteError, RpcError, RpcErrorCode } from './errors.js'
+
+// 2 s: a LAN peer that has not accepted by then is treated as down
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000
+// 10 s: the longest a peer may stay silent inside one request (an fsync included)
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+// 8: idle sessions kept per peer
+export const DEFAULT_MAX_IDLE = 8
+// 256 KiB: body chunk size on the wire
+export const CHUNK_BYTES = 256 * 1024
+
+export interface RpcClientOptions {
+  key: Uint8Array
+  selfId: string
+  host: string
+  port: number
+  maxFrameBytes?: number
+  connectTimeoutMs?: number
+  requestTimeoutMs?: number
+  maxIdle?: number
+}
+
+type Reply<T extends MessageType> = Extract<AnyEnvelope, { t: T }>
+
+/**
+ * A pool of sessions to one peer. Each request borrows a session for its whole
+ * exchange; a session that saw any failure is destroyed, never reused.
+ */
+export class RpcClient {
+  readonly host: string
+  readonly port: number
+  private readonly options: Required<RpcClientOptions>
+  private readonly idle: Channel[] = []
+  private readonly busy = new Set<Channel>()
+  private closed = false
+  /** The last hello from this peer: its id and boot id. */
+  peer: MessageBody<'hello'> | undefined
+
+  constructor (options: RpcClientOptions) {
+    this.options = {
+      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+      requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+      maxIdle: DEFAULT_MAX_IDLE,
+      ...options
+    }
+    this.host = options.host
+    this.port = options.port
+  }
+
+  /** One request, one reply of type `expect`; an `error` reply throws a RemoteError. */
+  async request<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}): Promise<Reply<R>> {
+    const channel = await this.acquire(options.signal)
+    return await this.using(channel, options.signal, async () => {
+      await channel.send(t, body)
+      const reply = await readReply(channel, expect)
+      this.release(channel)
+      return reply
+    })
+  }
+
+  /** Starts a request whose body the caller then writes chunk by chunk. */
+  async upload<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}): Promise<Upload<R>> {
+    const channel = await this.acquire(options.signal)
+    await this.using(channel, options.signal, async () => { await channel.send(t, body) })
+    return new Upload(this, channel, expect, options.signal)
+  }
+
+  /** A request answered by a head then a streamed body; the session is released when the body is read to the end. */
+  async download<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}): Promise<{ head: Reply<R>, body: AsyncGenerator<Buffer> }> {
+    const channel = await this.acquire(options.signal)
+    const head = await this.using(channel, options.signal, async () => {
+      await channel.send(t, body)
+      return await readReply(channel, expect)
+    })
+    return { head, body: this.readBody(channel, options.signal) }
+  }
+
+  private async * readBody (channel: Channel, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+    let finished = false
+    const onAbort = (): void => channel.fail(new RpcError(RpcErrorCode.ABORTED, 'download aborted'))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      for (;;) {
+        const msg = await channel.next()
+        if (msg.t === 'chunk') {
+          yield msg.payload
+        } else if (msg.t === 'end') {
+          finished = true
+          return
+        } else if (msg.t === 'error') {
+          finished = true
+          throw new RemoteError(msg.body.code, msg.body.message, channel.describe())
+        } else {
+          throw new RpcError(RpcErrorCode.PROTOCOL, `expected a body chunk from ${channel.describe()}, got ${msg.t}`)
+        }
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      if (finished) this.release(channel)
+      else this.discard(channel, new RpcError(RpcErrorCode.ABORTED, 'download not read to its end'))
+    }
+  }
+
+  /** Runs `fn` on a borrowed session; any failure destroys the session. */
+  async using<X> (channel: Channel, signal: AbortSignal | undefined, fn: () => Promise<X>): Promise<X> {
+    const onAbort = (): void => channel.fail(new RpcError(RpcErrorCode.ABORTED, 'request aborted'))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof RemoteError) this.release(channel)
+      else this.discard(channel, err as Error)
+      throw err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async acquire (signal?: AbortSignal): Promise<Channel> {
+    if (this.closed) throw new RpcError(RpcErrorCode.CLOSED, 'client is closed')
+    signal?.throwIfAborted()
+    for (let channel = this.idle.pop(); channel !== undefined; channel = this.idle.pop()) {
+      if (!channel.closed) {
+        this.busy.add(channel)
+        return channel
+      }
+    }
+    const channel = await this.connect(signal)
+    this.busy.add(channel)
+    return channel
+  }
+
+  release (channel: Channel): void {
+    this.busy.delete(channel)
+    if (this.closed || channel.closed || this.idle.length >= this.options.maxIdle) {
+      void channel.close()
+      return
+    }
+    this.idle.push(channel)
+  }
+
+  discard (channel: Channel, err: Error): void {
+    this.busy.delete(channel)
+    channel.fail(err)
+  }
+
+  private async connect (signal?: AbortSignal): Promise<Channel> {
+    const where = `${this.host}:${this.port}`
+    const socket = connect({ host: this.host, port: this.port })
+    const channel = new Channel(socket, { key: this.options.key, selfId: this.options.selfId, maxFrameBytes: this.options.maxFrameBytes, idleTimeoutMs: this.options.requestTimeoutMs })
+    const ac = new AbortController()
+    const timer = setTimeout(() => ac.abort(), this.options.connectTimeoutMs)
+    const onAbort = (): void => ac.abort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await Promise.race([
+        once(socket, 'connect', { signal: ac.signal }),
+        once(socket, 'error', { signal: ac.signal }).then(([err]) => { throw err })
+      ])
+      this.peer = await channel.openAsClient()
+      return channel
+    } catch (err) {
+      channel.fail(err as Error)
+      if (signal?.aborted === true) throw new RpcError(RpcErrorCode.ABORTED, `connect to ${where} aborted`)
+      if (ac.signal.aborted) throw new RpcError(RpcErrorCode.TIMEOUT, `connect to ${where} timed out after ${this.options.connectTimeoutMs} ms`)
+      if (err instanceof RpcError || err instanceof RemoteError) throw err
+      throw new RpcError(RpcErrorCode.CONNECT, `cannot connect to ${where}: ${(err as Error).message}`, { cause: err })
+    } finally {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      ac.abort()
+    }
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    const all = [...this.idle.splice(0), ...this.busy]
+    this.busy.clear()
+    await Promise.all(all.map(async (c) => await c.close()))
+  }
+}
+
+async function readReply<R extends MessageType> (channel: Channel, expect: R): Promise<Reply<R>> {
+  const msg = await channel.next()
+  if (msg.t === 'error') throw new RemoteError(msg.body.code, msg.body.message, channel.describe())
+  if (msg.t !== expect) throw new RpcError(RpcErrorCode.PROTOCOL, `expected ${expect} from ${channel.describe()}, got ${msg.t}`)
+  return msg as Reply<R>
+}
+
+/** A request body being written; `finish()` sends the end and returns the reply. */
+export class Upload<R extends MessageType> {
+  private readonly client: RpcClient
+  private readonly channel: Channel
+  private readonly expect: R
+  private readonly signal: AbortSignal | undefined
+  private done = false
+
+  constructor (client: RpcClient, channel: Channel, expect: R, signal: AbortSignal | undefined) {
+    this.client = client
+    this.channel = channel
+    this.expect = expect
+    this.signal = signal
+  }
+
+  get peer (): string {
+    return this.channel.describe()
+  }
+
+  /** Writes bytes, split into wire chunks; resolves when the peer can take more. */
+  async write (data: Uint8Array): Promise<void> {
+    await this.client.using(this.channel, this.signal, async () => {
+      try {
+        for (let at = 0; at < data.length; at += CHUNK_BYTES) {
+          await this.channel.send('chunk', {}, data.subarray(at, at + CHUNK_BYTES))
+        }
+      } catch (err) {
+        // The peer may have refused early and hung up: its reason beats "connection closed".
+        const refusal = this.channel.queuedError()
+        if (refusal?.t === 'error') throw new RpcError(RpcErrorCode.CLOSED, `${this.peer} refused the upload: ${refusal.body.message}`, { cause: new RemoteError(refusal.body.code, refusal.body.message, this.peer) })
+        throw err
+      }
+    })
+  }
+
+  async finish (): Promise<Reply<R>> {
+    this.done = true
+    return await this.client.using(this.channel, this.signal, async () => {
+      await this.channel.send('end', {})
+      const reply = await readReply(this.channel, this.expect)
+      this.client.release(this.channel)
+      return reply
+    })
+  }
+
+  /** Tells the peer to drop what it received; the session is not reused. */
+  abort (reason: string): void {
+    if (this.done) return
+    this.done = true
+    if (this.channel.closed) return
+    this.channel.send('abort', { reason: reason.slice(0, 1024) })
+      .catch(() => {})
+      .finally(() => this.client.discard(this.channel, new RpcError(RpcErrorCode.ABORTED, `upload aborted: ${reason}`)))
+  }
+}

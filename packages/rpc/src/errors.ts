@@ -1,0 +1,44 @@
+export const RpcErrorCode = {
+  CONNECT: 'ERR_RPC_CONNECT',
+  CLOSED: 'ERR_RPC_CLOSED',
+  TIMEOUT: 'ERR_RPC_TIMEOUT',
+  PROTOCOL: 'ERR_RPC_PROTOCOL',
+  ABORTED: 'ERR_RPC_ABORTED',
+  HANDSHAKE: 'ERR_RPC_HANDSHAKE'
+} as const
+
+/** A failure of the transport itself: the peer is unreachable, gone, slow or speaking nonsense. */
+export class RpcError extends Error {
+  readonly code: string
+
+  constructor (code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'RpcError'
+    this.code = code
+  }
+}
+
+/**
+ * The peer answered with an error of its own (not found, corrupt, full...).
+ * `code` is the peer's code, so callers branch on it as if it were local.
+ */
+export class RemoteError extends Error {
+  readonly code: string
+  readonly peer: string
+
+  constructor (code: string, message: string, peer: string) {
+    super(message)
+    this.name = 'RemoteError'
+    this.code = code
+    this.peer = peer
+  }
+}
+
+/**
+ * Transport failures that mean "this peer cannot be used now": the failover
+ * issue treats these as hard errors of the node protocol.
+ */
+export function isTransportFailure (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return err instanceof RpcError && code !== RpcErrorCode.ABORTED
+}

@@ -1,0 +1,5 @@
+export * from './errors.js'
+export * from './channel.js'
+export * from './server.js'
+export * from './client.js'
+export * from './member.js'

@@ -1,0 +1,162 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { silentLogger, type Logger } from '@mirrorcast/logger'
+import { Channel } from './channel.js'
+import { RpcError, RpcErrorCode } from './errors.js'
+
+// 60 s: a client may sit idle between requests on a pooled connection this long
+export const DEFAULT_SERVER_IDLE_TIMEOUT_MS = 60_000
+
+export type Identity = Omit<MessageBody<'hello'>, 'nonce'>
+
+export interface RpcServerOptions {
+  key: Uint8Array
+  identity: Identity
+  handler: RequestHandler
+  host?: string
+  port?: number
+  maxFrameBytes?: number
+  idleTimeoutMs?: number
+  logger?: Logger
+}
+
+export type RequestHandler = (req: AnyEnvelope, ctx: RequestContext) => Promise<void>
+
+/** What a handler answers with; one reply (or one streamed reply) per request. */
+export class RequestContext {
+  private readonly channel: Channel
+  private bodyDone: boolean
+  replied = false
+
+  constructor (channel: Channel, streamingRequest: boolean) {
+    this.channel = channel
+    this.bodyDone = !streamingRequest
+  }
+
+  get peer (): string {
+    return this.channel.describe()
+  }
+
+  /** True when the request's body was read to its end: the channel can serve the next request. */
+  get reusable (): boolean {
+    return this.bodyDone && !this.channel.closed
+  }
+
+  async reply<T extends MessageType> (t: T, body: MessageBody<T>): Promise<void> {
+    this.replied = true
+    await this.channel.send(t, body)
+  }
+
+  async sendChunk (data: Uint8Array): Promise<void> {
+    await this.channel.send('chunk', {}, data)
+  }
+
+  async end (): Promise<void> {
+    await this.channel.send('end', {})
+  }
+
+  /** The request's body: chunk payloads until `end`; an `abort` from the client throws. */
+  async * body (): AsyncGenerator<Buffer> {
+    while (!this.bodyDone) {
+      const msg = await this.channel.next()
+      if (msg.t === 'chunk') {
+        yield msg.payload
+      } else if (msg.t === 'end') {
+        this.bodyDone = true
+      } else if (msg.t === 'abort') {
+        this.bodyDone = true
+        throw new RpcError(RpcErrorCode.ABORTED, `client aborted the upload: ${msg.body.reason}`)
+      } else {
+        throw new RpcError(RpcErrorCode.PROTOCOL, `expected a body chunk, got ${msg.t}`)
+      }
+    }
+  }
+}
+
+/**
+ * The node protocol's server: accepts sessions, runs one request at a time per
+ * session through `handler`, and turns a thrown error into an `error` reply.
+ */
+export class RpcServer {
+  private readonly options: Required<Omit<RpcServerOptions, 'logger'>> & { logger: Logger }
+  private server: Server | undefined
+  private readonly channels = new Set<Channel>()
+  private readonly streamingRequests: ReadonlySet<MessageType>
+
+  constructor (options: RpcServerOptions & { streamingRequests?: MessageType[] }) {
+    this.options = {
+      host: '127.0.0.1',
+      port: 0,
+      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      idleTimeoutMs: DEFAULT_SERVER_IDLE_TIMEOUT_MS,
+      logger: silentLogger(),
+      ...options
+    }
+    this.streamingRequests = new Set(options.streamingRequests ?? [])
+  }
+
+  get port (): number {
+    const address = this.server?.address()
+    if (address === null || address === undefined || typeof address === 'string') throw new Error('server is not listening')
+    return address.port
+  }
+
+  get identity (): Identity {
+    return { ...this.options.identity, port: this.port }
+  }
+
+  async start (): Promise<void> {
+    if (this.server !== undefined) return
+    const server = createServer((socket) => { void this.serve(socket) })
+    this.server = server
+    server.listen(this.options.port, this.options.host)
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
+  }
+
+  async close (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    await Promise.all([...this.channels].map(async (c) => await c.close()))
+    await closed
+  }
+
+  private async serve (socket: Socket): Promise<void> {
+    const log = this.options.logger
+    const channel = new Channel(socket, { key: this.options.key, selfId: this.options.identity.id, maxFrameBytes: this.options.maxFrameBytes, idleTimeoutMs: this.options.idleTimeoutMs })
+    this.channels.add(channel)
+    try {
+      await channel.acceptAsServer(this.identity)
+      for (;;) {
+        const req = await channel.next()
+        const ctx = new RequestContext(channel, this.streamingRequests.has(req.t))
+        await this.handle(req, ctx)
+        if (!ctx.reusable) break
+      }
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code !== RpcErrorCode.CLOSED && code !== RpcErrorCode.TIMEOUT) {
+        log.warn('dropped a session', { peer: channel.describe(), code, error: (err as Error).message })
+      }
+    } finally {
+      this.channels.delete(channel)
+      await channel.close()
+    }
+  }
+
+  private async handle (req: AnyEnvelope, ctx: RequestContext): Promise<void> {
+    try {
+      await this.options.handler(req, ctx)
+    } catch (err) {
+      const given = (err as { code?: unknown }).code
+      if (typeof given === 'string' && given.startsWith('ERR_RPC_')) throw err
+      const code = typeof given === 'string' ? given : 'ERR_INTERNAL'
+      const level = code === 'ERR_INTERNAL' ? 'error' : 'debug'
+      this.options.logger.log(level, 'request failed', { t: req.t, peer: ctx.peer, code, error: (err as Error).message })
+      // An error halfway through a streamed reply still reaches the client as a frame.
+      await ctx.reply('error', { code, message: (err as Error).message.slice(0, 1024) })
+    }
+  }
+}

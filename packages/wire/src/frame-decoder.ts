@@ -1,0 +1,61 @@
+import { WireError, WireErrorCode } from './errors.js'
+import { FRAME_LENGTH_BYTES } from './codec.js'
+
+/**
+ * Splits a byte stream into length-prefixed frames. A length above the limit is
+ * refused before any of that frame is buffered.
+ */
+export class FrameDecoder {
+  private readonly maxFrameBytes: number
+  private chunks: Buffer[] = []
+  private buffered = 0
+
+  constructor (maxFrameBytes: number) {
+    this.maxFrameBytes = maxFrameBytes
+  }
+
+  /** Adds bytes and returns every frame they complete. */
+  push (data: Buffer): Buffer[] {
+    this.chunks.push(data)
+    this.buffered += data.length
+    const frames: Buffer[] = []
+    for (;;) {
+      if (this.buffered < FRAME_LENGTH_BYTES) break
+      const length = this.peekLength()
+      if (length > this.maxFrameBytes) {
+        throw new WireError(WireErrorCode.OVERSIZE, `frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
+      }
+      if (this.buffered < FRAME_LENGTH_BYTES + length) break
+      this.take(FRAME_LENGTH_BYTES)
+      frames.push(this.take(length))
+    }
+    return frames
+  }
+
+  /** Bytes of an incomplete frame still held: non-zero at end of stream means truncation. */
+  get pending (): number {
+    return this.buffered
+  }
+
+  private peekLength (): number {
+    const first = this.chunks[0] as Buffer
+    if (first.length >= FRAME_LENGTH_BYTES) return first.readUInt32BE(0)
+    return this.flatten().readUInt32BE(0)
+  }
+
+  private flatten (): Buffer {
+    const all = Buffer.concat(this.chunks, this.buffered)
+    this.chunks = [all]
+    return all
+  }
+
+  private take (n: number): Buffer {
+    let first = this.chunks[0] as Buffer
+    if (first.length < n) first = this.flatten()
+    const out = first.subarray(0, n)
+    if (first.length === n) this.chunks.shift()
+    else this.chunks[0] = first.subarray(n)
+    this.buffered -= n
+    return out
+  }
+}

@@ -1,0 +1,6 @@
+export * from './errors.js'
+export * from './key.js'
+export * from './messages.js'
+export * from './codec.js'
+export * from './frame-decoder.js'
+export * from './paths.js'

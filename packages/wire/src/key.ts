@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto'
+import { readFile, stat, writeFile } from 'node:fs/promises'
+import { WireError, WireErrorCode } from './errors.js'
+
+// 32 bytes: the HMAC-SHA256 block size makes longer keys no stronger
+export const CLUSTER_KEY_BYTES = 32
+
+export function generateClusterKey (): Buffer {
+  return randomBytes(CLUSTER_KEY_BYTES)
+}
+
+/** The key file holds the key as hex, one line. */
+export function parseClusterKey (text: string): Buffer {
+  const hex = text.trim()
+  if (!/^[0-9a-f]+$/i.test(hex) || hex.length < 32 || hex.length % 2 !== 0) {
+    throw new WireError(WireErrorCode.BAD_KEY, 'cluster key must be at least 16 bytes written as hex')
+  }
+  return Buffer.from(hex, 'hex')
+}
+
+/**
+ * Reads a key file, refusing one that others can read: the key is what makes
+ * every datagram and frame trusted.
+ */
+export async function readClusterKeyFile (path: string): Promise<Buffer> {
+  const info = await stat(path).catch((err: unknown) => {
+    throw new WireError(WireErrorCode.BAD_KEY, `cannot read cluster key file ${path}`, { cause: err })
+  })
+  if ((info.mode & 0o077) !== 0) {
+    throw new WireError(WireErrorCode.BAD_KEY, `cluster key file ${path} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`)
+  }
+  return parseClusterKey(await readFile(path, 'utf8'))
+}
+
+export async function writeClusterKeyFile (path: string, key: Buffer): Promise<void> {
+  await writeFile(path, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
+}

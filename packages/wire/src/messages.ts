@@ -1,0 +1,122 @@
+import { z } from 'zod'
+
+// Limits on what a peer may claim; each bounds memory a decoder spends.
+export const MAX_ID_LENGTH = 64 // characters
+export const MAX_PATH_LENGTH = 4096 // characters, as PATH_MAX
+export const MAX_LIST_ENTRIES = 10_000 // entries per list or change-log page
+
+export const idSchema = z.string().min(1).max(MAX_ID_LENGTH).regex(/^[A-Za-z0-9._:/-]+$/)
+export const fileIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'a file id is 32 lowercase hex digits')
+export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits')
+export const uintSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+export const centerSchema = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a center name is lowercase letters, digits and dashes')
+export const slotSchema = z.number().int().min(1).max(65535)
+export const pathSchema = z.string().min(1).max(MAX_PATH_LENGTH)
+export const roleSchema = z.enum(['storage', 'directory', 'manager'])
+export const addressSchema = z.string().min(1).max(64)
+export const portSchema = z.number().int().min(0).max(65535)
+const bytesSchema = z.instanceof(Uint8Array)
+
+export const replicaSchema = z.object({ node: idSchema, center: centerSchema, slot: slotSchema })
+export type Replica = z.infer<typeof replicaSchema>
+
+export const fileEntrySchema = z.object({
+  type: z.literal('file'),
+  path: pathSchema,
+  fileId: fileIdSchema,
+  size: uintSchema,
+  sha256: sha256Schema,
+  version: uintSchema,
+  mtime: uintSchema,
+  replicas: z.array(replicaSchema).max(8)
+})
+export type FileEntry = z.infer<typeof fileEntrySchema>
+
+export const dirEntrySchema = z.object({
+  type: z.literal('dir'),
+  path: pathSchema,
+  version: uintSchema,
+  mtime: uintSchema
+})
+export type DirEntry = z.infer<typeof dirEntrySchema>
+
+export const entrySchema = z.discriminatedUnion('type', [fileEntrySchema, dirEntrySchema])
+export type Entry = z.infer<typeof entrySchema>
+
+/**
+ * A change is the effect of an operation, not the request: replaying the same
+ * changes in sequence order on the twin directory gives the same namespace.
+ */
+export const changeSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('put'), seq: uintSchema, mtime: uintSchema, entry: fileEntrySchema }),
+  z.object({ op: z.literal('mkdir'), seq: uintSchema, mtime: uintSchema, path: pathSchema }),
+  z.object({ op: z.literal('rename'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema }),
+  z.object({ op: z.literal('remove'), seq: uintSchema, mtime: uintSchema, path: pathSchema, recursive: z.boolean() })
+])
+export type Change = z.infer<typeof changeSchema>
+
+const memberInfo = {
+  id: idSchema,
+  role: roleSchema,
+  center: centerSchema,
+  slot: slotSchema,
+  address: addressSchema,
+  port: portSchema,
+  bootId: idSchema
+}
+
+/**
+ * Every message of the node protocol and of the multicast protocol: the type
+ * name is the `t` field of the header, the schema checks the remaining fields.
+ */
+export const messageSchemas = {
+  // session set-up: the client's nonce, then the server's nonce and identity
+  open: z.object({ nonce: bytesSchema }),
+  hello: z.object({ nonce: bytesSchema, ...memberInfo }),
+
+  // generic replies and stream framing
+  ok: z.object({}),
+  error: z.object({ code: z.string().max(64), message: z.string().max(1024) }),
+  chunk: z.object({}),
+  end: z.object({}),
+  abort: z.object({ reason: z.string().max(1024) }),
+
+  // storage node
+  'blob.put': z.object({ fileId: fileIdSchema, size: uintSchema }),
+  'blob.put.ok': z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema }),
+  'blob.get': z.object({ fileId: fileIdSchema, offset: uintSchema, length: uintSchema.optional() }),
+  'blob.get.ok': z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema, offset: uintSchema, length: uintSchema }),
+  'blob.stat': z.object({ fileId: fileIdSchema }),
+  'blob.stat.ok': z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema }),
+  'blob.delete': z.object({ fileId: fileIdSchema }),
+  'blob.delete.ok': z.object({ existed: z.boolean() }),
+  'node.stats': z.object({}),
+  'node.stats.ok': z.object({ ...memberInfo, files: uintSchema, bytes: uintSchema, free: uintSchema }),
+
+  // directory server
+  'dir.put': z.object({ entry: fileEntrySchema.omit({ version: true, mtime: true }) }),
+  'dir.mkdir': z.object({ path: pathSchema, parents: z.boolean() }),
+  'dir.rename': z.object({ path: pathSchema, to: pathSchema }),
+  'dir.remove': z.object({ path: pathSchema, recursive: z.boolean() }),
+  /** The outcome of a namespace change; `removed` lists file entries it dropped, whose bodies can go. */
+  'dir.change.ok': z.object({ change: changeSchema, removed: z.array(fileEntrySchema).max(MAX_LIST_ENTRIES) }),
+  'dir.stat': z.object({ path: pathSchema }),
+  'dir.stat.ok': z.object({ entry: entrySchema }),
+  'dir.list': z.object({ path: pathSchema, after: z.string().max(MAX_PATH_LENGTH).optional(), limit: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
+  'dir.list.ok': z.object({ entries: z.array(entrySchema).max(MAX_LIST_ENTRIES), more: z.boolean() }),
+  'dir.apply': z.object({ change: changeSchema }),
+  'dir.apply.ok': z.object({ seq: uintSchema }),
+  'dir.changes': z.object({ after: uintSchema, limit: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
+  'dir.changes.ok': z.object({ changes: z.array(changeSchema).max(MAX_LIST_ENTRIES), last: uintSchema }),
+  'dir.info': z.object({}),
+  'dir.info.ok': z.object({ ...memberInfo, seq: uintSchema, entries: uintSchema })
+} as const
+
+export type MessageType = keyof typeof messageSchemas
+export type MessageBody<T extends MessageType> = z.infer<typeof messageSchemas[T]>
+
+export const MESSAGE_TYPES = Object.keys(messageSchemas) as MessageType[]
+
+export function isMessageType (t: unknown): t is MessageType {
+  return typeof t === 'string' && Object.prototype.hasOwnProperty.call(messageSchemas, t)
+}
