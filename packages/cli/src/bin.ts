@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander'
+import { DEFAULT_HTTP_PORT } from '@mirrorcast/manager'
+import { DEFAULT_URL, ManagerClient } from './client.js'
+import { get, ls, mkdirPath, mv, put, rmPath, statPath, status } from './commands.js'
+import { serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
+import { up, type UpOptions } from './up.js'
+
+const program = new Command('mirrorcast')
+  .description('mirrorcast: a distributed object store and virtual file system over two storage centers')
+  .addOption(new Option('--url <url>', 'manager URL').env('MIRRORCAST_URL').default(DEFAULT_URL))
+  .addOption(new Option('--log-level <level>', 'error, warn, info, debug or silent').env('MIRRORCAST_LOG'))
+  .showHelpAfterError()
+
+const client = (): ManagerClient => new ManagerClient(program.opts<{ url: string }>().url)
+const logLevel = (): string | undefined => program.opts<{ logLevel?: string }>().logLevel
+
+program.command('up')
+  .description('start a local two-center cluster of real processes on loopback')
+  .option('--data <dir>', 'data directory (kept across runs)', '.mirrorcast')
+  .option('--port <port>', 'manager HTTP port', String(DEFAULT_HTTP_PORT))
+  .option('--node-port <port>', 'port of every storage node and directory server, each on its own address (0: any)', '8701')
+  .option('--centers <a,b>', 'primary and backup center', 'east,west')
+  .option('--nodes <n>', 'storage nodes per center', '3')
+  .action(async (o: UpOptions) => { await up({ ...o, ...(logLevel() === undefined ? {} : { logLevel: logLevel() }) }) })
+
+for (const role of ['node', 'directory'] as const) {
+  program.command(role)
+    .description(role === 'node' ? 'run a storage node' : 'run a directory server')
+    .requiredOption('--data <dir>', 'data directory')
+    .requiredOption('--key-file <file>', 'cluster key file (hex, mode 600)')
+    .requiredOption('--center <name>', 'storage center')
+    .requiredOption('--slot <n>', role === 'node' ? 'slot: twin of the same slot in the other center' : 'partition index (1 for one directory server per center)')
+    .option('--address <ip>', 'address to bind and announce', '127.0.0.1')
+    .option('--port <port>', 'TCP port of the node protocol (0: any)', '0')
+    .action(async (o: MemberServeOptions) => { await serveNode(role === 'node' ? 'storage' : 'directory', { ...o, logLevel: logLevel() }) })
+}
+
+program.command('manager')
+  .description('run a manager (object + directory manager, HTTP API)')
+  .requiredOption('--data <dir>', 'data directory (keeps the manager id)')
+  .requiredOption('--key-file <file>', 'cluster key file (hex, mode 600)')
+  .requiredOption('--peers <file>', 'JSON file: { centers: [primary, backup], peers: [{ role, center, slot, address, port }] }')
+  .option('--host <ip>', 'HTTP address', '127.0.0.1')
+  .option('--port <port>', 'HTTP port', String(DEFAULT_HTTP_PORT))
+  .option('--max-file-bytes <n>', 'largest PUT body accepted')
+  .action(async (o: ManagerServeOptions) => { await serveManager({ ...o, logLevel: logLevel() }) })
+
+program.command('put <local> <remote>').description('upload a local file').option('--json', 'print the entry as JSON')
+  .action(async (local: string, remote: string, o: { json?: boolean }) => { await put(client(), local, remote, o.json === true) })
+program.command('get <remote> [local]').description('download a file (local "-" for stdout)')
+  .action(async (remote: string, local?: string) => { await get(client(), remote, local) })
+program.command('ls [remote]').description('list a directory').option('--json', 'print JSON')
+  .action(async (remote: string | undefined, o: { json?: boolean }) => { await ls(client(), remote ?? '/', o.json === true) })
+program.command('stat <remote>').description('show an entry as JSON')
+  .action(async (remote: string) => { await statPath(client(), remote) })
+program.command('mkdir <remote>').description('create a directory').option('-p, --parents', 'create missing parents, no error if it exists')
+  .action(async (remote: string, o: { parents?: boolean }) => { await mkdirPath(client(), remote, o.parents === true) })
+program.command('mv <from> <to>').description('rename a file or directory')
+  .action(async (from: string, to: string) => { await mv(client(), from, to) })
+program.command('rm <remote>').description('remove a file or an empty directory').option('-r, --recursive', 'remove a directory and everything below it')
+  .action(async (remote: string, o: { recursive?: boolean }) => { await rmPath(client(), remote, o.recursive === true) })
+program.command('status').description('show the cluster: every node and directory server').option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => { await status(client(), o.json === true) })
+
+program.parseAsync().catch((err: Error) => {
+  process.stderr.write(`mirrorcast: ${err.message}\n`)
+  process.exitCode = 1
+})

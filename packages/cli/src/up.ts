@@ -1,0 +1,181 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile } from '@mirrorcast/wire'
+import { CliError } from './errors.js'
+import { parseInteger } from './serve.js'
+
+export interface UpOptions {
+  data: string
+  port: string
+  nodePort: string
+  centers: string
+  nodes: string
+  logLevel?: string
+}
+
+interface Spec {
+  name: string
+  role: 'storage' | 'directory' | 'manager'
+  center?: string
+  slot?: number
+  address?: string
+  argv: string[]
+  logFile: string
+}
+
+interface Started extends Spec {
+  child: ChildProcess
+  ready: Record<string, unknown>
+}
+
+const BIN = fileURLToPath(new URL('./bin.js', import.meta.url))
+// 20 s: the slowest process start `up` waits for before it gives up
+const READY_TIMEOUT_MS = 20_000
+// 10 s: how long `up` lets its processes close before it kills them
+const STOP_TIMEOUT_MS = 10_000
+
+/**
+ * Twins differ only in the subnet part: center i lives in 127.(i+1).0.0/16,
+ * storage node s at .0.s, directory server k at .1.k.
+ */
+export function memberAddress (centerIndex: number, role: 'storage' | 'directory', slot: number): string {
+  return `127.${centerIndex + 1}.${role === 'storage' ? 0 : 1}.${slot}`
+}
+
+/** `mirrorcast up`: a whole two-center cluster of real processes on loopback. */
+export async function up (opts: UpOptions): Promise<void> {
+  const dir = resolve(opts.data)
+  const centers = opts.centers.split(',').map((c) => c.trim())
+  if (centers.length !== 2 || centers[0] === centers[1] || centers.some((c) => !/^[a-z][a-z0-9-]{0,31}$/.test(c))) {
+    throw new CliError('--centers must name two different centers, e.g. east,west')
+  }
+  const nodes = parseInteger(opts.nodes, 'nodes')
+  if (nodes < 1 || nodes > 250) throw new CliError('--nodes must be 1 to 250')
+  const port = parseInteger(opts.port, 'port')
+  const nodePort = parseInteger(opts.nodePort, 'node-port')
+  await mkdir(join(dir, 'logs'), { recursive: true })
+  const keyFile = await ensureKey(dir)
+  const common = ['--key-file', keyFile, ...(opts.logLevel === undefined ? [] : ['--log-level', opts.logLevel])]
+
+  const members: Spec[] = []
+  centers.forEach((center, ci) => {
+    for (let slot = 1; slot <= nodes; slot++) members.push(memberSpec(dir, common, 'storage', center, ci, slot, nodePort))
+    members.push(memberSpec(dir, common, 'directory', center, ci, 1, nodePort))
+  })
+  const running: Started[] = []
+  const stop = async (): Promise<void> => { await stopAll(running) }
+  try {
+    running.push(...await Promise.all(members.map(startChild)))
+    const peers = running.map((m) => ({ role: m.role, center: m.center, slot: m.slot, address: m.address, port: m.ready.port }))
+    const peersFile = join(dir, 'peers.json')
+    await writeJson(peersFile, { centers, peers })
+    const manager = await startChild({
+      name: 'manager',
+      role: 'manager',
+      argv: ['manager', '--data', join(dir, 'manager'), '--peers', peersFile, '--port', String(port), ...common],
+      logFile: join(dir, 'logs', 'manager.log')
+    })
+    running.push(manager)
+    const url = String(manager.ready.url)
+    await writeJson(join(dir, 'cluster.json'), {
+      manager: { url, pid: manager.child.pid, argv: fixedPortArgv(manager) },
+      nodes: running.filter((m) => m.role !== 'manager').map((m) => ({
+        id: m.ready.id, role: m.role, center: m.center, slot: m.slot, address: m.address, port: m.ready.port, pid: m.child.pid, argv: fixedPortArgv(m)
+      }))
+    })
+    process.stdout.write(`mirrorcast is up: ${url}\n`)
+    process.stdout.write(`data in ${dir}; logs in ${join(dir, 'logs')}; Ctrl-C stops it\n`)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  for (const m of running) {
+    m.child.on('exit', (code, signal) => {
+      if (!stopping) process.stderr.write(`mirrorcast up: ${m.name} exited (${signal ?? code ?? ''}); restart it with the argv in cluster.json\n`)
+    })
+  }
+  let stopping = false
+  await new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      if (stopping) return
+      stopping = true
+      process.stdout.write('mirrorcast: stopping\n')
+      void stop().then(resolve)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+}
+
+function memberSpec (dir: string, common: string[], role: 'storage' | 'directory', center: string, ci: number, slot: number, port: number): Spec {
+  const address = memberAddress(ci, role, slot)
+  const name = `${center}-${role === 'storage' ? 'node' : 'dir'}${slot}`
+  return {
+    name,
+    role,
+    center,
+    slot,
+    address,
+    argv: [role === 'storage' ? 'node' : 'directory', '--data', join(dir, center, name), '--center', center, '--slot', String(slot), '--address', address, '--port', String(port), ...common],
+    logFile: join(dir, 'logs', `${name}.log`)
+  }
+}
+
+/** The argv that restarts this one process by hand, on the port it has now. */
+function fixedPortArgv (m: Started): string[] {
+  const argv = [process.execPath, BIN, ...m.argv]
+  const at = argv.indexOf('--port')
+  if (at >= 0) argv[at + 1] = String(m.ready.port)
+  return argv
+}
+
+async function startChild (spec: Spec): Promise<Started> {
+  const log = await open(spec.logFile, 'a')
+  const child = fork(BIN, spec.argv, { stdio: ['ignore', log.fd, log.fd, 'ipc'] })
+  await log.close()
+  const timer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS)
+  try {
+    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      child.on('message', (msg: { type?: string }) => { if (msg.type === 'ready') resolve(msg as Record<string, unknown>) })
+      child.once('exit', (code, signal) => reject(new CliError(`${spec.name} exited (${signal ?? code ?? '?'}) before it was ready; see ${spec.logFile}`)))
+    })
+    return { ...spec, child, ready }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function stopAll (running: Started[]): Promise<void> {
+  await Promise.all(running.map(async (m) => {
+    if (m.child.exitCode !== null || m.child.signalCode !== null) return
+    const exited = once(m.child, 'exit')
+    m.child.kill('SIGTERM')
+    const timer = setTimeout(() => m.child.kill('SIGKILL'), STOP_TIMEOUT_MS)
+    await exited
+    clearTimeout(timer)
+  }))
+}
+
+async function ensureKey (dir: string): Promise<string> {
+  const file = join(dir, 'cluster.key')
+  try {
+    await readClusterKeyFile(file)
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'ENOENT') throw err
+    await writeClusterKeyFile(file, generateClusterKey())
+  }
+  return file
+}
+
+async function writeJson (file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.tmp`
+  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n')
+  await rename(tmp, file)
+}
+
+export async function readClusterFile (dir: string): Promise<unknown> {
+  return JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8'))
+}

@@ -1,0 +1,67 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { once } from 'node:events'
+import { ManagerError, ManagerErrorCode, httpStatusFor } from './errors.js'
+
+export function sendJson (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+export function sendError (res: ServerResponse, err: unknown): void {
+  const code = (err as { code?: unknown } | null)?.code
+  const status = httpStatusFor(typeof code === 'string' ? code : undefined)
+  const message = status === 500 ? 'internal error' : (err as Error).message
+  if (res.headersSent) {
+    // Too late for a status: cutting the connection is the only honest signal.
+    res.destroy(err as Error)
+    return
+  }
+  sendJson(res, status, { error: { code: typeof code === 'string' ? code : 'ERR_INTERNAL', message } })
+}
+
+/** Writes a stream of buffers to the response, waiting whenever the client is slower. */
+export async function pipeBody (res: ServerResponse, body: AsyncIterable<Buffer>): Promise<void> {
+  for await (const chunk of body) {
+    if (!res.write(chunk)) {
+      await Promise.race([once(res, 'drain'), once(res, 'close')])
+      if (res.destroyed) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'client went away')
+    }
+  }
+}
+
+export interface ByteRange { offset: number, length: number }
+
+/**
+ * One `bytes=` range (a client needing several makes several requests).
+ * Returns undefined for no Range header, throws 416 for one that cannot be served.
+ */
+export function parseRange (header: string | undefined, size: number): ByteRange | undefined {
+  if (header === undefined) return undefined
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  const unsatisfiable = new ManagerError(ManagerErrorCode.RANGE_NOT_SATISFIABLE, `range ${header.slice(0, 60)} cannot be served from ${size} bytes`)
+  if (m === null || (m[1] === '' && m[2] === '')) throw unsatisfiable
+  let start: number
+  let end: number
+  if (m[1] === '') {
+    const suffix = Number(m[2])
+    if (suffix === 0) throw unsatisfiable
+    start = Math.max(0, size - suffix)
+    end = size - 1
+  } else {
+    start = Number(m[1])
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)
+  }
+  if (!Number.isSafeInteger(start) || start >= size || end < start) throw unsatisfiable
+  return { offset: start, length: end - start + 1 }
+}
+
+/** The request body as buffers, failing if the client hangs up before its end. */
+export async function * requestBody (req: IncomingMessage): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of req) yield chunk as Buffer
+  } catch (err) {
+    throw new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, 'client disconnected during the upload', { cause: err })
+  }
+  if (!req.complete) throw new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, 'client disconnected during the upload')
+}

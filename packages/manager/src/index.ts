@@ -1,0 +1,7 @@
+export * from './errors.js'
+export * from './config.js'
+export * from './placement.js'
+export * from './membership.js'
+export * from './object-manager.js'
+export * from './directory-manager.js'
+export * from './manager.js'

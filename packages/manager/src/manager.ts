@@ -1,0 +1,286 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { silentLogger, type Logger } from '@mirrorcast/logger'
+import { loadOrCreateMemberId } from '@mirrorcast/rpc'
+import { normalizePath, PathError, type Entry, type FileEntry } from '@mirrorcast/wire'
+import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES, DEFAULT_PEER_RETRY_MS, peerConfigSchema, type PeerConfig } from './config.js'
+import { DirectoryManager } from './directory-manager.js'
+import { ManagerError, ManagerErrorCode } from './errors.js'
+import { parseRange, pipeBody, requestBody, sendError, sendJson } from './http-util.js'
+import { Membership } from './membership.js'
+import { ObjectManager } from './object-manager.js'
+
+export interface ManagerOptions {
+  key: Uint8Array
+  /** Storage nodes and directory servers, until discovery finds them. */
+  peers: PeerConfig[]
+  /** [primary center, backup center]. */
+  centers?: [string, string]
+  /** Where the manager keeps its id; without one it takes a new id each start. */
+  dataDir?: string
+  host?: string
+  port?: number
+  maxFileBytes?: number
+  peerRetryMs?: number
+  logger?: Logger
+}
+
+type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger'>> & { dataDir: string | undefined, logger: Logger }
+
+const FILES_PREFIX = '/files'
+const SHA256_HEADER = 'x-mirrorcast-sha256'
+
+/** The object manager and directory manager behind one HTTP API. */
+export class Manager {
+  private readonly options: Resolved
+  private server: Server | undefined
+  private membership: Membership | undefined
+  private objects: ObjectManager | undefined
+  private directories: DirectoryManager | undefined
+  private logger: Logger
+  id = ''
+
+  constructor (options: ManagerOptions) {
+    if (options.key.length < 16) throw new TypeError('cluster key must be at least 16 bytes')
+    const peers = options.peers.map((p, i) => {
+      const parsed = peerConfigSchema.safeParse(p)
+      if (!parsed.success) throw new TypeError(`peer ${i}: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`)
+      return parsed.data
+    })
+    const centers = options.centers ?? ['east', 'west']
+    if (centers.length !== 2 || centers[0] === centers[1]) throw new TypeError('centers must name two different centers: primary, backup')
+    const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES
+    if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes <= 0) throw new TypeError('maxFileBytes must be a positive integer')
+    this.options = {
+      host: DEFAULT_HTTP_HOST,
+      port: DEFAULT_HTTP_PORT,
+      peerRetryMs: DEFAULT_PEER_RETRY_MS,
+      ...options,
+      peers,
+      centers,
+      maxFileBytes,
+      dataDir: options.dataDir,
+      logger: options.logger ?? silentLogger()
+    }
+    this.logger = this.options.logger
+  }
+
+  get port (): number {
+    const address = this.server?.address()
+    if (address === null || address === undefined || typeof address === 'string') throw new Error('manager is not listening')
+    return address.port
+  }
+
+  get url (): string {
+    return `http://${this.options.host}:${this.port}`
+  }
+
+  async start (): Promise<void> {
+    if (this.server !== undefined) return
+    this.id = this.options.dataDir === undefined ? `mgr-${randomBytes(6).toString('hex')}` : await loadOrCreateMemberId(this.options.dataDir, 'mgr')
+    this.logger = this.options.logger.child({ component: 'manager', nodeId: this.id })
+    const { key, peers, centers, peerRetryMs } = this.options
+    this.membership = new Membership({ key, selfId: this.id, peers, centers, retryMs: peerRetryMs, logger: this.logger })
+    this.objects = new ObjectManager(this.membership, centers, this.logger)
+    this.directories = new DirectoryManager(this.membership, centers, this.logger)
+    await this.membership.start()
+    await this.directories.start()
+    const server = createServer((req, res) => { void this.route(req, res) })
+    this.server = server
+    server.listen(this.options.port, this.options.host)
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
+    this.logger.info('manager listening', { url: this.url, peers: peers.length })
+  }
+
+  async close (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeAllConnections()
+    await closed
+    await this.membership?.close()
+  }
+
+  private async route (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://manager')
+      if (url.pathname === FILES_PREFIX || url.pathname.startsWith(FILES_PREFIX + '/')) {
+        await this.files(req, res, url)
+      } else if (url.pathname === '/cluster' && req.method === 'GET') {
+        sendJson(res, 200, this.cluster())
+      } else {
+        throw new ManagerError(ManagerErrorCode.NOT_FOUND, `no such endpoint: ${req.method ?? ''} ${url.pathname.slice(0, 100)}`)
+      }
+    } catch (err) {
+      this.logRequestError(req, err)
+      if (!req.complete) res.setHeader('connection', 'close')
+      sendError(res, err)
+    }
+  }
+
+  private logRequestError (req: IncomingMessage, err: unknown): void {
+    const code = (err as { code?: unknown }).code
+    const level = typeof code === 'string' ? 'debug' : 'error'
+    this.logger.log(level, 'request failed', { method: req.method, url: req.url?.slice(0, 200), code, error: (err as Error).message, stack: level === 'error' ? (err as Error).stack : undefined })
+  }
+
+  private async files (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    let raw: string
+    try {
+      raw = decodeURIComponent(url.pathname.slice(FILES_PREFIX.length)) || '/'
+    } catch {
+      throw new PathError('path is not valid percent-encoding')
+    }
+    const path = normalizePath(raw)
+    const isDirPath = raw.endsWith('/')
+    const q = url.searchParams
+    switch (req.method) {
+      case 'PUT':
+        if (isDirPath) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'PUT needs a file path, not one ending in /')
+        return await this.putFile(req, res, path)
+      case 'GET':
+      case 'HEAD':
+        return await this.getPath(req, res, path, q)
+      case 'DELETE':
+        return await this.deletePath(res, path, q.has('recursive'))
+      case 'POST':
+        if (q.has('mkdir')) return await this.mkdir(res, path, q.has('parents'))
+        if (q.has('move-to')) return await this.move(res, path, normalizePath(q.get('move-to')))
+        throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST needs ?mkdir or ?move-to=<path>')
+      default:
+        throw new ManagerError(ManagerErrorCode.METHOD_NOT_ALLOWED, `method ${String(req.method)} is not allowed on /files`)
+    }
+  }
+
+  private async putFile (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const objects = this.objects as ObjectManager
+    const directories = this.directories as DirectoryManager
+    const size = declaredLength(req, this.options.maxFileBytes)
+    const expectedSha = req.headers[SHA256_HEADER]
+    if (expectedSha !== undefined && (typeof expectedSha !== 'string' || !/^[0-9a-f]{64}$/.test(expectedSha))) {
+      throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `${SHA256_HEADER} must be 64 lowercase hex digits`)
+    }
+    // Refuse before the upload what the commit would refuse after it.
+    const existing = await directories.stat(path).catch((err: { code?: string }) => { if (err.code === 'ERR_DIR_NOT_FOUND') return undefined; throw err })
+    if (existing?.type === 'dir') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${path} is a directory`)
+    const abort = new AbortController()
+    const onClose = (): void => { if (!req.complete) abort.abort() }
+    req.once('close', onClose)
+    let body
+    try {
+      body = await objects.write(requestBody(req), size, abort.signal)
+    } finally {
+      req.off('close', onClose)
+    }
+    try {
+      if (expectedSha !== undefined && expectedSha !== body.sha256) {
+        throw new ManagerError(ManagerErrorCode.CHECKSUM_MISMATCH, `body sha256 ${body.sha256} is not the ${SHA256_HEADER} ${expectedSha}`)
+      }
+      const { change, removed } = await directories.put({ type: 'file', path, fileId: body.fileId, size: body.size, sha256: body.sha256, replicas: body.replicas })
+      await Promise.all(removed.map(async (old) => await objects.remove(old)))
+      if (change.op !== 'put') throw new Error(`directory answered a put with a ${change.op}`)
+      sendJson(res, 201, this.describe(change.entry))
+    } catch (err) {
+      await objects.remove(body)
+      throw err
+    }
+  }
+
+  private async getPath (req: IncomingMessage, res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
+    const directories = this.directories as DirectoryManager
+    const entry = await directories.stat(path)
+    if (q.has('stat')) {
+      sendJson(res, 200, this.describe(entry))
+      return
+    }
+    if (entry.type === 'dir') {
+      const limit = q.has('limit') ? Number(q.get('limit')) : undefined
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'limit must be 1 to 10000')
+      const page = await directories.list(path, q.get('after') ?? undefined, limit)
+      if (req.method === 'HEAD') { res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(); return }
+      sendJson(res, 200, { path, type: 'dir', entries: page.entries.map((e) => this.describe(e)), more: page.more })
+      return
+    }
+    const range = parseRange(req.headers.range, entry.size)
+    const offset = range?.offset ?? 0
+    const length = range?.length ?? entry.size
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'content-length': length,
+      etag: `"${entry.sha256}"`,
+      'accept-ranges': 'bytes',
+      'last-modified': new Date(entry.mtime).toUTCString(),
+      'x-mirrorcast-version': entry.version,
+      'x-mirrorcast-id': entry.fileId
+    }
+    if (range !== undefined) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${entry.size}`
+    if (req.method === 'HEAD' || length === 0) {
+      res.writeHead(range === undefined ? 200 : 206, headers).end()
+      return
+    }
+    const abort = new AbortController()
+    res.once('close', () => abort.abort())
+    const body = (this.objects as ObjectManager).read(entry, offset, length, abort.signal)
+    // Headers wait for the first bytes, so a read no replica can serve is still a clean 503.
+    const first = await body.next()
+    res.writeHead(range === undefined ? 200 : 206, headers)
+    if (first.done !== true) res.write(first.value)
+    await pipeBody(res, body)
+    res.end()
+  }
+
+  private async deletePath (res: ServerResponse, path: string, recursive: boolean): Promise<void> {
+    const { removed } = await (this.directories as DirectoryManager).remove(path, recursive)
+    await Promise.all(removed.map(async (old) => await (this.objects as ObjectManager).remove(old)))
+    sendJson(res, 200, { path, removed: removed.length })
+  }
+
+  private async mkdir (res: ServerResponse, path: string, parents: boolean): Promise<void> {
+    const directories = this.directories as DirectoryManager
+    await directories.mkdir(path, parents)
+    sendJson(res, 201, this.describe(await directories.stat(path)))
+  }
+
+  private async move (res: ServerResponse, path: string, to: string): Promise<void> {
+    const directories = this.directories as DirectoryManager
+    const { removed } = await directories.rename(path, to)
+    await Promise.all(removed.map(async (old) => await (this.objects as ObjectManager).remove(old)))
+    sendJson(res, 200, this.describe(await directories.stat(to)))
+  }
+
+  private describe (entry: Entry): Record<string, unknown> {
+    const name = entry.path === '/' ? '/' : entry.path.slice(entry.path.lastIndexOf('/') + 1)
+    if (entry.type === 'dir') return { path: entry.path, name, type: 'dir', version: entry.version, mtime: new Date(entry.mtime).toISOString() }
+    return { ...fileJson(entry, this.membership as Membership), name }
+  }
+
+  private cluster (): Record<string, unknown> {
+    return { manager: { id: this.id, url: this.url }, centers: this.options.centers, nodes: (this.membership as Membership).view() }
+  }
+}
+
+function fileJson (entry: FileEntry, membership: Membership): Record<string, unknown> {
+  return {
+    path: entry.path,
+    type: 'file',
+    id: entry.fileId,
+    size: entry.size,
+    sha256: entry.sha256,
+    version: entry.version,
+    mtime: new Date(entry.mtime).toISOString(),
+    replicas: entry.replicas.map((r) => ({ node: r.node, center: r.center, slot: r.slot, address: (membership.byId(r.node) ?? membership.find('storage', r.center, r.slot))?.config.address ?? null }))
+  }
+}
+
+function declaredLength (req: IncomingMessage, max: number): number {
+  const header = req.headers['content-length']
+  if (header === undefined) {
+    throw new ManagerError(ManagerErrorCode.LENGTH_REQUIRED, 'PUT needs a Content-Length (chunked uploads are not accepted)')
+  }
+  const size = Number(header)
+  if (!/^\d+$/.test(header) || !Number.isSafeInteger(size)) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'Content-Length is not a number')
+  if (size > max) throw new ManagerError(ManagerErrorCode.TOO_LARGE, `body of ${size} bytes exceeds the limit of ${max}`)
+  return size
+}
