@@ -22,6 +22,7 @@ program.command('up')
   .option('--node-port <port>', 'port of every storage node and directory server, each on its own address (0: any)', '8701')
   .option('--centers <a,b>', 'primary and backup center', 'east,west')
   .option('--nodes <n>', 'storage nodes per center', '3')
+  .option('--max-file-bytes <n>', 'largest PUT body the manager accepts')
   .action(async (o: UpOptions) => { await up({ ...o, ...(logLevel() === undefined ? {} : { logLevel: logLevel() }) }) })
 
 for (const role of ['node', 'directory'] as const) {

@@ -13,6 +13,7 @@ export interface UpOptions {
   nodePort: string
   centers: string
   nodes: string
+  maxFileBytes?: string
   logLevel?: string
 }
 
@@ -75,7 +76,7 @@ export async function up (opts: UpOptions): Promise<void> {
     const manager = await startChild({
       name: 'manager',
       role: 'manager',
-      argv: ['manager', '--data', join(dir, 'manager'), '--peers', peersFile, '--port', String(port), ...common],
+      argv: ['manager', '--data', join(dir, 'manager'), '--peers', peersFile, '--port', String(port), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common],
       logFile: join(dir, 'logs', 'manager.log')
     })
     running.push(manager)
