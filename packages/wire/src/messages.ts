@@ -16,6 +16,9 @@ export const roleSchema = z.enum(['storage', 'directory', 'manager'])
 export const addressSchema = z.string().min(1).max(64)
 export const portSchema = z.number().int().min(0).max(65535)
 const bytesSchema = z.instanceof(Uint8Array)
+export const clusterSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'a cluster name is lowercase letters, digits and dashes')
+// 900 characters: a search key (file id or path) that still fits a 1,200-byte datagram
+export const MAX_SEARCH_KEY_LENGTH = 900
 
 export const replicaSchema = z.object({ node: idSchema, center: centerSchema, slot: slotSchema })
 export type Replica = z.infer<typeof replicaSchema>
@@ -109,7 +112,32 @@ export const messageSchemas = {
   'dir.changes': z.object({ after: uintSchema, limit: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
   'dir.changes.ok': z.object({ changes: z.array(changeSchema).max(MAX_LIST_ENTRIES), last: uintSchema }),
   'dir.info': z.object({}),
-  'dir.info.ok': z.object({ ...memberInfo, seq: uintSchema, entries: uintSchema })
+  'dir.info.ok': z.object({ ...memberInfo, seq: uintSchema, entries: uintSchema }),
+
+  // multicast protocol (datagrams)
+  /** Heartbeat: who I am, where I listen, how full I am. */
+  announce: z.object({ cluster: clusterSchema, ...memberInfo, heartbeatMs: uintSchema, free: uintSchema, files: uintSchema }),
+  /** A clean shutdown: forget me now rather than waiting for the detector. */
+  goodbye: z.object({ cluster: clusterSchema, id: idSchema, role: roleSchema, bootId: idSchema }),
+  /** "Who holds <key>?", scoped to one center or all; holders answer by unicast to replyTo after a random delay in [0, windowMs]. */
+  search: z.object({
+    cluster: clusterSchema,
+    queryId: z.string().regex(/^[0-9a-f]{16,32}$/),
+    kind: z.enum(['blob', 'entry']),
+    key: z.string().min(1).max(MAX_SEARCH_KEY_LENGTH),
+    center: centerSchema.optional(),
+    replyAddress: addressSchema,
+    replyPort: portSchema.min(1),
+    windowMs: uintSchema.max(10_000)
+  }),
+  'search.reply': z.object({
+    cluster: clusterSchema,
+    queryId: z.string().regex(/^[0-9a-f]{16,32}$/),
+    ...memberInfo,
+    size: uintSchema.optional(),
+    sha256: sha256Schema.optional(),
+    version: uintSchema.optional()
+  })
 } as const
 
 export type MessageType = keyof typeof messageSchemas

@@ -1,0 +1,153 @@
+import { EventEmitter } from 'node:events'
+import type { RemoteInfo } from 'node:dgram'
+import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised'
+import { decodeDatagram, encodeDatagram, isWireError, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { resolveMulticastOptions, type MulticastOptions, type ResolvedMulticastOptions } from './options.js'
+import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
+import { ReplayWindow } from './replay-window.js'
+
+export type DropReason = 'bad-mac' | 'missing-mac' | 'oversize' | 'malformed' | 'unknown-type' | 'unknown-version' | 'foreign-cluster' | 'replayed' | 'stale'
+
+export interface Dropped { reason: DropReason, from: string }
+
+export type DatagramType = 'announce' | 'goodbye' | 'search' | 'search.reply'
+
+export interface ChannelEvents {
+  message: [msg: AnyEnvelope, rinfo: RemoteInfo]
+  drop: [reason: DropReason, rinfo: RemoteInfo]
+}
+
+// 1 MiB: room for a burst of search replies from hundreds of nodes
+const RECV_BUFFER_BYTES = 1024 * 1024
+// 1,024 senders remembered for replay checks; the oldest is forgotten first
+const MAX_TRACKED_SENDERS = 1024
+
+const DROP_REASON_BY_CODE: Record<string, DropReason> = {
+  ERR_WIRE_BAD_MAC: 'bad-mac',
+  ERR_WIRE_MISSING_MAC: 'missing-mac',
+  ERR_WIRE_OVERSIZE: 'oversize',
+  ERR_WIRE_UNKNOWN_TYPE: 'unknown-type',
+  ERR_WIRE_UNKNOWN_VERSION: 'unknown-version'
+}
+
+/**
+ * The multicast protocol's socket pair: one socket joined to the group (bound
+ * to the group address, so it hears nothing else), one unicast socket on the
+ * interface that sends everything and receives direct replies. Every datagram
+ * is signed; one that fails the MAC, names another cluster, is stale or
+ * replayed is dropped and counted, never trusted nor thrown.
+ */
+export class MulticastChannel extends EventEmitter<ChannelEvents> {
+  readonly options: ResolvedMulticastOptions
+  readonly selfId: string
+  private group: SocketAsPromised | undefined
+  private unicast: SocketAsPromised | undefined
+  // Starts at the clock in µs: a restarted sender's numbers stay above its old ones.
+  private seq = Date.now() * 1000
+  private readonly windows = new Map<string, ReplayWindow>()
+  readonly dropped: Record<DropReason, number> = { 'bad-mac': 0, 'missing-mac': 0, oversize: 0, malformed: 0, 'unknown-type': 0, 'unknown-version': 0, 'foreign-cluster': 0, replayed: 0, stale: 0 }
+  /** Source addresses of the last refused datagrams, by reason (for diagnostics). */
+  readonly droppedFrom = new Map<DropReason, Set<string>>()
+  received = 0
+
+  constructor (selfId: string, options: MulticastOptions) {
+    super()
+    this.selfId = selfId
+    this.options = resolveMulticastOptions(options)
+  }
+
+  /** Where direct replies to this member go. */
+  get replyAddress (): { address: string, port: number } {
+    if (this.unicast === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_STARTED, 'multicast channel not started')
+    const a = this.unicast.address()
+    return { address: a.address, port: a.port }
+  }
+
+  async start (): Promise<void> {
+    if (this.group !== undefined) return
+    const { group: address, port, interface: iface, ttl } = this.options
+    const group = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: true })
+    const unicast = DgramAsPromised.createSocket({ type: 'udp4' })
+    this.group = group
+    this.unicast = unicast
+    for (const s of [group, unicast]) {
+      s.socket.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo))
+      // A socket error (e.g. EHOSTUNREACH on send) is the network's, not a crash of ours.
+      s.socket.on('error', (err) => this.options.logger.warn('multicast socket error', { error: err.message }))
+    }
+    await group.bind(port, address)
+    group.addMembership(address, iface)
+    group.setRecvBufferSize(RECV_BUFFER_BYTES)
+    await unicast.bind(0, iface)
+    unicast.setMulticastInterface(iface)
+    unicast.setMulticastTTL(ttl)
+    unicast.setMulticastLoopback(true)
+    unicast.setRecvBufferSize(RECV_BUFFER_BYTES)
+  }
+
+  async close (): Promise<void> {
+    const sockets = [this.group, this.unicast]
+    this.group = undefined
+    this.unicast = undefined
+    await Promise.all(sockets.map(async (s) => {
+      if (s === undefined) return
+      s.socket.removeAllListeners('message')
+      await s.close()
+    }))
+  }
+
+  /** Sends a signed datagram to the group. */
+  async multicast<T extends DatagramType> (t: T, body: MessageBody<T>): Promise<void> {
+    await this.sendTo(t, body, this.options.port, this.options.group)
+  }
+
+  /** Sends a signed datagram to one member (search replies, static peers). */
+  async sendTo<T extends DatagramType> (t: T, body: MessageBody<T>, port: number, address: string): Promise<void> {
+    const socket = this.unicast
+    if (socket === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_STARTED, 'multicast channel not started')
+    const buf = encodeDatagram(this.options.key, { t, from: this.selfId, seq: ++this.seq, body })
+    await socket.send(buf, port, address)
+  }
+
+  private onDatagram (buf: Buffer, rinfo: RemoteInfo): void {
+    this.received++
+    let msg: AnyEnvelope
+    try {
+      msg = decodeDatagram(this.options.key, buf)
+    } catch (err) {
+      const code = isWireError(err) ? err.code : ''
+      this.drop(DROP_REASON_BY_CODE[code] ?? 'malformed', rinfo)
+      return
+    }
+    if (msg.from === this.selfId) return
+    const cluster = (msg.body as { cluster?: unknown }).cluster
+    if (cluster !== this.options.cluster) {
+      this.drop('foreign-cluster', rinfo)
+      return
+    }
+    if (Math.abs(Date.now() - msg.ts) > this.options.maxSkewMs) {
+      this.drop('stale', rinfo)
+      return
+    }
+    let window = this.windows.get(msg.from)
+    if (window === undefined) {
+      window = new ReplayWindow()
+      this.windows.set(msg.from, window)
+      if (this.windows.size > MAX_TRACKED_SENDERS) this.windows.delete(this.windows.keys().next().value as string)
+    }
+    if (!window.accept(msg.seq)) {
+      this.drop('replayed', rinfo)
+      return
+    }
+    this.emit('message', msg, rinfo)
+  }
+
+  private drop (reason: DropReason, rinfo: RemoteInfo): void {
+    this.dropped[reason]++
+    let from = this.droppedFrom.get(reason)
+    if (from === undefined) this.droppedFrom.set(reason, from = new Set())
+    if (from.size < 64) from.add(rinfo.address)
+    this.options.logger.debug('datagram dropped', { reason, from: `${rinfo.address}:${rinfo.port}` })
+    this.emit('drop', reason, rinfo)
+  }
+}

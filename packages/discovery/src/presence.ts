@@ -1,0 +1,64 @@
+import { Announcer, type AnnounceInfo } from './announcer.js'
+import { DnsSdAdvertiser } from './dns-sd.js'
+import { MulticastChannel } from './multicast-channel.js'
+import type { MulticastOptions } from './options.js'
+import { SearchResponder, type Holding, type SearchKind } from './search.js'
+
+// 1: the node-protocol version advertised in DNS-SD TXT records
+export const PROTOCOL_TXT_VERSION = '1'
+
+export interface PresenceOptions extends MulticastOptions {
+  heartbeatMs?: number
+  /** Advertise over DNS-SD too (multicast-dns); off in unit tests that need no port 5353. */
+  dnsSd?: boolean
+  /** The mDNS port, 5353 unless a test moves it. */
+  mdnsPort?: number
+}
+
+/**
+ * Everything a storage node or directory server does on the multicast group:
+ * announce itself every heartbeat, answer searches for what it holds, and
+ * advertise a DNS-SD service instance.
+ */
+export class MemberPresence {
+  readonly channel: MulticastChannel
+  private readonly announcer: Announcer
+  private readonly responder: SearchResponder
+  private readonly dnsSd: DnsSdAdvertiser | undefined
+
+  constructor (options: PresenceOptions, info: () => AnnounceInfo, lookup: (kind: SearchKind, key: string) => Promise<Holding | undefined>) {
+    const first = info()
+    this.channel = new MulticastChannel(first.id, options)
+    this.announcer = new Announcer(this.channel, info, options.heartbeatMs)
+    this.responder = new SearchResponder(this.channel, () => {
+      const { id, role, center, slot, address, port, bootId } = info()
+      return { id, role, center, slot, address, port, bootId }
+    }, lookup)
+    this.dnsSd = options.dnsSd === false
+      ? undefined
+      : new DnsSdAdvertiser({
+        instance: first.id,
+        host: `mirrorcast-${first.id}`,
+        address: first.address,
+        servicePort: first.port,
+        txt: { role: first.role, center: first.center, slot: String(first.slot), id: first.id, protocol: PROTOCOL_TXT_VERSION },
+        ...(options.mdnsPort === undefined ? {} : { mdnsPort: options.mdnsPort }),
+        logger: this.channel.options.logger
+      })
+  }
+
+  async start (): Promise<void> {
+    await this.channel.start()
+    this.responder.start()
+    await this.announcer.start()
+    await this.dnsSd?.start()
+  }
+
+  /** Says goodbye on the group and over DNS-SD, then closes the sockets. */
+  async close (): Promise<void> {
+    this.responder.close()
+    await this.announcer.close()
+    await this.dnsSd?.close()
+    await this.channel.close()
+  }
+}

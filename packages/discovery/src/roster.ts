@@ -1,0 +1,162 @@
+import { EventEmitter } from 'node:events'
+import type { AnyEnvelope, MessageBody } from '@mirrorcast/wire'
+import { silentLogger, type Logger } from '@mirrorcast/logger'
+import { PhiAccrualDetector } from './phi-accrual.js'
+import type { MulticastChannel } from './multicast-channel.js'
+
+export type MemberState = 'healthy' | 'suspect' | 'dead'
+export type Announcement = MessageBody<'announce'>
+
+export interface RosterMember {
+  id: string
+  role: Announcement['role']
+  center: string
+  slot: number
+  address: string
+  port: number
+  bootId: string
+  heartbeatMs: number
+  free: number
+  files: number
+  state: MemberState
+  /** When the last announcement arrived (local clock, ms). */
+  lastHeard: number
+  /** When the state last changed. */
+  since: number
+  restarts: number
+  /** Why the state last changed. */
+  reason: string
+}
+
+export interface RosterEvents {
+  join: [member: RosterMember]
+  change: [member: RosterMember, from: MemberState, reason: string]
+  restart: [member: RosterMember, previousBootId: string]
+}
+
+// phi 3: about one chance in a thousand that a member this late is alive: suspect it
+export const DEFAULT_SUSPECT_PHI = 3
+// phi 8: one chance in 10⁸: dead (≈0.9 s of silence at a 100 ms heartbeat)
+export const DEFAULT_DEAD_PHI = 8
+// 50 ms: how often phi is evaluated; bounds the detection delay it adds
+export const DEFAULT_TICK_MS = 50
+
+export interface RosterOptions {
+  suspectPhi?: number
+  deadPhi?: number
+  tickMs?: number
+  now?: () => number
+  logger?: Logger
+}
+
+/**
+ * Everyone heard on the multicast group, each with a failure-detector state.
+ * Members appear from their announcements; a new boot id of a known id is a
+ * restart; a goodbye makes a member dead at once.
+ */
+export class Roster extends EventEmitter<RosterEvents> {
+  private readonly members = new Map<string, { member: RosterMember, detector: PhiAccrualDetector }>()
+  private readonly suspectPhi: number
+  private readonly deadPhi: number
+  private readonly tickMs: number
+  private readonly now: () => number
+  private readonly logger: Logger
+  private timer: NodeJS.Timeout | undefined
+  private channel: MulticastChannel | undefined
+  private readonly onMessage = (msg: AnyEnvelope): void => {
+    if (msg.t === 'announce') this.observe(msg.body)
+    else if (msg.t === 'goodbye') this.goodbye(msg.body)
+  }
+
+  constructor (options: RosterOptions = {}) {
+    super()
+    this.suspectPhi = options.suspectPhi ?? DEFAULT_SUSPECT_PHI
+    this.deadPhi = options.deadPhi ?? DEFAULT_DEAD_PHI
+    if (!(this.suspectPhi > 0 && this.deadPhi > this.suspectPhi)) throw new TypeError('need 0 < suspectPhi < deadPhi')
+    this.tickMs = options.tickMs ?? DEFAULT_TICK_MS
+    this.now = options.now ?? Date.now
+    this.logger = options.logger ?? silentLogger()
+  }
+
+  /** Listens on a channel and evaluates the detector every tick. */
+  start (channel: MulticastChannel): void {
+    if (this.timer !== undefined) return
+    this.channel = channel
+    channel.on('message', this.onMessage)
+    this.timer = setInterval(() => this.tick(), this.tickMs)
+  }
+
+  close (): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.channel?.off('message', this.onMessage)
+    this.channel = undefined
+  }
+
+  list (): RosterMember[] {
+    return [...this.members.values()].map((e) => e.member)
+  }
+
+  get (id: string): RosterMember | undefined {
+    return this.members.get(id)?.member
+  }
+
+  observe (a: Announcement): void {
+    const now = this.now()
+    const known = this.members.get(a.id)
+    if (known === undefined) {
+      const member: RosterMember = { id: a.id, role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, state: 'healthy', lastHeard: now, since: now, restarts: 0, reason: 'announced' }
+      const detector = new PhiAccrualDetector(a.heartbeatMs)
+      detector.heartbeat(now)
+      this.members.set(a.id, { member, detector })
+      this.logger.info('member joined', { member: a.id, role: a.role, center: a.center, slot: a.slot, address: `${a.address}:${a.port}`, bootId: a.bootId })
+      this.emit('join', member)
+      return
+    }
+    const { member } = known
+    const restarted = member.bootId !== a.bootId
+    const previousBootId = member.bootId
+    Object.assign(member, { role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, lastHeard: now })
+    if (restarted) {
+      // A new process: its timing history says nothing about the old one.
+      known.detector = new PhiAccrualDetector(a.heartbeatMs)
+      member.restarts++
+      this.logger.warn('member restarted', { member: a.id, previousBootId, bootId: a.bootId })
+      this.emit('restart', member, previousBootId)
+    }
+    known.detector.heartbeat(now)
+    if (member.state !== 'healthy') this.transition(member, 'healthy', restarted ? 'restarted' : 'heard again')
+  }
+
+  goodbye (g: MessageBody<'goodbye'>): void {
+    const known = this.members.get(g.id)
+    if (known === undefined || known.member.bootId !== g.bootId) return
+    this.transition(known.member, 'dead', 'said goodbye')
+  }
+
+  /** Re-evaluates every member's phi; called every tick, or by hand with a test clock. */
+  tick (): void {
+    const now = this.now()
+    for (const { member, detector } of this.members.values()) {
+      if (member.state === 'dead') continue
+      const phi = detector.phi(now)
+      if (phi >= this.deadPhi) this.transition(member, 'dead', `silent for ${now - member.lastHeard} ms (phi ${phi.toFixed(1)})`)
+      else if (phi >= this.suspectPhi && member.state === 'healthy') this.transition(member, 'suspect', `silent for ${now - member.lastHeard} ms (phi ${phi.toFixed(1)})`)
+    }
+  }
+
+  phi (id: string): number {
+    const known = this.members.get(id)
+    return known === undefined ? 0 : known.detector.phi(this.now())
+  }
+
+  private transition (member: RosterMember, to: MemberState, reason: string): void {
+    const from = member.state
+    if (from === to) return
+    member.state = to
+    member.since = this.now()
+    member.reason = reason
+    this.logger.log(to === 'healthy' ? 'info' : 'warn', 'member state changed', { member: member.id, role: member.role, center: member.center, slot: member.slot, from, to, reason })
+    this.emit('change', member, from, reason)
+  }
+}
