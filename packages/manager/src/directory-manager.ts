@@ -28,13 +28,13 @@ export class DirectoryManager {
     this.logger = logger
   }
 
-  /** Brings the twin up to the primary's sequence number, e.g. after either restarted. */
-  async start (): Promise<void> {
-    try {
-      await this.drain()
-    } catch (err) {
-      this.logger.warn('directory twin not caught up at start', { error: (err as Error).message })
-    }
+  /** Brings the twin up to the primary's sequence number whenever a directory server (re)appears. */
+  start (): void {
+    this.membership.on('available', (member) => {
+      if (member.role !== 'directory') return
+      this.twinSeq = undefined
+      void this.kick()
+    })
   }
 
   async stat (path: string, signal?: AbortSignal): Promise<Entry> {
@@ -81,6 +81,7 @@ export class DirectoryManager {
   private async kick (): Promise<void> {
     if (this.draining !== undefined) return
     this.draining = this.drain().catch((err: Error) => {
+      this.logger.warn('directory twin catch-up failed', { error: err.message, pending: this.pending.size })
       for (const [seq, p] of this.pending) {
         this.pending.delete(seq)
         p.reject(new ManagerError(ManagerErrorCode.UNAVAILABLE, `directory twin could not take change ${seq}: ${err.message}`, { cause: err }))
@@ -136,7 +137,7 @@ export class DirectoryManager {
   // Partition 1 only: several directory servers per center come with the failover issue.
   private server (center: string): Member {
     const member = this.membership.find('directory', center, 1)
-    if (member === undefined) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `no directory server configured in center ${center}`)
+    if (member === undefined) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `no directory server of center ${center} has been discovered`)
     return member
   }
 
@@ -145,8 +146,8 @@ export class DirectoryManager {
       return await fn()
     } catch (err) {
       if (isTransportFailure(err)) {
-        this.membership.markUnreachable(member, err as Error)
-        this.twinSeq = member === this.twin() ? undefined : this.twinSeq
+        this.membership.noteFailure(member, err as Error)
+        if (member === this.twin()) this.twinSeq = undefined
       }
       throw err
     }

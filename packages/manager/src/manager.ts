@@ -2,9 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { loadOrCreateMemberId } from '@mirrorcast/rpc'
+import { loadOrCreateMemberId, newBootId } from '@mirrorcast/rpc'
+import { Announcer, MulticastChannel, Roster, type MulticastOptions } from '@mirrorcast/discovery'
 import { normalizePath, PathError, type Entry, type FileEntry } from '@mirrorcast/wire'
-import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES, DEFAULT_PEER_RETRY_MS, peerConfigSchema, type PeerConfig } from './config.js'
+import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES } from './config.js'
 import { DirectoryManager } from './directory-manager.js'
 import { ManagerError, ManagerErrorCode } from './errors.js'
 import { parseRange, pipeBody, requestBody, sendError, sendJson } from './http-util.js'
@@ -13,8 +14,9 @@ import { ObjectManager } from './object-manager.js'
 
 export interface ManagerOptions {
   key: Uint8Array
-  /** Storage nodes and directory servers, until discovery finds them. */
-  peers: PeerConfig[]
+  /** The multicast group where members announce themselves (the key is taken from above). */
+  multicast?: Omit<MulticastOptions, 'key' | 'logger'>
+  heartbeatMs?: number
   /** [primary center, backup center]. */
   centers?: [string, string]
   /** Where the manager keeps its id; without one it takes a new id each start. */
@@ -22,11 +24,10 @@ export interface ManagerOptions {
   host?: string
   port?: number
   maxFileBytes?: number
-  peerRetryMs?: number
   logger?: Logger
 }
 
-type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger'>> & { dataDir: string | undefined, logger: Logger }
+type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs'>> & { dataDir: string | undefined, logger: Logger, heartbeatMs: number | undefined }
 
 const FILES_PREFIX = '/files'
 const SHA256_HEADER = 'x-mirrorcast-sha256'
@@ -36,6 +37,9 @@ export class Manager {
   private readonly options: Resolved
   private server: Server | undefined
   private membership: Membership | undefined
+  private channel: MulticastChannel | undefined
+  private roster: Roster | undefined
+  private announcer: Announcer | undefined
   private objects: ObjectManager | undefined
   private directories: DirectoryManager | undefined
   private logger: Logger
@@ -43,11 +47,6 @@ export class Manager {
 
   constructor (options: ManagerOptions) {
     if (options.key.length < 16) throw new TypeError('cluster key must be at least 16 bytes')
-    const peers = options.peers.map((p, i) => {
-      const parsed = peerConfigSchema.safeParse(p)
-      if (!parsed.success) throw new TypeError(`peer ${i}: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`)
-      return parsed.data
-    })
     const centers = options.centers ?? ['east', 'west']
     if (centers.length !== 2 || centers[0] === centers[1]) throw new TypeError('centers must name two different centers: primary, backup')
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES
@@ -55,9 +54,9 @@ export class Manager {
     this.options = {
       host: DEFAULT_HTTP_HOST,
       port: DEFAULT_HTTP_PORT,
-      peerRetryMs: DEFAULT_PEER_RETRY_MS,
+      multicast: {},
       ...options,
-      peers,
+      heartbeatMs: options.heartbeatMs,
       centers,
       maxFileBytes,
       dataDir: options.dataDir,
@@ -80,17 +79,23 @@ export class Manager {
     if (this.server !== undefined) return
     this.id = this.options.dataDir === undefined ? `mgr-${randomBytes(6).toString('hex')}` : await loadOrCreateMemberId(this.options.dataDir, 'mgr')
     this.logger = this.options.logger.child({ component: 'manager', nodeId: this.id })
-    const { key, peers, centers, peerRetryMs } = this.options
-    this.membership = new Membership({ key, selfId: this.id, peers, centers, retryMs: peerRetryMs, logger: this.logger })
+    const { key, centers } = this.options
+    this.channel = new MulticastChannel(this.id, { ...this.options.multicast, key, logger: this.logger })
+    this.roster = new Roster({ logger: this.logger })
+    this.membership = new Membership({ key, selfId: this.id, centers, roster: this.roster, logger: this.logger })
     this.objects = new ObjectManager(this.membership, centers, this.logger)
     this.directories = new DirectoryManager(this.membership, centers, this.logger)
-    await this.membership.start()
-    await this.directories.start()
+    this.directories.start()
     const server = createServer((req, res) => { void this.route(req, res) })
     this.server = server
     server.listen(this.options.port, this.options.host)
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
-    this.logger.info('manager listening', { url: this.url, peers: peers.length })
+    await this.channel.start()
+    this.roster.start(this.channel)
+    const bootId = newBootId()
+    this.announcer = new Announcer(this.channel, () => ({ id: this.id, role: 'manager', center: centers[0], slot: 1, address: this.options.host, port: this.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
+    await this.announcer.start()
+    this.logger.info('manager listening', { url: this.url, group: `${this.channel.options.group}:${this.channel.options.port}`, interface: this.channel.options.interface })
   }
 
   async close (): Promise<void> {
@@ -100,6 +105,9 @@ export class Manager {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
     server.closeAllConnections()
     await closed
+    await this.announcer?.close()
+    this.roster?.close()
+    await this.channel?.close()
     await this.membership?.close()
   }
 
@@ -270,7 +278,7 @@ function fileJson (entry: FileEntry, membership: Membership): Record<string, unk
     sha256: entry.sha256,
     version: entry.version,
     mtime: new Date(entry.mtime).toISOString(),
-    replicas: entry.replicas.map((r) => ({ node: r.node, center: r.center, slot: r.slot, address: (membership.byId(r.node) ?? membership.find('storage', r.center, r.slot))?.config.address ?? null }))
+    replicas: entry.replicas.map((r) => ({ node: r.node, center: r.center, slot: r.slot, address: (membership.byId(r.node) ?? membership.find('storage', r.center, r.slot))?.address ?? null }))
   }
 }
 

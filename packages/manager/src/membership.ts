@@ -1,142 +1,166 @@
+import { EventEmitter } from 'node:events'
 import { RpcClient } from '@mirrorcast/rpc'
 import type { Logger } from '@mirrorcast/logger'
-import type { PeerConfig } from './config.js'
+import type { Roster, RosterMember } from '@mirrorcast/discovery'
 
-export type MemberState = 'healthy' | 'unreachable' | 'unknown'
+export type MemberRole = 'storage' | 'directory'
 
 export interface MemberView {
-  id: string | null
-  role: 'storage' | 'directory'
+  id: string
+  role: MemberRole
   center: string
   slot: number
   address: string
   port: number
   twin: string | null
-  state: MemberState
-  bootId: string | null
-  lastSeen: string | null
+  state: string
+  reason: string
+  since: string
+  bootId: string
+  lastHeard: string
+  restarts: number
+  free: number
+  files: number
 }
 
 /** A storage node or directory server as the manager sees it, with its session pool. */
 export class Member {
-  readonly config: PeerConfig
-  readonly client: RpcClient
-  id: string | undefined
-  bootId: string | undefined
-  state: MemberState = 'unknown'
-  lastSeen: number | undefined
+  readonly info: RosterMember
+  client: RpcClient
 
-  constructor (config: PeerConfig, client: RpcClient) {
-    this.config = config
+  constructor (info: RosterMember, client: RpcClient) {
+    this.info = info
     this.client = client
   }
 
-  get name (): string {
-    return `${this.config.center}/${this.config.role === 'directory' ? 'dir' : 'node'}${this.config.slot}`
-  }
+  get id (): string { return this.info.id }
+  get role (): MemberRole { return this.info.role as MemberRole }
+  get center (): string { return this.info.center }
+  get slot (): number { return this.info.slot }
+  get address (): string { return this.info.address }
+  get state (): string { return this.info.state }
 
-  /** Asks the peer who it is: its id, boot id and that it answers at all. */
-  async probe (signal?: AbortSignal): Promise<void> {
-    const reply = this.config.role === 'storage'
-      ? (await this.client.request('node.stats', {}, 'node.stats.ok', { signal })).body
-      : (await this.client.request('dir.info', {}, 'dir.info.ok', { signal })).body
-    if (reply.center !== this.config.center || reply.slot !== this.config.slot || reply.role !== this.config.role) {
-      throw new Error(`${this.config.address}:${this.config.port} is ${reply.role} ${reply.center}/${reply.slot}, configured as ${this.config.role} ${this.config.center}/${this.config.slot}`)
-    }
-    this.id = reply.id
-    this.bootId = reply.bootId
-    this.state = 'healthy'
-    this.lastSeen = Date.now()
+  get name (): string {
+    return `${this.center}/${this.role === 'directory' ? 'dir' : 'node'}${this.slot}`
   }
 }
 
 export interface MembershipOptions {
   key: Uint8Array
   selfId: string
-  peers: PeerConfig[]
   centers: [string, string]
-  retryMs: number
+  roster: Roster
   logger: Logger
 }
 
+export interface MembershipEvents {
+  /** A member appeared, restarted or came back: work it missed may be waiting. */
+  available: [member: Member]
+}
+
 /**
- * The members the manager was configured with. Until multicast discovery
- * replaces it, liveness comes from probing: an unreachable member is probed
- * again every `retryMs`.
+ * The storage nodes and directory servers heard on the multicast group: each
+ * member with its failure-detector state and a pool of node-protocol sessions
+ * to the address it announces.
  */
-export class Membership {
-  readonly members: Member[]
+export class Membership extends EventEmitter<MembershipEvents> {
+  private readonly members = new Map<string, Member>()
   private readonly options: MembershipOptions
-  private timer: NodeJS.Timeout | undefined
-  private readonly abort = new AbortController()
 
   constructor (options: MembershipOptions) {
+    super()
     this.options = options
-    this.members = options.peers.map((config) => new Member(config, new RpcClient({ key: options.key, selfId: options.selfId, host: config.address, port: config.port })))
-  }
-
-  async start (): Promise<void> {
-    await this.probeAll(this.members)
-    this.timer = setInterval(() => { void this.probeAll(this.members.filter((m) => m.state !== 'healthy')) }, this.options.retryMs)
-    this.timer.unref()
+    const { roster } = options
+    roster.on('join', (info) => this.upsert(info))
+    roster.on('restart', (info) => this.upsert(info))
+    roster.on('change', (info) => {
+      const member = this.upsert(info)
+      if (info.state === 'healthy' && member !== undefined) this.emit('available', member)
+    })
+    for (const info of roster.list()) this.upsert(info)
   }
 
   async close (): Promise<void> {
-    clearInterval(this.timer)
-    this.abort.abort()
-    await Promise.all(this.members.map(async (m) => await m.client.close()))
+    await Promise.all([...this.members.values()].map(async (m) => await m.client.close()))
   }
 
-  find (role: 'storage' | 'directory', center: string, slot: number): Member | undefined {
-    return this.members.find((m) => m.config.role === role && m.config.center === center && m.config.slot === slot)
+  all (): Member[] {
+    return [...this.members.values()]
   }
 
   byId (id: string): Member | undefined {
-    return this.members.find((m) => m.id === id)
+    return this.members.get(id)
+  }
+
+  /**
+   * The member in a slot: the most recently heard of those not dead (a slot
+   * whose node was replaced by one with a new data dir has two ids for a while).
+   */
+  find (role: MemberRole, center: string, slot: number): Member | undefined {
+    let best: Member | undefined
+    for (const m of this.members.values()) {
+      if (m.role !== role || m.center !== center || m.slot !== slot) continue
+      if (best === undefined || rank(m) > rank(best)) best = m
+    }
+    return best
   }
 
   /** Slots that have a member of `role` in both centers: the twin pairs. */
-  pairedSlots (role: 'storage' | 'directory'): number[] {
+  pairedSlots (role: MemberRole): number[] {
     const [a, b] = this.options.centers
-    const slots = new Set(this.members.filter((m) => m.config.role === role && m.config.center === a).map((m) => m.config.slot))
+    const slots = new Set(this.all().filter((m) => m.role === role && m.center === a).map((m) => m.slot))
     return [...slots].filter((s) => this.find(role, b, s) !== undefined).sort((x, y) => x - y)
   }
 
   twinOf (member: Member): Member | undefined {
     const [a, b] = this.options.centers
-    return this.find(member.config.role, member.config.center === a ? b : a, member.config.slot)
+    return this.find(member.role, member.center === a ? b : a, member.slot)
   }
 
-  markUnreachable (member: Member, err: Error): void {
-    if (member.state === 'unreachable') return
-    member.state = 'unreachable'
-    this.options.logger.warn('member unreachable', { member: member.name, memberId: member.id, error: err.message })
+  /** A transport failure against a member: logged now; the failover issue acts on it. */
+  noteFailure (member: Member, err: Error): void {
+    this.options.logger.warn('node protocol failure', { member: member.name, memberId: member.id, error: err.message })
   }
 
   view (): MemberView[] {
-    return this.members.map((m) => ({
-      id: m.id ?? null,
-      role: m.config.role,
-      center: m.config.center,
-      slot: m.config.slot,
-      address: m.config.address,
-      port: m.config.port,
+    return this.all().sort(byPlace).map((m) => ({
+      id: m.id,
+      role: m.role,
+      center: m.center,
+      slot: m.slot,
+      address: m.address,
+      port: m.info.port,
       twin: this.twinOf(m)?.id ?? null,
       state: m.state,
-      bootId: m.bootId ?? null,
-      lastSeen: m.lastSeen === undefined ? null : new Date(m.lastSeen).toISOString()
+      reason: m.info.reason,
+      since: new Date(m.info.since).toISOString(),
+      bootId: m.info.bootId,
+      lastHeard: new Date(m.info.lastHeard).toISOString(),
+      restarts: m.info.restarts,
+      free: m.info.free,
+      files: m.info.files
     }))
   }
 
-  private async probeAll (members: Member[]): Promise<void> {
-    await Promise.all(members.map(async (m) => {
-      const was = m.state
-      try {
-        await m.probe(this.abort.signal)
-        if (was !== 'healthy') this.options.logger.info('member healthy', { member: m.name, memberId: m.id, bootId: m.bootId })
-      } catch (err) {
-        this.markUnreachable(m, err as Error)
-      }
-    }))
+  private upsert (info: RosterMember): Member | undefined {
+    if (info.role !== 'storage' && info.role !== 'directory') return undefined
+    const known = this.members.get(info.id)
+    if (known !== undefined && known.client.host === info.address && known.client.port === info.port) return known
+    // New member, or one that moved: sessions to the old address are useless.
+    if (known !== undefined) void known.client.close()
+    const member = new Member(info, new RpcClient({ key: this.options.key, selfId: this.options.selfId, host: info.address, port: info.port, maxIdle: 32 }))
+    this.members.set(info.id, member)
+    if (info.state === 'healthy') this.emit('available', member)
+    return member
   }
+}
+
+const STATE_RANK: Record<string, number> = { healthy: 2, suspect: 1, dead: 0 }
+
+function rank (m: Member): number {
+  return (STATE_RANK[m.state] ?? 0) * 1e15 + m.info.lastHeard
+}
+
+function byPlace (a: Member, b: Member): number {
+  return a.role.localeCompare(b.role) || a.center.localeCompare(b.center) || a.slot - b.slot
 }

@@ -39,7 +39,7 @@ export class ObjectManager {
   /** Chooses the twin pair for a new body: primary center first. */
   place (fileId: string): Member[] {
     const slot = pickSlot(fileId, this.membership.pairedSlots('storage'))
-    if (slot === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, 'no storage twin pair is configured')
+    if (slot === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, 'no storage twin pair has been discovered')
     return this.centers.map((center) => this.membership.find('storage', center, slot) as Member)
   }
 
@@ -128,12 +128,12 @@ export class ObjectManager {
     try {
       return await fn()
     } catch (err) {
-      if (isTransportFailure(err)) this.membership.markUnreachable(member, err as Error)
+      if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
       throw err
     }
   }
 }
 
 export function replicaOf (member: Member): Replica {
-  return { node: member.id ?? `${member.config.center}/${member.config.slot}`, center: member.config.center, slot: member.config.slot }
+  return { node: member.id, center: member.center, slot: member.slot }
 }
