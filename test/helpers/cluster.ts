@@ -7,6 +7,11 @@ import { launchUp, type LaunchedCluster } from '@mirrorcast/cli'
 
 export const REPO = resolve(import.meta.dirname, '../../..')
 
+/** A port for a test's own multicast group, so parallel tests do not hear each other. */
+export function randomPort (): number {
+  return 20000 + Math.floor(Math.random() * 40000)
+}
+
 export async function tempDir (t: ExecutionContext, prefix = 'mirrorcast-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
@@ -15,7 +20,7 @@ export async function tempDir (t: ExecutionContext, prefix = 'mirrorcast-test-')
 
 /** Runs `mirrorcast up` as a user would, on ephemeral ports; stopped at the test's end. */
 export async function startUp (t: ExecutionContext, dir: string, extra: string[] = []): Promise<LaunchedCluster> {
-  const cluster = await launchUp(dir, ['--port', '0', '--node-port', '0', '--nodes', '2', ...extra])
+  const cluster = await launchUp(dir, ['--port', '0', '--node-port', '0', '--mcast-port', String(randomPort()), '--nodes', '2', ...extra])
   t.teardown(cluster.stop)
   return cluster
 }

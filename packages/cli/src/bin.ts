@@ -12,10 +12,25 @@ const program = new Command('mirrorcast')
   .addOption(new Option('--log-level <level>', 'error, warn, info, debug or silent').env('MIRRORCAST_LOG'))
   .showHelpAfterError()
 
+/** Multicast settings: the same on every process of a cluster. */
+function withMulticast (cmd: Command, member: boolean): Command {
+  cmd.option('--cluster <name>', 'cluster name (datagrams of other clusters are dropped)')
+    .option('--group <ip>', 'multicast group (default 239.192.77.1)')
+    .option('--mcast-port <port>', 'multicast UDP port (default 7700)')
+    .option('--heartbeat-ms <ms>', 'announce period (default 100)')
+  if (member) cmd.option('--no-dns-sd', 'do not advertise over DNS-SD (multicast-dns)')
+  return cmd
+}
+
+function withInterface (cmd: Command): Command {
+  return cmd.option('--interface <ip>', 'address of the interface for multicast (default 127.0.0.1)')
+    .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 elsewhere)')
+}
+
 const client = (): ManagerClient => new ManagerClient(program.opts<{ url: string }>().url)
 const logLevel = (): string | undefined => program.opts<{ logLevel?: string }>().logLevel
 
-program.command('up')
+withMulticast(program.command('up'), false)
   .description('start a local two-center cluster of real processes on loopback')
   .option('--data <dir>', 'data directory (kept across runs)', '.mirrorcast')
   .option('--port <port>', 'manager HTTP port', String(DEFAULT_HTTP_PORT))
@@ -26,7 +41,7 @@ program.command('up')
   .action(async (o: UpOptions) => { await up({ ...o, ...(logLevel() === undefined ? {} : { logLevel: logLevel() }) }) })
 
 for (const role of ['node', 'directory'] as const) {
-  program.command(role)
+  withInterface(withMulticast(program.command(role), true))
     .description(role === 'node' ? 'run a storage node' : 'run a directory server')
     .requiredOption('--data <dir>', 'data directory')
     .requiredOption('--key-file <file>', 'cluster key file (hex, mode 600)')
@@ -37,11 +52,11 @@ for (const role of ['node', 'directory'] as const) {
     .action(async (o: MemberServeOptions) => { await serveNode(role === 'node' ? 'storage' : 'directory', { ...o, logLevel: logLevel() }) })
 }
 
-program.command('manager')
+withInterface(withMulticast(program.command('manager'), false))
   .description('run a manager (object + directory manager, HTTP API)')
   .requiredOption('--data <dir>', 'data directory (keeps the manager id)')
   .requiredOption('--key-file <file>', 'cluster key file (hex, mode 600)')
-  .requiredOption('--peers <file>', 'JSON file: { centers: [primary, backup], peers: [{ role, center, slot, address, port }] }')
+  .option('--centers <a,b>', 'primary and backup center', 'east,west')
   .option('--host <ip>', 'HTTP address', '127.0.0.1')
   .option('--port <port>', 'HTTP port', String(DEFAULT_HTTP_PORT))
   .option('--max-file-bytes <n>', 'largest PUT body accepted')
@@ -61,7 +76,7 @@ program.command('mv <from> <to>').description('rename a file or directory')
   .action(async (from: string, to: string) => { await mv(client(), from, to) })
 program.command('rm <remote>').description('remove a file or an empty directory').option('-r, --recursive', 'remove a directory and everything below it')
   .action(async (remote: string, o: { recursive?: boolean }) => { await rmPath(client(), remote, o.recursive === true) })
-program.command('status').description('show the cluster: every node and directory server').option('--json', 'print JSON')
+program.command('status').alias('members').description('every storage node and directory server: role, center, slot, address, state, last heard').option('--json', 'print JSON')
   .action(async (o: { json?: boolean }) => { await status(client(), o.json === true) })
 
 program.parseAsync().catch((err: Error) => {

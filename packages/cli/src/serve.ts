@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises'
 import { createLogger, type Logger } from '@mirrorcast/logger'
 import { readClusterKeyFile } from '@mirrorcast/wire'
+import type { PresenceOptions } from '@mirrorcast/discovery'
 import { StorageNode } from '@mirrorcast/node'
 import { DirectoryServer } from '@mirrorcast/directory'
-import { Manager, type PeerConfig } from '@mirrorcast/manager'
+import { Manager } from '@mirrorcast/manager'
 import { CliError } from './errors.js'
 
 interface Service {
@@ -11,10 +11,47 @@ interface Service {
   close: () => Promise<void>
 }
 
-export interface ServeOptions {
+/** Multicast settings every process of a cluster shares (commander's names). */
+export interface MulticastFlags {
+  cluster?: string
+  group?: string
+  mcastPort?: string
+  interface?: string
+  ttl?: string
+  heartbeatMs?: string
+  dnsSd?: boolean
+}
+
+export interface ServeOptions extends MulticastFlags {
   data: string
   keyFile: string
   logLevel?: string
+}
+
+/** Turns the flags into discovery options; a missing flag keeps the library default. */
+export function presenceOptions (f: MulticastFlags): Omit<PresenceOptions, 'key' | 'logger'> {
+  return {
+    ...(f.cluster === undefined ? {} : { cluster: f.cluster }),
+    ...(f.group === undefined ? {} : { group: f.group }),
+    ...(f.mcastPort === undefined ? {} : { port: parseInteger(f.mcastPort, 'mcast-port') }),
+    ...(f.interface === undefined ? {} : { interface: f.interface }),
+    ...(f.ttl === undefined ? {} : { ttl: parseInteger(f.ttl, 'ttl') }),
+    ...(f.heartbeatMs === undefined ? {} : { heartbeatMs: parseInteger(f.heartbeatMs, 'heartbeat-ms') }),
+    ...(f.dnsSd === false ? { dnsSd: false } : {})
+  }
+}
+
+/** The same flags as argv, for the processes `up` starts. */
+export function multicastArgv (f: MulticastFlags): string[] {
+  const out: string[] = []
+  const add = (flag: string, v: string | undefined): void => { if (v !== undefined) out.push(flag, v) }
+  add('--cluster', f.cluster)
+  add('--group', f.group)
+  add('--mcast-port', f.mcastPort)
+  add('--interface', f.interface)
+  add('--ttl', f.ttl)
+  add('--heartbeat-ms', f.heartbeatMs)
+  return out
 }
 
 export interface MemberServeOptions extends ServeOptions {
@@ -25,7 +62,7 @@ export interface MemberServeOptions extends ServeOptions {
 }
 
 export interface ManagerServeOptions extends ServeOptions {
-  peers: string
+  centers: string
   host: string
   port: string
   maxFileBytes?: string
@@ -34,34 +71,19 @@ export interface ManagerServeOptions extends ServeOptions {
 export async function serveNode (role: 'storage' | 'directory', opts: MemberServeOptions): Promise<void> {
   const key = await readClusterKeyFile(opts.keyFile)
   const logger = createLogger({ level: opts.logLevel, fields: { component: role === 'storage' ? 'node' : 'directory' } })
-  const common = { dataDir: opts.data, key, center: opts.center, slot: parseInteger(opts.slot, 'slot'), address: opts.address, port: parseInteger(opts.port, 'port'), logger }
+  const common = { dataDir: opts.data, key, center: opts.center, slot: parseInteger(opts.slot, 'slot'), address: opts.address, port: parseInteger(opts.port, 'port'), logger, presence: presenceOptions(opts) }
   const service = role === 'storage' ? new StorageNode(common) : new DirectoryServer(common)
   await run(service, logger, () => ({ role, id: service.id, address: service.address, port: service.port, center: opts.center, slot: common.slot }))
-}
-
-/** The peers file: `{ centers: [primary, backup], peers: [{ role, center, slot, address, port }] }`. */
-export async function readPeersFile (path: string): Promise<{ centers: [string, string], peers: PeerConfig[] }> {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(await readFile(path, 'utf8'))
-  } catch (err) {
-    throw new CliError(`cannot read peers file ${path}: ${(err as Error).message}`)
-  }
-  const p = parsed as { centers?: unknown, peers?: unknown }
-  if (!Array.isArray(p.centers) || p.centers.length !== 2 || !Array.isArray(p.peers)) {
-    throw new CliError(`peers file ${path} must hold { "centers": [primary, backup], "peers": [...] }`)
-  }
-  return { centers: p.centers as [string, string], peers: p.peers as PeerConfig[] }
 }
 
 export async function serveManager (opts: ManagerServeOptions): Promise<void> {
   const key = await readClusterKeyFile(opts.keyFile)
   const logger = createLogger({ level: opts.logLevel, fields: { component: 'manager' } })
-  const { centers, peers } = await readPeersFile(opts.peers)
   const manager = new Manager({
     key,
-    peers,
-    centers,
+    multicast: presenceOptions(opts),
+    ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: parseInteger(opts.heartbeatMs, 'heartbeat-ms') }),
+    centers: parseCenters(opts.centers),
     dataDir: opts.data,
     host: opts.host,
     port: parseInteger(opts.port, 'port'),
@@ -100,4 +122,12 @@ export function parseInteger (value: string, name: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new CliError(`--${name} must be a whole number, got ${JSON.stringify(value)}`)
   return n
+}
+
+export function parseCenters (value: string): [string, string] {
+  const centers = value.split(',').map((c) => c.trim())
+  if (centers.length !== 2 || centers[0] === centers[1] || centers.some((c) => !/^[a-z][a-z0-9-]{0,31}$/.test(c))) {
+    throw new CliError('--centers must name two different centers, primary first, e.g. east,west')
+  }
+  return centers as [string, string]
 }

@@ -1,13 +1,13 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, open, rename, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
-import { parseInteger } from './serve.js'
+import { multicastArgv, parseCenters, parseInteger, type MulticastFlags } from './serve.js'
 
-export interface UpOptions {
+export interface UpOptions extends MulticastFlags {
   data: string
   port: string
   nodePort: string
@@ -49,17 +49,15 @@ export function memberAddress (centerIndex: number, role: 'storage' | 'directory
 /** `mirrorcast up`: a whole two-center cluster of real processes on loopback. */
 export async function up (opts: UpOptions): Promise<void> {
   const dir = resolve(opts.data)
-  const centers = opts.centers.split(',').map((c) => c.trim())
-  if (centers.length !== 2 || centers[0] === centers[1] || centers.some((c) => !/^[a-z][a-z0-9-]{0,31}$/.test(c))) {
-    throw new CliError('--centers must name two different centers, e.g. east,west')
-  }
+  const centers = parseCenters(opts.centers)
   const nodes = parseInteger(opts.nodes, 'nodes')
   if (nodes < 1 || nodes > 250) throw new CliError('--nodes must be 1 to 250')
   const port = parseInteger(opts.port, 'port')
   const nodePort = parseInteger(opts.nodePort, 'node-port')
   await mkdir(join(dir, 'logs'), { recursive: true })
   const keyFile = await ensureKey(dir)
-  const common = ['--key-file', keyFile, ...(opts.logLevel === undefined ? [] : ['--log-level', opts.logLevel])]
+  // Loopback only: `up` is a local cluster, its multicast never leaves this host.
+  const common = ['--key-file', keyFile, ...multicastArgv({ ...opts, interface: '127.0.0.1', ttl: '0' }), ...(opts.logLevel === undefined ? [] : ['--log-level', opts.logLevel])]
 
   const members: Spec[] = []
   centers.forEach((center, ci) => {
@@ -70,17 +68,15 @@ export async function up (opts: UpOptions): Promise<void> {
   const stop = async (): Promise<void> => { await stopAll(running) }
   try {
     running.push(...await Promise.all(members.map(startChild)))
-    const peers = running.map((m) => ({ role: m.role, center: m.center, slot: m.slot, address: m.address, port: m.ready.port }))
-    const peersFile = join(dir, 'peers.json')
-    await writeJson(peersFile, { centers, peers })
     const manager = await startChild({
       name: 'manager',
       role: 'manager',
-      argv: ['manager', '--data', join(dir, 'manager'), '--peers', peersFile, '--port', String(port), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common],
+      argv: ['manager', '--data', join(dir, 'manager'), '--centers', centers.join(','), '--port', String(port), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common],
       logFile: join(dir, 'logs', 'manager.log')
     })
     running.push(manager)
     const url = String(manager.ready.url)
+    await waitForMembers(url, running.filter((m) => m.role !== 'manager').map((m) => String(m.ready.id)))
     await writeJson(join(dir, 'cluster.json'), {
       manager: { url, pid: manager.child.pid, argv: fixedPortArgv(manager) },
       nodes: running.filter((m) => m.role !== 'manager').map((m) => ({
@@ -149,6 +145,23 @@ async function startChild (spec: Spec): Promise<Started> {
   }
 }
 
+/** Waits until the manager has heard every member on the multicast group: only then is the cluster usable. */
+async function waitForMembers (url: string, ids: string[]): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  let missing = ids
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(new URL('/cluster', url))
+      const cluster = await res.json() as { nodes: Array<{ id: string, state: string }> }
+      const healthy = new Set(cluster.nodes.filter((n) => n.state === 'healthy').map((n) => n.id))
+      missing = ids.filter((id) => !healthy.has(id))
+      if (missing.length === 0) return
+    } catch {}
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new CliError(`the manager did not hear ${missing.join(', ')} on the multicast group; see the logs`)
+}
+
 async function stopAll (running: Started[]): Promise<void> {
   await Promise.all(running.map(async (m) => {
     if (m.child.exitCode !== null || m.child.signalCode !== null) return
@@ -175,8 +188,4 @@ async function writeJson (file: string, value: unknown): Promise<void> {
   const tmp = `${file}.tmp`
   await writeFile(tmp, JSON.stringify(value, null, 2) + '\n')
   await rename(tmp, file)
-}
-
-export async function readClusterFile (dir: string): Promise<unknown> {
-  return JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8'))
 }

@@ -1,0 +1,51 @@
+import test from 'ava'
+import { spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { CLI_BIN } from '@mirrorcast/cli'
+import { eventually, http, json, readClusterJson, startUp, tempDir } from './helpers/cluster.js'
+
+const run = promisify(execFile)
+
+interface ClusterView { nodes: Array<{ id: string, role: string, state: string, bootId: string, restarts: number, lastHeard: string, reason: string }> }
+
+test('members are found by multicast alone; kill -9 of a node shows it dead, its restart healthy with a new boot id', async (t) => {
+  const dir = await tempDir(t)
+  const c = await startUp(t, dir)
+  const cluster = await readClusterJson(dir)
+  const view = json<ClusterView>(await http(c.url, 'GET', '/cluster'))
+  t.deepEqual(view.nodes.map((n) => n.id).sort(), cluster.nodes.map((n) => n.id).sort(), 'every node and directory server was heard')
+  t.true(view.nodes.every((n) => n.state === 'healthy'))
+
+  const victim = cluster.nodes.find((n) => n.role === 'storage' && n.center === 'west') ?? t.fail('no west node') as never
+  const before = view.nodes.find((n) => n.id === victim.id)
+  process.kill(victim.pid, 'SIGKILL')
+  const killedAt = Date.now()
+  let detectedAfter = 0
+  await eventually(async () => {
+    const n = json<ClusterView>(await http(c.url, 'GET', '/cluster')).nodes.find((x) => x.id === victim.id)
+    detectedAfter = Date.now() - killedAt
+    return n?.state === 'dead'
+  }, 10_000, 'the killed node to be dead')
+  t.log(`kill -9 detected after ${detectedAfter} ms (polling every 50 ms)`)
+
+  const [cmd, ...args] = victim.argv
+  const restarted = spawn(cmd as string, args, { stdio: 'ignore' })
+  t.teardown(() => { restarted.kill('SIGKILL') })
+  await eventually(async () => {
+    const n = json<ClusterView>(await http(c.url, 'GET', '/cluster')).nodes.find((x) => x.id === victim.id)
+    return n?.state === 'healthy'
+  }, 15_000, 'the restarted node to be healthy')
+  const after = json<ClusterView>(await http(c.url, 'GET', '/cluster')).nodes.find((x) => x.id === victim.id)
+  t.not(after?.bootId, before?.bootId)
+  t.is(after?.restarts, 1)
+  t.is(after?.reason, 'restarted')
+
+  const { stdout } = await run(process.execPath, [CLI_BIN, 'members', '--json', '--url', c.url])
+  const members = JSON.parse(stdout) as ClusterView['nodes']
+  t.is(members.length, cluster.nodes.length)
+  t.true(members.every((m) => typeof m.lastHeard === 'string' && m.state === 'healthy'))
+  const table = (await run(process.execPath, [CLI_BIN, 'members', '--url', c.url])).stdout
+  t.regex(table, /LAST HEARD/)
+  t.is(table.trim().split('\n').length, 1 + cluster.nodes.length + 1)
+})
