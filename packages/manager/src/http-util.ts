@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { once } from 'node:events'
 import { ManagerError, ManagerErrorCode, httpStatusFor } from './errors.js'
 
 export function sendJson (res: ServerResponse, status: number, body: unknown): void {
@@ -24,10 +23,22 @@ export function sendError (res: ServerResponse, err: unknown): void {
 export async function pipeBody (res: ServerResponse, body: AsyncIterable<Buffer>): Promise<void> {
   for await (const chunk of body) {
     if (!res.write(chunk)) {
-      await Promise.race([once(res, 'drain'), once(res, 'close')])
+      await drainOrClose(res)
       if (res.destroyed) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'client went away')
     }
   }
+}
+
+async function drainOrClose (res: ServerResponse): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
 }
 
 export interface ByteRange { offset: number, length: number }

@@ -113,13 +113,14 @@ export class Manager {
 
   private async route (req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const url = new URL(req.url ?? '/', 'http://manager')
-      if (url.pathname === FILES_PREFIX || url.pathname.startsWith(FILES_PREFIX + '/')) {
-        await this.files(req, res, url)
-      } else if (url.pathname === '/cluster' && req.method === 'GET') {
+      // The raw path, not new URL(): URL parsing would resolve `..` before the path rules could refuse it.
+      const [pathname = '/', query = ''] = (req.url ?? '/').split('?', 2)
+      if (pathname === FILES_PREFIX || pathname.startsWith(FILES_PREFIX + '/')) {
+        await this.files(req, res, pathname.slice(FILES_PREFIX.length), new URLSearchParams(query))
+      } else if (pathname === '/cluster' && req.method === 'GET') {
         sendJson(res, 200, this.cluster())
       } else {
-        throw new ManagerError(ManagerErrorCode.NOT_FOUND, `no such endpoint: ${req.method ?? ''} ${url.pathname.slice(0, 100)}`)
+        throw new ManagerError(ManagerErrorCode.NOT_FOUND, `no such endpoint: ${req.method ?? ''} ${pathname.slice(0, 100)}`)
       }
     } catch (err) {
       this.logRequestError(req, err)
@@ -134,16 +135,15 @@ export class Manager {
     this.logger.log(level, 'request failed', { method: req.method, url: req.url?.slice(0, 200), code, error: (err as Error).message, stack: level === 'error' ? (err as Error).stack : undefined })
   }
 
-  private async files (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  private async files (req: IncomingMessage, res: ServerResponse, encodedPath: string, q: URLSearchParams): Promise<void> {
     let raw: string
     try {
-      raw = decodeURIComponent(url.pathname.slice(FILES_PREFIX.length)) || '/'
+      raw = decodeURIComponent(encodedPath) || '/'
     } catch {
       throw new PathError('path is not valid percent-encoding')
     }
     const path = normalizePath(raw)
     const isDirPath = raw.endsWith('/')
-    const q = url.searchParams
     switch (req.method) {
       case 'PUT':
         if (isDirPath) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'PUT needs a file path, not one ending in /')

@@ -1,0 +1,289 @@
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, parentPath, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
+import { DirectoryError, DirectoryErrorCode } from './errors.js'
+
+/*
+ * Layout: like inodes, every directory has a numeric id and an entry's key is
+ * <parent dir id: 8 bytes><name>. Listing a directory is one range scan, a
+ * rename (even of a huge directory) rewrites one key, and keys stay short
+ * whatever the path length.
+ */
+const ROOT_ID = 0
+// 1,000: changes per page when a twin reads the log
+const DEFAULT_CHANGES_PAGE = 1000
+
+type StoredDir = { type: 'dir', dirId: number, version: number, mtime: number }
+type StoredFile = Omit<FileEntry, 'path'>
+type Stored = StoredDir | StoredFile
+
+export type NewFileEntry = Omit<FileEntry, 'version' | 'mtime'>
+
+export interface ChangeResult {
+  change: Change
+  removed: FileEntry[]
+}
+
+function key (dirId: number, name = ''): Buffer {
+  const nameBytes = Buffer.from(name, 'utf8')
+  const k = Buffer.allocUnsafe(8 + nameBytes.length)
+  k.writeBigUInt64BE(BigInt(dirId), 0)
+  nameBytes.copy(k, 8)
+  return k
+}
+
+function seqKey (seq: number): Buffer {
+  const k = Buffer.allocUnsafe(8)
+  k.writeBigUInt64BE(BigInt(seq), 0)
+  return k
+}
+
+function toEntry (path: string, v: Stored): Entry {
+  if (v.type === 'dir') return { type: 'dir', path, version: v.version, mtime: v.mtime }
+  return { ...v, path }
+}
+
+const notFound = (path: string): DirectoryError => new DirectoryError(DirectoryErrorCode.NOT_FOUND, `${path} does not exist`)
+
+/** The file-system namespace of one directory server, in LMDB. */
+export class Namespace {
+  private readonly root: RootDatabase
+  private readonly nodes: Database<Stored, Buffer>
+  private readonly log: Database<Change, Buffer>
+  private readonly meta: Database<number, string>
+
+  private constructor (root: RootDatabase) {
+    this.root = root
+    this.nodes = root.openDB<Stored, Buffer>({ name: 'nodes', keyEncoding: 'binary' })
+    this.log = root.openDB<Change, Buffer>({ name: 'changes', keyEncoding: 'binary' })
+    this.meta = root.openDB<number, string>({ name: 'meta' })
+  }
+
+  static open (path: string): Namespace {
+    return new Namespace(open({ path, compression: false }))
+  }
+
+  async close (): Promise<void> {
+    await this.root.close()
+  }
+
+  /** Sequence number of the last change. */
+  get seq (): number {
+    return this.meta.get('seq') ?? 0
+  }
+
+  get entryCount (): number {
+    return this.nodes.getCount()
+  }
+
+  stat (input: string): Entry {
+    const path = normalizePath(input)
+    if (path === '/') return { type: 'dir', path: '/', version: 0, mtime: 0 }
+    const { value } = this.resolve(path)
+    if (value === undefined) throw notFound(path)
+    return toEntry(path, value)
+  }
+
+  list (input: string, after?: string, limit = MAX_LIST_ENTRIES): { entries: Entry[], more: boolean } {
+    const path = normalizePath(input)
+    const dirId = this.dirIdOf(path)
+    const max = Math.min(Math.max(1, limit), MAX_LIST_ENTRIES)
+    const entries: Entry[] = []
+    const start = key(dirId, after ?? '')
+    for (const { key: k, value } of this.nodes.getRange({ start, end: key(dirId + 1) })) {
+      const name = k.subarray(8).toString('utf8')
+      if (after !== undefined && name === after) continue
+      if (entries.length === max) return { entries, more: true }
+      entries.push(toEntry(path === '/' ? `/${name}` : `${path}/${name}`, value))
+    }
+    return { entries, more: false }
+  }
+
+  /** Changes after `after`, in order: what a twin replays. */
+  changes (after: number, limit = DEFAULT_CHANGES_PAGE): { changes: Change[], last: number } {
+    const max = Math.min(Math.max(1, limit), MAX_LIST_ENTRIES)
+    const changes = [...this.log.getRange({ start: seqKey(after + 1), limit: max }).map(({ value }) => value)]
+    return { changes, last: this.seq }
+  }
+
+  async put (entry: NewFileEntry): Promise<ChangeResult> {
+    const path = normalizePath(entry.path)
+    if (path === '/') throw new DirectoryError(DirectoryErrorCode.IS_A_DIRECTORY, '/ is a directory')
+    return await this.commit((seq, mtime) => ({ op: 'put', seq, mtime, entry: { ...entry, path, version: seq, mtime } }))
+  }
+
+  async mkdir (input: string, parents: boolean): Promise<ChangeResult> {
+    const path = normalizePath(input)
+    return await this.commit((seq, mtime) => {
+      if (!parents) {
+        if (path === '/' || this.resolve(path).value !== undefined) throw new DirectoryError(DirectoryErrorCode.EXISTS, `${path} already exists`)
+        this.dirIdOf(parentPath(path))
+      }
+      return { op: 'mkdir', seq, mtime, path }
+    })
+  }
+
+  async rename (input: string, toInput: string): Promise<ChangeResult> {
+    const path = normalizePath(input)
+    const to = normalizePath(toInput)
+    return await this.commit((seq, mtime) => ({ op: 'rename', seq, mtime, path, to }))
+  }
+
+  async remove (input: string, recursive: boolean): Promise<ChangeResult> {
+    const path = normalizePath(input)
+    return await this.commit((seq, mtime) => ({ op: 'remove', seq, mtime, path, recursive }))
+  }
+
+  /**
+   * Replays a change from the twin's log. Already applied: nothing happens; a
+   * gap: refused, the caller must send the missing changes first.
+   */
+  async apply (change: Change): Promise<number> {
+    return await this.root.childTransaction(() => {
+      const current = this.seq
+      if (change.seq <= current) return current
+      if (change.seq !== current + 1) throw new DirectoryError(DirectoryErrorCode.SEQ_GAP, `change ${change.seq} does not follow ${current}`)
+      this.effect(change)
+      this.record(change)
+      return change.seq
+    }) as number
+  }
+
+  /** Builds the next change, applies its effect and logs it, all in one transaction. */
+  private async commit (build: (seq: number, mtime: number) => Change): Promise<ChangeResult> {
+    return await this.root.childTransaction(() => {
+      const change = build(this.seq + 1, Date.now())
+      const removed = this.effect(change)
+      this.record(change)
+      return { change, removed }
+    }) as ChangeResult
+  }
+
+  private record (change: Change): void {
+    this.log.putSync(seqKey(change.seq), change)
+    this.meta.putSync('seq', change.seq)
+  }
+
+  /**
+   * The one place a change takes effect, for local operations and replays
+   * alike; it validates everything before it writes anything.
+   */
+  private effect (change: Change): FileEntry[] {
+    switch (change.op) {
+      case 'put': return this.effectPut(change.entry)
+      case 'mkdir':
+        this.ensureDirs(change.path, change.seq, change.mtime)
+        return []
+      case 'rename': return this.effectRename(change.path, change.to, change.seq, change.mtime)
+      case 'remove': return this.effectRemove(change.path, change.recursive)
+    }
+  }
+
+  private effectPut (entry: FileEntry): FileEntry[] {
+    const name = baseName(entry.path)
+    const existing = this.resolve(entry.path).value
+    if (existing?.type === 'dir') throw new DirectoryError(DirectoryErrorCode.IS_A_DIRECTORY, `${entry.path} is a directory`)
+    // Missing parents are created, as `mkdir -p`: the object-store convenience of PUT.
+    const parentId = this.ensureDirs(parentPath(entry.path), entry.version, entry.mtime)
+    const { path, ...stored } = entry
+    this.nodes.putSync(key(parentId, name), stored)
+    return existing === undefined ? [] : [toEntry(path, existing) as FileEntry]
+  }
+
+  private effectRename (path: string, to: string, seq: number, mtime: number): FileEntry[] {
+    if (path === '/' || to === '/') throw new DirectoryError(DirectoryErrorCode.INVALID, 'the root cannot be renamed or replaced')
+    const source = this.resolve(path)
+    if (source.value === undefined) throw notFound(path)
+    if (path === to) return []
+    if (source.value.type === 'dir' && isWithin(to, path)) throw new DirectoryError(DirectoryErrorCode.INVALID, `cannot move ${path} into itself (${to})`)
+    const toParent = this.dirIdOf(parentPath(to))
+    const target = this.nodes.get(key(toParent, baseName(to)))
+    if (target !== undefined && (target.type === 'dir' || source.value.type === 'dir')) throw new DirectoryError(DirectoryErrorCode.EXISTS, `${to} already exists`)
+    this.nodes.removeSync(key(source.parentId, baseName(path)))
+    this.nodes.putSync(key(toParent, baseName(to)), { ...source.value, version: seq, mtime })
+    return target === undefined ? [] : [toEntry(to, target) as FileEntry]
+  }
+
+  private effectRemove (path: string, recursive: boolean): FileEntry[] {
+    if (path === '/') throw new DirectoryError(DirectoryErrorCode.INVALID, 'the root cannot be removed')
+    const { parentId, value } = this.resolve(path)
+    if (value === undefined) throw notFound(path)
+    const doomed: Buffer[] = [key(parentId, baseName(path))]
+    const removed: FileEntry[] = []
+    if (value.type === 'file') {
+      removed.push(toEntry(path, value) as FileEntry)
+    } else {
+      let hasChildren = false
+      for (const _ of this.nodes.getKeys({ start: key(value.dirId), end: key(value.dirId + 1), limit: 1 })) hasChildren = true
+      if (hasChildren && !recursive) throw new DirectoryError(DirectoryErrorCode.NOT_EMPTY, `${path} is not empty`)
+      this.collect(value.dirId, path, doomed, removed)
+    }
+    for (const k of doomed) this.nodes.removeSync(k)
+    return removed
+  }
+
+  /** Every key below a directory, and its file entries; refuses trees whose reply would not fit a frame. */
+  private collect (dirId: number, path: string, doomed: Buffer[], removed: FileEntry[]): void {
+    for (const { key: k, value } of this.nodes.getRange({ start: key(dirId), end: key(dirId + 1) })) {
+      const childPath = `${path}/${k.subarray(8).toString('utf8')}`
+      doomed.push(Buffer.from(k))
+      if (value.type === 'dir') {
+        this.collect(value.dirId, childPath, doomed, removed)
+      } else {
+        removed.push(toEntry(childPath, value) as FileEntry)
+        if (removed.length > MAX_LIST_ENTRIES) throw new DirectoryError(DirectoryErrorCode.TOO_LARGE, `${path} holds more than ${MAX_LIST_ENTRIES} files; remove its subdirectories one by one`)
+      }
+    }
+  }
+
+  /** Creates every missing directory on the way to `path`; returns its id. */
+  private ensureDirs (path: string, seq: number, mtime: number): number {
+    let dirId = ROOT_ID
+    if (path === '/') return dirId
+    let at = ''
+    for (const name of path.slice(1).split('/')) {
+      at += '/' + name
+      const k = key(dirId, name)
+      const v = this.nodes.get(k)
+      if (v === undefined) {
+        const newId = this.nextDirId()
+        this.nodes.putSync(k, { type: 'dir', dirId: newId, version: seq, mtime })
+        dirId = newId
+      } else if (v.type === 'dir') {
+        dirId = v.dirId
+      } else {
+        throw new DirectoryError(DirectoryErrorCode.NOT_A_DIRECTORY, `${at} is a file, not a directory`)
+      }
+    }
+    return dirId
+  }
+
+  private nextDirId (): number {
+    const id = (this.meta.get('nextDirId') ?? ROOT_ID) + 1
+    this.meta.putSync('nextDirId', id)
+    return id
+  }
+
+  /** The id of the directory at `path`; refuses a missing path or a file. */
+  private dirIdOf (path: string): number {
+    if (path === '/') return ROOT_ID
+    const { value } = this.resolve(path)
+    if (value === undefined) throw notFound(path)
+    if (value.type !== 'dir') throw new DirectoryError(DirectoryErrorCode.NOT_A_DIRECTORY, `${path} is a file, not a directory`)
+    return value.dirId
+  }
+
+  /** Walks to `path`: its parent's id and its stored value, if any. */
+  private resolve (path: string): { parentId: number, value: Stored | undefined } {
+    const names = path.slice(1).split('/')
+    let dirId = ROOT_ID
+    let at = ''
+    for (let i = 0; i < names.length - 1; i++) {
+      at += '/' + (names[i] as string)
+      const v = this.nodes.get(key(dirId, names[i] as string))
+      if (v === undefined) return { parentId: -1, value: undefined }
+      if (v.type !== 'dir') throw new DirectoryError(DirectoryErrorCode.NOT_A_DIRECTORY, `${at} is a file, not a directory`)
+      dirId = v.dirId
+    }
+    return { parentId: dirId, value: this.nodes.get(key(dirId, names[names.length - 1] as string)) }
+  }
+}

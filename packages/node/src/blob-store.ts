@@ -1,0 +1,302 @@
+import { createHash, randomBytes, type Hash } from 'node:crypto'
+import { link, mkdir, open, readdir, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { silentLogger, type Logger } from '@mirrorcast/logger'
+import { DirSyncer } from './dir-syncer.js'
+import { NodeError, NodeErrorCode } from './errors.js'
+
+/*
+ * One blob file holds the body, then a trailer of per-block sha256 digests,
+ * then a fixed footer. Body and checksums live in one file, so one rename makes
+ * both durable together, and a read can verify each block before it sends it.
+ */
+// 1 MiB blocks: a corrupt byte is caught before any of its block leaves the node
+export const BLOCK_BYTES = 1024 * 1024
+const DIGEST_BYTES = 32
+const MAGIC = Buffer.from('MCBLOB01')
+const FORMAT_VERSION = 1
+// magic(8) version(4) blockSize(4) size(8) sha256(32)
+const FOOTER_BYTES = 56
+// 64 MiB: kept free beyond what an upload declares, so the file system never fills to the last byte
+const FREE_SPACE_MARGIN = 64 * 1024 * 1024
+
+export interface BlobInfo {
+  size: number
+  sha256: string
+}
+
+export interface BlobRead extends BlobInfo {
+  offset: number
+  length: number
+  body: AsyncGenerator<Buffer>
+}
+
+const FILE_ID = /^[0-9a-f]{32}$/
+
+function blockCount (size: number): number {
+  return Math.ceil(size / BLOCK_BYTES)
+}
+
+/** The durable store of file bodies under one data dir, by file id. */
+export class BlobStore {
+  readonly dir: string
+  private readonly blobsDir: string
+  private readonly tmpDir: string
+  private readonly logger: Logger
+  private readonly dirSyncer = new DirSyncer()
+  files = 0
+  bytes = 0
+
+  constructor (dir: string, logger: Logger = silentLogger()) {
+    this.dir = dir
+    this.blobsDir = join(dir, 'blobs')
+    this.tmpDir = join(dir, 'tmp')
+    this.logger = logger
+  }
+
+  /** Creates the layout, removes temp files a crash left, and counts what is stored. */
+  async open (): Promise<void> {
+    try {
+      await mkdir(this.blobsDir, { recursive: true })
+      await mkdir(this.tmpDir, { recursive: true })
+    } catch (err) {
+      throw new NodeError(NodeErrorCode.DATA_DIR, `data dir ${this.dir} is not usable: ${(err as Error).message}`, { cause: err })
+    }
+    const leftovers = await readdir(this.tmpDir)
+    await Promise.all(leftovers.map(async (f) => await rm(join(this.tmpDir, f), { force: true })))
+    if (leftovers.length > 0) this.logger.warn('removed temp files left by a crash', { count: leftovers.length })
+    this.files = 0
+    this.bytes = 0
+    for (const shard of await readdir(this.blobsDir)) {
+      for (const id of await readdir(join(this.blobsDir, shard))) {
+        try {
+          this.bytes += (await this.stat(id)).size
+          this.files++
+        } catch (err) {
+          this.logger.warn('unreadable blob at start', { fileId: id, error: (err as Error).message })
+        }
+      }
+    }
+  }
+
+  path (fileId: string): string {
+    return join(this.blobsDir, fileId.slice(0, 2), fileId)
+  }
+
+  /**
+   * Stores a body: temp file, hashed while streaming, fsynced, then linked into
+   * place (never over an existing blob) and the directory fsynced.
+   */
+  async put (fileId: string, size: number, source: AsyncIterable<Buffer>): Promise<BlobInfo> {
+    checkId(fileId)
+    await this.checkSpace(size)
+    const tmp = join(this.tmpDir, `${fileId}.${randomBytes(6).toString('hex')}`)
+    const fh = await open(tmp, 'wx')
+    let closed = false
+    try {
+      const written = await writeBody(fh, size, source)
+      await fh.datasync()
+      await fh.close()
+      closed = true
+      const info = await this.install(fileId, tmp, written.sha256)
+      return info
+    } catch (err) {
+      if (!closed) await fh.close().catch(() => {})
+      throw mapWriteError(err, fileId)
+    } finally {
+      await rm(tmp, { force: true })
+    }
+  }
+
+  /** Links the finished temp file under its id; an existing blob with the same content is fine. */
+  private async install (fileId: string, tmp: string, sha256: string): Promise<BlobInfo> {
+    const shardDir = join(this.blobsDir, fileId.slice(0, 2))
+    await mkdir(shardDir, { recursive: true })
+    try {
+      await link(tmp, this.path(fileId))
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw err
+      const existing = await this.stat(fileId)
+      if (existing.sha256 !== sha256) throw new NodeError(NodeErrorCode.EXISTS, `file ${fileId} is already stored with other content`)
+      return existing
+    }
+    await this.dirSyncer.sync(shardDir)
+    const info = await this.stat(fileId)
+    this.files++
+    this.bytes += info.size
+    return info
+  }
+
+  async stat (fileId: string): Promise<BlobInfo> {
+    const fh = await this.openBlob(fileId)
+    try {
+      const { size, sha256 } = await readFooter(fh, fileId)
+      return { size, sha256 }
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /** A verified read of bytes [offset, offset + length); every block is checked before any byte of it is yielded. */
+  async get (fileId: string, offset: number, length?: number): Promise<BlobRead> {
+    const fh = await this.openBlob(fileId)
+    let footer: Footer
+    try {
+      footer = await readFooter(fh, fileId)
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+    const len = length ?? footer.size - offset
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > footer.size) {
+      await fh.close()
+      throw new NodeError(NodeErrorCode.BAD_RANGE, `range ${offset}+${len} is outside file ${fileId} of ${footer.size} bytes`)
+    }
+    return { size: footer.size, sha256: footer.sha256, offset, length: len, body: readVerified(fh, fileId, footer, offset, len) }
+  }
+
+  async delete (fileId: string): Promise<boolean> {
+    checkId(fileId)
+    let size = 0
+    try {
+      size = (await this.stat(fileId)).size
+    } catch (err) {
+      if ((err as { code?: string }).code === NodeErrorCode.NOT_FOUND) return false
+    }
+    try {
+      await unlink(this.path(fileId))
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return false
+      throw err
+    }
+    await this.dirSyncer.sync(join(this.blobsDir, fileId.slice(0, 2)))
+    this.files--
+    this.bytes -= size
+    return true
+  }
+
+  async free (): Promise<number> {
+    const s = await statfs(this.dir)
+    return s.bavail * s.bsize
+  }
+
+  /** Every stored file id (for resync and scrub). */
+  async * ids (): AsyncGenerator<string> {
+    for (const shard of await readdir(this.blobsDir)) {
+      for (const id of await readdir(join(this.blobsDir, shard))) if (FILE_ID.test(id)) yield id
+    }
+  }
+
+  private async checkSpace (size: number): Promise<void> {
+    const free = await this.free()
+    if (size + FREE_SPACE_MARGIN > free) {
+      throw new NodeError(NodeErrorCode.NO_SPACE, `not enough space for ${size} bytes: ${free} free, ${FREE_SPACE_MARGIN} kept in reserve`)
+    }
+  }
+
+  private async openBlob (fileId: string): Promise<FileHandle> {
+    checkId(fileId)
+    try {
+      return await open(this.path(fileId), 'r')
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') throw new NodeError(NodeErrorCode.NOT_FOUND, `file ${fileId} is not stored here`)
+      throw err
+    }
+  }
+}
+
+function checkId (fileId: string): void {
+  if (!FILE_ID.test(fileId)) throw new NodeError(NodeErrorCode.BAD_ID, 'a file id is 32 lowercase hex digits')
+}
+
+function mapWriteError (err: unknown, fileId: string): unknown {
+  if ((err as { code?: string }).code === 'ENOSPC') return new NodeError(NodeErrorCode.NO_SPACE, `disk full while storing ${fileId}`, { cause: err })
+  return err
+}
+
+/** Writes the body and its trailer, hashing as it goes; checks the declared size. */
+async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Buffer>): Promise<{ sha256: string }> {
+  const whole = createHash('sha256')
+  const digests = Buffer.allocUnsafe(blockCount(size) * DIGEST_BYTES)
+  let block: Hash = createHash('sha256')
+  let inBlock = 0
+  let received = 0
+  let blocks = 0
+  for await (const chunk of source) {
+    received += chunk.length
+    if (received > size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload is longer than its declared ${size} bytes`)
+    whole.update(chunk)
+    for (let at = 0; at < chunk.length;) {
+      const take = Math.min(BLOCK_BYTES - inBlock, chunk.length - at)
+      block.update(chunk.subarray(at, at + take))
+      inBlock += take
+      at += take
+      if (inBlock === BLOCK_BYTES) {
+        block.digest().copy(digests, blocks++ * DIGEST_BYTES)
+        block = createHash('sha256')
+        inBlock = 0
+      }
+    }
+    await fh.write(chunk)
+  }
+  if (received !== size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload ended after ${received} of ${size} bytes`)
+  if (inBlock > 0) block.digest().copy(digests, blocks++ * DIGEST_BYTES)
+  const sha256 = whole.digest()
+  const footer = Buffer.alloc(FOOTER_BYTES)
+  MAGIC.copy(footer, 0)
+  footer.writeUInt32BE(FORMAT_VERSION, 8)
+  footer.writeUInt32BE(BLOCK_BYTES, 12)
+  footer.writeBigUInt64BE(BigInt(size), 16)
+  sha256.copy(footer, 24)
+  await fh.writev([digests, footer])
+  return { sha256: sha256.toString('hex') }
+}
+
+interface Footer {
+  size: number
+  sha256: string
+  blockSize: number
+  digests: number
+}
+
+async function readFooter (fh: FileHandle, fileId: string): Promise<Footer> {
+  const corrupt = (why: string): NodeError => new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: ${why}`)
+  const fileSize = (await fh.stat()).size
+  if (fileSize < FOOTER_BYTES) throw corrupt('shorter than its footer')
+  const footer = Buffer.alloc(FOOTER_BYTES)
+  await fh.read(footer, 0, FOOTER_BYTES, fileSize - FOOTER_BYTES)
+  if (!footer.subarray(0, 8).equals(MAGIC)) throw corrupt('bad footer magic')
+  if (footer.readUInt32BE(8) !== FORMAT_VERSION) throw corrupt(`unknown format ${footer.readUInt32BE(8)}`)
+  const blockSize = footer.readUInt32BE(12)
+  const size = Number(footer.readBigUInt64BE(16))
+  if (blockSize !== BLOCK_BYTES || !Number.isSafeInteger(size)) throw corrupt('bad footer fields')
+  const digests = Math.ceil(size / blockSize)
+  if (size + digests * DIGEST_BYTES + FOOTER_BYTES !== fileSize) throw corrupt(`file is ${fileSize} bytes, its footer says ${size} of body`)
+  return { size, sha256: footer.subarray(24, 56).toString('hex'), blockSize, digests }
+}
+
+async function * readVerified (fh: FileHandle, fileId: string, footer: Footer, offset: number, length: number): AsyncGenerator<Buffer> {
+  try {
+    if (length === 0) return
+    const end = offset + length
+    const first = Math.floor(offset / footer.blockSize)
+    const last = Math.floor((end - 1) / footer.blockSize)
+    const digests = Buffer.alloc((last - first + 1) * DIGEST_BYTES)
+    await fh.read(digests, 0, digests.length, footer.size + first * DIGEST_BYTES)
+    for (let b = first; b <= last; b++) {
+      const start = b * footer.blockSize
+      const blockLength = Math.min(footer.blockSize, footer.size - start)
+      // A fresh buffer per block: the previous one may still sit in a socket's queue.
+      const buf = Buffer.allocUnsafe(blockLength)
+      const { bytesRead } = await fh.read(buf, 0, blockLength, start)
+      const digest = createHash('sha256').update(buf.subarray(0, bytesRead)).digest()
+      if (bytesRead !== blockLength || !digest.equals(digests.subarray((b - first) * DIGEST_BYTES, (b - first + 1) * DIGEST_BYTES))) {
+        throw new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: block ${b} (bytes ${start}-${start + blockLength - 1}) fails its checksum`)
+      }
+      yield buf.subarray(Math.max(offset, start) - start, Math.min(end, start + blockLength) - start)
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
