@@ -94,16 +94,18 @@ export class Channel {
     if (!more || this.socket.writableNeedDrain) await this.drain()
   }
 
+  /** Waits until the socket takes more; a socket that fails meanwhile throws the channel's typed failure. */
   private async drain (): Promise<void> {
-    const ac = new AbortController()
-    try {
-      await Promise.race([
-        once(this.socket, 'drain', { signal: ac.signal }),
-        once(this.socket, 'close', { signal: ac.signal }).then(() => { throw this.failure ?? new RpcError(RpcErrorCode.CLOSED, `connection to ${this.describe()} closed`) })
-      ])
-    } finally {
-      ac.abort()
-    }
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        this.socket.off('drain', done)
+        this.socket.off('close', done)
+        if (this.failure === undefined && !this.socket.destroyed) resolve()
+        else reject(this.failure ?? new RpcError(RpcErrorCode.CLOSED, `connection to ${this.describe()} closed`))
+      }
+      this.socket.on('drain', done)
+      this.socket.on('close', done)
+    })
   }
 
   /** The next message from the peer. */

@@ -66,7 +66,7 @@ export class RpcClient {
   /** Starts a request whose body the caller then writes chunk by chunk. */
   async upload<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}): Promise<Upload<R>> {
     const channel = await this.acquire(options.signal)
-    await this.using(channel, options.signal, async () => { await channel.send(t, body) })
+    await this.using(channel, options.signal, async () => { await channel.send(t, body) }, false)
     return new Upload(this, channel, expect, options.signal)
   }
 
@@ -106,14 +106,17 @@ export class RpcClient {
     }
   }
 
-  /** Runs `fn` on a borrowed session; any failure destroys the session. */
-  async using<X> (channel: Channel, signal: AbortSignal | undefined, fn: () => Promise<X>): Promise<X> {
+  /**
+   * Runs `fn` on a borrowed session. A remote error reply that ends the
+   * exchange leaves the session reusable; any other failure destroys it.
+   */
+  async using<X> (channel: Channel, signal: AbortSignal | undefined, fn: () => Promise<X>, exchangeEnds = true): Promise<X> {
     const onAbort = (): void => channel.fail(new RpcError(RpcErrorCode.ABORTED, 'request aborted'))
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       return await fn()
     } catch (err) {
-      if (err instanceof RemoteError) this.release(channel)
+      if (err instanceof RemoteError && exchangeEnds) this.release(channel)
       else this.discard(channel, err as Error)
       throw err
     } finally {
@@ -221,10 +224,10 @@ export class Upload<R extends MessageType> {
       } catch (err) {
         // The peer may have refused early and hung up: its reason beats "connection closed".
         const refusal = this.channel.queuedError()
-        if (refusal?.t === 'error') throw new RpcError(RpcErrorCode.CLOSED, `${this.peer} refused the upload: ${refusal.body.message}`, { cause: new RemoteError(refusal.body.code, refusal.body.message, this.peer) })
+        if (refusal?.t === 'error') throw new RemoteError(refusal.body.code, refusal.body.message, this.peer)
         throw err
       }
-    })
+    }, false)
   }
 
   async finish (): Promise<Reply<R>> {
@@ -234,7 +237,8 @@ export class Upload<R extends MessageType> {
       const reply = await readReply(this.channel, this.expect)
       this.client.release(this.channel)
       return reply
-    })
+    // A refused upload may have left body frames unread on the peer's side: never reuse its session.
+    }, false)
   }
 
   /** Tells the peer to drop what it received; the session is not reused. */

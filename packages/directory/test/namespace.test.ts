@@ -1,0 +1,164 @@
+import test, { type ExecutionContext } from 'ava'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { RpcClient } from '@mirrorcast/rpc'
+import type { Entry } from '@mirrorcast/wire'
+import { DirectoryServer, Namespace, type NewFileEntry } from '../src/index.js'
+
+const KEY = Buffer.alloc(32, 5)
+
+async function tempNs (t: ExecutionContext): Promise<{ ns: Namespace, dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'mc-dir-'))
+  const ns = Namespace.open(join(dir, 'ns.lmdb'))
+  t.teardown(async () => { await ns.close(); await rm(dir, { recursive: true, force: true }) })
+  return { ns, dir }
+}
+
+const file = (path: string, n = 1): NewFileEntry => ({ type: 'file', path, fileId: n.toString(16).padStart(32, '0'), size: n, sha256: 'a'.repeat(64), replicas: [{ node: 'node-1', center: 'east', slot: 1 }] })
+
+async function code (p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
+  try {
+    if (typeof p === 'function') p()
+    else await p
+  } catch (err) {
+    return (err as { code?: string }).code
+  }
+  return undefined
+}
+
+/** Every entry below a path, depth first: a namespace's whole visible state. */
+function dump (ns: Namespace, path = '/'): Entry[] {
+  const out: Entry[] = []
+  for (const e of ns.list(path).entries) {
+    out.push(e)
+    if (e.type === 'dir') out.push(...dump(ns, e.path))
+  }
+  return out
+}
+
+test('put, stat, list with pages, mkdir with and without parents', async (t) => {
+  const { ns } = await tempNs(t)
+  const { change, removed } = await ns.put(file('/a/b/c.txt'))
+  t.is(change.seq, 1)
+  t.deepEqual(removed, [])
+  t.is(ns.stat('/a/b').type, 'dir', 'put creates missing parents')
+  const entry = ns.stat('/a/b/c.txt')
+  t.is(entry.type === 'file' && entry.version, 1)
+  t.is(await code(ns.mkdir('/a', false)), 'ERR_DIR_EXISTS')
+  t.is(await code(ns.mkdir('/x/y', false)), 'ERR_DIR_NOT_FOUND')
+  await ns.mkdir('/x/y', true)
+  await ns.mkdir('/x/y', true)
+  t.is(await code(ns.mkdir('/a/b/c.txt/d', true)), 'ERR_DIR_NOT_A_DIRECTORY')
+  for (let i = 0; i < 25; i++) await ns.put(file(`/many/f${String(i).padStart(2, '0')}`, i + 1))
+  const page1 = ns.list('/many', undefined, 10)
+  t.is(page1.entries.length, 10)
+  t.true(page1.more)
+  const page3 = ns.list('/many', 'f19', 10)
+  t.deepEqual(page3.entries.map((e) => e.path), ['/many/f20', '/many/f21', '/many/f22', '/many/f23', '/many/f24'])
+  t.false(page3.more)
+  t.is(await code(() => ns.list('/a/b/c.txt')), 'ERR_DIR_NOT_A_DIRECTORY')
+  t.is(await code(() => ns.stat('/nope')), 'ERR_DIR_NOT_FOUND')
+  t.is(await code(ns.put(file('/a/b'))), 'ERR_DIR_IS_A_DIRECTORY')
+  const replaced = await ns.put(file('/a/b/c.txt', 99))
+  t.is(replaced.removed[0]?.fileId, file('/a/b/c.txt').fileId, 'a replaced entry is reported so its body can go')
+})
+
+test('rename of a file and of a directory with its subtree; remove; every refusal', async (t) => {
+  const { ns } = await tempNs(t)
+  await ns.put(file('/src/a/one', 1))
+  await ns.put(file('/src/a/deep/two', 2))
+  await ns.put(file('/src/three', 3))
+  await ns.mkdir('/dst', false)
+  await ns.rename('/src/a', '/dst/moved')
+  t.is(ns.stat('/dst/moved/deep/two').type, 'file')
+  t.is(await code(() => ns.stat('/src/a/one')), 'ERR_DIR_NOT_FOUND')
+  await ns.rename('/src/three', '/dst/three')
+  t.is(await code(ns.rename('/dst', '/dst/moved/inside')), 'ERR_DIR_INVALID')
+  t.is(await code(ns.rename('/', '/x')), 'ERR_DIR_INVALID')
+  t.is(await code(ns.rename('/dst/moved', '/dst/three')), 'ERR_DIR_EXISTS')
+  t.is(await code(ns.rename('/missing', '/x')), 'ERR_DIR_NOT_FOUND')
+  t.is(await code(ns.rename('/dst/three', '/nowhere/three')), 'ERR_DIR_NOT_FOUND')
+  await ns.put(file('/dst/four', 4))
+  const over = await ns.rename('/dst/four', '/dst/three')
+  t.is(over.removed[0]?.fileId, file('/x', 3).fileId, 'a file renamed onto a file replaces it')
+  const seq = ns.seq
+  t.is(await code(ns.remove('/dst', false)), 'ERR_DIR_NOT_EMPTY')
+  t.is(ns.seq, seq, 'a refused operation changes nothing and takes no sequence number')
+  await ns.mkdir('/empty', false)
+  await ns.remove('/empty', false)
+  const { removed } = await ns.remove('/dst', true)
+  t.deepEqual(removed.map((e) => e.path).sort(), ['/dst/moved/deep/two', '/dst/moved/one', '/dst/three'])
+  t.deepEqual(ns.list('/').entries.map((e) => e.path), ['/src'])
+  t.is(await code(ns.remove('/', true)), 'ERR_DIR_INVALID')
+})
+
+test('bad paths are refused with ERR_BAD_PATH', async (t) => {
+  const { ns } = await tempNs(t)
+  for (const p of ['/a/../b', '/a\0b', '/a//b', `/${'n'.repeat(256)}`, '/' + 'ab/'.repeat(1400), 'relative']) {
+    t.is(await code(ns.put(file(p))), 'ERR_BAD_PATH', p.slice(0, 20))
+    t.is(await code(ns.mkdir(p, true)), 'ERR_BAD_PATH')
+  }
+  t.is(ns.seq, 0)
+})
+
+test('a twin that replays the change log ends with the same namespace; gaps are refused, old changes ignored', async (t) => {
+  const { ns } = await tempNs(t)
+  const { ns: twin } = await tempNs(t)
+  await ns.put(file('/a/b/c', 1))
+  await ns.mkdir('/d/e', true)
+  await ns.put(file('/d/e/f', 2))
+  await ns.rename('/d', '/g')
+  await ns.put(file('/g/e/f', 3))
+  await ns.remove('/a', true)
+  await ns.rename('/g/e/f', '/top')
+  const { changes, last } = ns.changes(0)
+  t.is(changes.length, 7)
+  t.deepEqual(changes.map((c) => c.seq), [1, 2, 3, 4, 5, 6, 7])
+  t.is(last, 7)
+  t.is(await code(twin.apply(changes[1] as never)), 'ERR_DIR_SEQ_GAP')
+  for (const c of changes) await twin.apply(c)
+  t.is(await twin.apply(changes[0] as never), 7, 'an old change is already applied')
+  t.deepEqual(dump(twin), dump(ns))
+  t.is(twin.seq, ns.seq)
+  t.deepEqual(ns.changes(5).changes.map((c) => c.seq), [6, 7])
+})
+
+test('entries, sequence and change log survive a restart; the server keeps its id over the protocol', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mc-dir-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const first = new DirectoryServer({ dataDir: dir, key: KEY, center: 'east', slot: 1 })
+  await first.start()
+  const client = new RpcClient({ key: KEY, selfId: 'test', host: '127.0.0.1', port: first.port })
+  const reply = await client.request('dir.put', { entry: file('/kept/file') }, 'dir.change.ok')
+  t.is(reply.body.change.seq, 1)
+  await client.request('dir.mkdir', { path: '/kept/sub', parents: false }, 'dir.change.ok')
+  const err = await t.throwsAsync(client.request('dir.mkdir', { path: '/kept/sub', parents: false }, 'dir.change.ok'))
+  t.is((err as { code?: string }).code, 'ERR_DIR_EXISTS')
+  const { id, bootId } = first
+  await client.close()
+  await first.close()
+
+  const second = new DirectoryServer({ dataDir: dir, key: KEY, center: 'east', slot: 1 })
+  await second.start()
+  t.teardown(async () => { await second.close() })
+  t.is(second.id, id)
+  t.not(second.bootId, bootId)
+  const again = new RpcClient({ key: KEY, selfId: 'test', host: '127.0.0.1', port: second.port })
+  t.teardown(async () => { await again.close() })
+  const info = (await again.request('dir.info', {}, 'dir.info.ok')).body
+  t.is(info.seq, 2)
+  t.deepEqual((await again.request('dir.list', { path: '/kept' }, 'dir.list.ok')).body.entries.map((e) => e.path), ['/kept/file', '/kept/sub'])
+  t.is((await again.request('dir.changes', { after: 0 }, 'dir.changes.ok')).body.changes.length, 2)
+})
+
+test('concurrent operations are serialised: every change gets its own sequence number', async (t) => {
+  const { ns } = await tempNs(t)
+  const results = await Promise.allSettled(Array.from({ length: 50 }, async (_, i) => await ns.put(file(`/c/f${i}`, i + 1))))
+  t.true(results.every((r) => r.status === 'fulfilled'))
+  const seqs = results.map((r) => (r as PromiseFulfilledResult<{ change: { seq: number } }>).value.change.seq).sort((a, b) => a - b)
+  t.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1))
+  const failing = await Promise.allSettled([ns.put(file('/c/ok1', 1)), ns.mkdir('/c', false), ns.put(file('/c/ok2', 2))])
+  t.deepEqual(failing.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled'], 'a failing operation does not abort its batch')
+  t.is(ns.seq, 52)
+})

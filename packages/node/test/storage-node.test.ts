@@ -1,0 +1,161 @@
+import test, { type ExecutionContext } from 'ava'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, open, readdir, rm, writeFile, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connect } from 'node:net'
+import { RpcClient } from '@mirrorcast/rpc'
+import { BLOCK_BYTES, StorageNode } from '../src/index.js'
+
+const KEY = Buffer.alloc(32, 3)
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+const newId = (): string => randomBytes(16).toString('hex')
+
+async function startNode (t: ExecutionContext, dir?: string): Promise<{ node: StorageNode, client: RpcClient, dir: string }> {
+  const dataDir = dir ?? await mkdtemp(join(tmpdir(), 'mc-node-'))
+  if (dir === undefined) t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
+  const node = new StorageNode({ dataDir, key: KEY, center: 'east', slot: 1 })
+  await node.start()
+  t.teardown(async () => { await node.close() })
+  const client = new RpcClient({ key: KEY, selfId: 'test', host: '127.0.0.1', port: node.port })
+  t.teardown(async () => { await client.close() })
+  return { node, client, dir: dataDir }
+}
+
+async function put (client: RpcClient, fileId: string, body: Buffer, declared = body.length): Promise<{ fileId: string, size: number, sha256: string }> {
+  const up = await client.upload('blob.put', { fileId, size: declared }, 'blob.put.ok')
+  for (let at = 0; at < body.length; at += 100_000) await up.write(body.subarray(at, at + 100_000))
+  return (await up.finish()).body
+}
+
+async function get (client: RpcClient, fileId: string, offset = 0, length?: number): Promise<Buffer> {
+  const { body } = await client.download('blob.get', { fileId, offset, ...(length === undefined ? {} : { length }) }, 'blob.get.ok')
+  const parts: Buffer[] = []
+  for await (const c of body) parts.push(c)
+  return Buffer.concat(parts)
+}
+
+async function until (check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+test('a body round-trips with its sha256, and ranges across block boundaries match the slice', async (t) => {
+  const { client } = await startNode(t)
+  const body = randomBytes(3 * BLOCK_BYTES + 12_345)
+  const id = newId()
+  t.deepEqual(await put(client, id, body), { fileId: id, size: body.length, sha256: sha(body) })
+  t.true((await get(client, id)).equals(body))
+  for (const [offset, length] of [[0, 10], [BLOCK_BYTES - 5, 10], [BLOCK_BYTES * 2 + 7, BLOCK_BYTES + 100], [body.length - 3, 3], [100, 0]] as const) {
+    t.true((await get(client, id, offset, length)).equals(body.subarray(offset, offset + length)), `${offset}+${length}`)
+  }
+  const bad = await t.throwsAsync(get(client, id, body.length - 1, 5))
+  t.is((bad as { code?: string }).code, 'ERR_NODE_BAD_RANGE')
+  t.deepEqual((await client.request('blob.stat', { fileId: id }, 'blob.stat.ok')).body, { fileId: id, size: body.length, sha256: sha(body) })
+})
+
+test('a flipped byte on disk is refused with ERR_NODE_CORRUPT and no byte of its block leaves the node', async (t) => {
+  const { client, node } = await startNode(t)
+  const body = randomBytes(2 * BLOCK_BYTES + 100)
+  const id = newId()
+  await put(client, id, body)
+  const fh = await open(node.store.path(id), 'r+')
+  const at = BLOCK_BYTES + 500
+  const b = Buffer.alloc(1)
+  await fh.read(b, 0, 1, at)
+  b[0] = (b[0] as number) ^ 0x01
+  await fh.write(b, 0, 1, at)
+  await fh.close()
+  const { body: stream } = await client.download('blob.get', { fileId: id, offset: 0 }, 'blob.get.ok')
+  let received = 0
+  const err = await t.throwsAsync(async () => { for await (const c of stream) received += c.length })
+  t.is((err as { code?: string }).code, 'ERR_NODE_CORRUPT')
+  t.regex(err?.message ?? '', /block 1/)
+  t.is(received, BLOCK_BYTES, 'only the intact first block was sent')
+  t.true((await get(client, id, 0, 100)).equals(body.subarray(0, 100)), 'intact blocks still serve ranged reads')
+
+  // a damaged footer is caught too
+  const id2 = newId()
+  await put(client, id2, randomBytes(1000))
+  const fh2 = await open(node.store.path(id2), 'r+')
+  const size = (await fh2.stat()).size
+  await fh2.write(Buffer.from([0xff]), 0, 1, size - 40)
+  await fh2.close()
+  const err2 = await t.throwsAsync(get(client, id2))
+  t.is((err2 as { code?: string }).code, 'ERR_NODE_CORRUPT')
+})
+
+test('a wrong size, an abort or a dropped connection leaves neither temp file nor blob', async (t) => {
+  const { client, node, dir } = await startNode(t)
+  const tmpFiles = async (): Promise<number> => (await readdir(join(dir, 'tmp'))).length
+  const short = await t.throwsAsync(put(client, newId(), randomBytes(1000), 2000))
+  t.is((short as { code?: string }).code, 'ERR_NODE_SIZE_MISMATCH')
+  // The node refuses and hangs up while the client still writes: the client sees the refusal or the hang-up.
+  const long = await t.throwsAsync(put(client, newId(), randomBytes(300_000), 2000))
+  t.true(['ERR_NODE_SIZE_MISMATCH', 'ERR_RPC_CLOSED'].includes(String((long as { code?: string }).code)), long?.message)
+
+  const up = await client.upload('blob.put', { fileId: newId(), size: 10_000_000 }, 'blob.put.ok')
+  await up.write(randomBytes(1_000_000))
+  await until(async () => await tmpFiles() === 1)
+  up.abort('test abort')
+  await until(async () => await tmpFiles() === 0)
+
+  const raw = new RpcClient({ key: KEY, selfId: 'raw', host: '127.0.0.1', port: node.port })
+  const up2 = await raw.upload('blob.put', { fileId: newId(), size: 10_000_000 }, 'blob.put.ok')
+  await up2.write(randomBytes(1_000_000))
+  await until(async () => await tmpFiles() === 1)
+  await raw.close()
+  await until(async () => await tmpFiles() === 0)
+  t.is(node.store.files, 0)
+})
+
+test('temp files left by a crash are removed at start; the id persists and the boot id changes', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mc-node-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  await mkdir(join(dir, 'tmp'), { recursive: true })
+  await writeFile(join(dir, 'tmp', 'crashed.upload'), 'half a body')
+  const first = new StorageNode({ dataDir: dir, key: KEY, center: 'east', slot: 1 })
+  await first.start()
+  t.deepEqual(await readdir(join(dir, 'tmp')), [])
+  const { id, bootId } = first
+  await first.close()
+  const second = new StorageNode({ dataDir: dir, key: KEY, center: 'east', slot: 1 })
+  await second.start()
+  t.teardown(async () => { await second.close() })
+  t.is(second.id, id)
+  t.not(second.bootId, bootId)
+})
+
+test('delete, stats, unknown ids, and a client with the wrong key', async (t) => {
+  const { client, node } = await startNode(t)
+  const id = newId()
+  await put(client, id, randomBytes(5000))
+  const stats = (await client.request('node.stats', {}, 'node.stats.ok')).body
+  t.is(stats.files, 1)
+  t.is(stats.bytes, 5000)
+  t.true(stats.free > 0)
+  t.is(stats.id, node.id)
+  t.deepEqual((await client.request('blob.delete', { fileId: id }, 'blob.delete.ok')).body, { existed: true })
+  t.deepEqual((await client.request('blob.delete', { fileId: id }, 'blob.delete.ok')).body, { existed: false })
+  const missing = await t.throwsAsync(client.request('blob.stat', { fileId: id }, 'blob.stat.ok'))
+  t.is((missing as { code?: string }).code, 'ERR_NODE_NOT_FOUND')
+  t.is((await client.request('node.stats', {}, 'node.stats.ok')).body.files, 0)
+
+  const intruder = new RpcClient({ key: Buffer.alloc(32, 9), selfId: 'intruder', host: '127.0.0.1', port: node.port, requestTimeoutMs: 1000 })
+  t.teardown(async () => { await intruder.close() })
+  await t.throwsAsync(intruder.request('node.stats', {}, 'node.stats.ok'))
+  t.is((await client.request('node.stats', {}, 'node.stats.ok')).body.id, node.id, 'the node still serves good clients')
+})
+
+test('a half-sent frame on a raw socket is dropped without harm', async (t) => {
+  const { client, node } = await startNode(t)
+  const socket = connect(node.port, '127.0.0.1')
+  await new Promise((resolve) => socket.once('connect', resolve))
+  socket.write(Buffer.from([0, 0, 1, 0, 1, 2, 3]))
+  socket.end()
+  await new Promise((resolve) => socket.once('close', resolve))
+  t.is((await client.request('node.stats', {}, 'node.stats.ok')).body.id, node.id)
+})

@@ -1,0 +1,294 @@
+import test, { type ExecutionContext } from 'ava'
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Packr } from 'msgpackr'
+import {
+  DATAGRAM_CONTEXT, DEFAULT_MAX_DATAGRAM_BYTES, DEFAULT_MAX_FRAME_BYTES, FRAME_LENGTH_BYTES, MAC_BYTES, MAX_PATH_LENGTH, MESSAGE_TYPES, PROTOCOL_VERSION,
+  FrameDecoder, WireError, WireErrorCode, decodeDatagram, decodeMessage, encodeDatagram, encodeMessage, generateClusterKey, messageSchemas,
+  parseClusterKey, readClusterKeyFile, writeClusterKeyFile, type MessageType, type OutgoingMessage, type WireErrorCodeValue
+} from '../src/index.js'
+import { prng, sampleBodies, signRaw } from './helpers.js'
+
+const key = generateClusterKey()
+const context = Buffer.from('session-context-for-tests-000000')
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
+
+function message<T extends MessageType> (t: T, extra: Partial<OutgoingMessage<T>> = {}): OutgoingMessage<T> {
+  return { t, from: 'node-1', seq: 7, ts: 1_700_000_000_123, body: sampleBodies[t], ...(t === 'chunk' ? { payload: Buffer.from('chunk bytes') } : {}), ...extra }
+}
+
+function frame (msg: OutgoingMessage): Buffer {
+  const [head, payload] = encodeMessage(key, context, msg, true)
+  return payload === undefined ? head : Buffer.concat([head, payload])
+}
+
+/** A header signed with the right key, so decoding gets past the MAC. */
+function signedHeader (header: Record<string, unknown>, payload?: Uint8Array): Buffer {
+  return signRaw(key, DATAGRAM_CONTEXT, packr.pack(header), payload)
+}
+
+function validHeader (over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { v: PROTOCOL_VERSION, t: 'ok', f: 'node-1', ts: 1, s: 1, b: {}, ...over }
+}
+
+/** The code of the WireError `fn` throws; anything else thrown fails the test. */
+function code (t: ExecutionContext, fn: () => unknown): WireErrorCodeValue | undefined {
+  const err = t.throws(fn)
+  if (!(err instanceof WireError)) {
+    t.fail(`expected a WireError, got ${String(err)}`)
+    return undefined
+  }
+  return err.code
+}
+
+async function asyncCode (t: ExecutionContext, promise: Promise<unknown>): Promise<string | undefined> {
+  const err = await t.throwsAsync(promise)
+  return (err as { code?: string } | undefined)?.code
+}
+
+test('every message type survives a datagram and a frame round trip', (t) => {
+  t.deepEqual(new Set(MESSAGE_TYPES), new Set(Object.keys(messageSchemas)))
+  for (const type of MESSAGE_TYPES) {
+    const msg = message(type)
+    const expected = { t: type, from: 'node-1', ts: 1_700_000_000_123, seq: 7, body: sampleBodies[type], payload: Buffer.from(msg.payload ?? []) }
+
+    const datagram = encodeDatagram(key, msg)
+    t.true(datagram.length <= DEFAULT_MAX_DATAGRAM_BYTES, type)
+    t.deepEqual(decodeDatagram(key, datagram), expected, `datagram ${type}`)
+
+    const bytes = frame(msg)
+    t.is(bytes.readUInt32BE(0), bytes.length - FRAME_LENGTH_BYTES, type)
+    const frames = new FrameDecoder(DEFAULT_MAX_FRAME_BYTES).push(bytes)
+    t.is(frames.length, 1)
+    t.deepEqual(decodeMessage(key, context, frames[0] as Buffer, DEFAULT_MAX_FRAME_BYTES), expected, `frame ${type}`)
+  }
+})
+
+test('the timestamp defaults to now', (t) => {
+  const before = Date.now()
+  const msg = decodeDatagram(key, encodeDatagram(key, { t: 'ok', from: 'n', seq: 0, body: {} }))
+  t.true(msg.ts >= before && msg.ts <= Date.now())
+})
+
+test('FrameDecoder gives the same frames fed at once, byte by byte and in random slices', (t) => {
+  const msgs = MESSAGE_TYPES.map((type, i) => message(type, { seq: i + 1 }))
+  msgs.push(message('chunk', { seq: 1000, payload: Buffer.alloc(70_000, 9) }))
+  msgs.push(message('chunk', { seq: 1001, payload: Buffer.alloc(0) }))
+  const stream = Buffer.concat(msgs.map(frame))
+  const decode = (frames: Buffer[]): unknown[] => frames.map((f) => decodeMessage(key, context, f, DEFAULT_MAX_FRAME_BYTES))
+
+  const whole = new FrameDecoder(DEFAULT_MAX_FRAME_BYTES)
+  const expected = decode(whole.push(stream))
+  t.is(expected.length, msgs.length)
+  t.is(whole.pending, 0)
+
+  const bytewise = new FrameDecoder(DEFAULT_MAX_FRAME_BYTES)
+  const got: Buffer[] = []
+  for (let i = 0; i < stream.length; i++) got.push(...bytewise.push(stream.subarray(i, i + 1)))
+  t.deepEqual(decode(got), expected)
+  t.is(bytewise.pending, 0)
+
+  const random = prng(42)
+  for (let round = 0; round < 20; round++) {
+    const sliced = new FrameDecoder(DEFAULT_MAX_FRAME_BYTES)
+    const out: Buffer[] = []
+    for (let at = 0; at < stream.length;) {
+      const n = Math.floor(random() * (random() < 0.5 ? 16 : 40_000))
+      out.push(...sliced.push(stream.subarray(at, at + n)))
+      at += n
+    }
+    t.deepEqual(decode(out), expected)
+    t.is(sliced.pending, 0)
+  }
+})
+
+test('FrameDecoder reports the bytes of an unfinished frame as pending', (t) => {
+  const bytes = frame(message('ok'))
+  const decoder = new FrameDecoder(DEFAULT_MAX_FRAME_BYTES)
+  t.deepEqual(decoder.push(bytes.subarray(0, bytes.length - 1)), [])
+  t.is(decoder.pending, bytes.length - 1)
+})
+
+test('FrameDecoder passes an empty frame on, and decoding refuses it as missing its MAC', (t) => {
+  const decoder = new FrameDecoder(DEFAULT_MAX_FRAME_BYTES)
+  const frames = decoder.push(Buffer.alloc(FRAME_LENGTH_BYTES))
+  t.is(frames.length, 1)
+  t.is(decoder.pending, 0)
+  t.is(code(t, () => decodeMessage(key, context, frames[0] as Buffer, DEFAULT_MAX_FRAME_BYTES)), WireErrorCode.MISSING_MAC)
+})
+
+test('FrameDecoder refuses a length prefix above its limit before buffering the frame', (t) => {
+  const decoder = new FrameDecoder(1000)
+  const prefix = Buffer.alloc(FRAME_LENGTH_BYTES)
+  prefix.writeUInt32BE(1001)
+  t.is(code(t, () => decoder.push(prefix)), WireErrorCode.OVERSIZE)
+  // at the limit itself the decoder waits for the bytes
+  const ok = new FrameDecoder(1000)
+  prefix.writeUInt32BE(1000)
+  t.deepEqual(ok.push(prefix), [])
+  // a prefix split over two pushes is refused as soon as it is whole
+  const split = new FrameDecoder(1000)
+  prefix.writeUInt32BE(0xffffffff)
+  t.deepEqual(split.push(prefix.subarray(0, 2)), [])
+  t.is(code(t, () => split.push(prefix.subarray(2))), WireErrorCode.OVERSIZE)
+})
+
+test('a message too short to hold a MAC is ERR_WIRE_MISSING_MAC', (t) => {
+  for (const length of [0, 1, MAC_BYTES, MAC_BYTES + 1]) {
+    t.is(code(t, () => decodeDatagram(key, Buffer.alloc(length))), WireErrorCode.MISSING_MAC, `${length} bytes`)
+  }
+})
+
+test('a flipped bit anywhere in MAC, header or payload is ERR_WIRE_BAD_MAC', (t) => {
+  for (const msg of [message('announce'), message('chunk')]) {
+    const good = encodeDatagram(key, msg)
+    for (let byte = 0; byte < good.length; byte++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const bad = Buffer.from(good)
+        bad[byte] = (bad[byte] as number) ^ (1 << bit)
+        const got = code(t, () => decodeDatagram(key, bad))
+        // the header length itself is MAC'd; grown past the end it is caught as truncation first
+        if (byte === MAC_BYTES || byte === MAC_BYTES + 1) t.true(got === WireErrorCode.BAD_MAC || got === WireErrorCode.TRUNCATED)
+        else if (got !== WireErrorCode.BAD_MAC) t.fail(`byte ${byte} bit ${bit} gave ${String(got)}`)
+      }
+    }
+  }
+})
+
+test('a wrong key or a wrong context is ERR_WIRE_BAD_MAC', (t) => {
+  const datagram = encodeDatagram(key, message('announce'))
+  t.is(code(t, () => decodeDatagram(generateClusterKey(), datagram)), WireErrorCode.BAD_MAC)
+  const bytes = frame(message('ok')).subarray(FRAME_LENGTH_BYTES)
+  t.is(code(t, () => decodeMessage(key, Buffer.from('another-session'), bytes, DEFAULT_MAX_FRAME_BYTES)), WireErrorCode.BAD_MAC)
+  // a datagram is not a frame of any session, nor the reverse
+  t.is(code(t, () => decodeMessage(key, context, datagram, DEFAULT_MAX_FRAME_BYTES)), WireErrorCode.BAD_MAC)
+  t.is(code(t, () => decodeDatagram(key, bytes)), WireErrorCode.BAD_MAC)
+})
+
+test('an unknown version or type under a valid MAC is refused with its own code', (t) => {
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ v: 2 })))), WireErrorCode.UNKNOWN_VERSION)
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ v: undefined })))), WireErrorCode.UNKNOWN_VERSION)
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ v: '1' })))), WireErrorCode.UNKNOWN_VERSION)
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ t: 'blob.explode' })))), WireErrorCode.UNKNOWN_TYPE)
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ t: 'toString' })))), WireErrorCode.UNKNOWN_TYPE)
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ t: 42 })))), WireErrorCode.UNKNOWN_TYPE)
+  // fields whose conversion to a string would throw still get a typed error
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ v: { toString: 1 } })))), WireErrorCode.UNKNOWN_VERSION)
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ t: { toString: 1, valueOf: 2 } })))), WireErrorCode.UNKNOWN_TYPE)
+  // the hand-built layout is the codec's: a valid header signed this way decodes
+  t.is(decodeDatagram(key, signedHeader(validHeader())).t, 'ok')
+})
+
+test('an oversize datagram is refused on decode and on encode', (t) => {
+  const big = Buffer.alloc(DEFAULT_MAX_DATAGRAM_BYTES + 1)
+  t.is(code(t, () => decodeDatagram(key, big)), WireErrorCode.OVERSIZE)
+  // even one that is otherwise valid
+  const valid = encodeDatagram(key, message('chunk', { payload: Buffer.alloc(1190) }), 5000)
+  t.true(valid.length > DEFAULT_MAX_DATAGRAM_BYTES)
+  t.is(code(t, () => decodeDatagram(key, valid)), WireErrorCode.OVERSIZE)
+  t.is(decodeDatagram(key, valid, 5000).payload.length, 1190)
+  t.is(code(t, () => encodeDatagram(key, message('chunk', { payload: Buffer.alloc(1200) }))), WireErrorCode.OVERSIZE)
+  t.is(code(t, () => encodeDatagram(key, message('search', { body: { ...sampleBodies.search, key: 'k'.repeat(900), replyAddress: 'a'.repeat(64) } }), 900)), WireErrorCode.OVERSIZE)
+  // a frame above the caller's limit
+  const bytes = frame(message('chunk', { payload: Buffer.alloc(2000) })).subarray(FRAME_LENGTH_BYTES)
+  t.is(code(t, () => decodeMessage(key, context, bytes, 1000)), WireErrorCode.OVERSIZE)
+  // a header above 64 KiB cannot be encoded
+  t.is(code(t, () => encodeMessage(key, context, message('error', { body: { code: 'x', message: 'y'.repeat(70_000) } }), true)), WireErrorCode.OVERSIZE)
+})
+
+test('a header length beyond the message is ERR_WIRE_TRUNCATED', (t) => {
+  const good = encodeDatagram(key, message('announce'))
+  t.is(code(t, () => decodeDatagram(key, good.subarray(0, good.length - 1))), WireErrorCode.TRUNCATED)
+  const bad = Buffer.from(good)
+  bad.writeUInt16BE(0xffff, MAC_BYTES)
+  t.is(code(t, () => decodeDatagram(key, bad)), WireErrorCode.TRUNCATED)
+  t.is(code(t, () => decodeDatagram(key, Buffer.concat([Buffer.alloc(MAC_BYTES), Buffer.from([0, 1])]))), WireErrorCode.TRUNCATED)
+})
+
+test('a signed header that is not msgpack, not a map, or carries a stray payload is ERR_WIRE_MALFORMED', (t) => {
+  const malformed = (header: Uint8Array, payload?: Uint8Array): WireErrorCodeValue | undefined =>
+    code(t, () => decodeDatagram(key, signRaw(key, DATAGRAM_CONTEXT, header, payload)))
+  t.is(malformed(Buffer.alloc(0)), WireErrorCode.MALFORMED)
+  t.is(malformed(Buffer.from([0xc1])), WireErrorCode.MALFORMED) // never used
+  t.is(malformed(Buffer.from([0xa5, 0x61])), WireErrorCode.MALFORMED) // str cut short
+  t.is(malformed(Buffer.from([0x80, 0x80])), WireErrorCode.MALFORMED) // trailing bytes
+  t.is(malformed(Buffer.from('not msgpack at all, just text')), WireErrorCode.MALFORMED)
+  t.is(malformed(packr.pack([1, 2, 3])), WireErrorCode.MALFORMED)
+  t.is(malformed(packr.pack('a string')), WireErrorCode.MALFORMED)
+  t.is(malformed(packr.pack(null)), WireErrorCode.MALFORMED)
+  t.is(malformed(packr.pack(validHeader()), Buffer.from('stray')), WireErrorCode.MALFORMED)
+  t.is(decodeDatagram(key, signedHeader(validHeader({ t: 'chunk' }), Buffer.from('fine'))).payload.toString(), 'fine')
+})
+
+test('signed length bombs, deep nesting and extensions are ERR_WIRE_MALFORMED', (t) => {
+  const malformed = (hex: string): WireErrorCodeValue | undefined =>
+    code(t, () => decodeMessage(key, DATAGRAM_CONTEXT, signRaw(key, DATAGRAM_CONTEXT, Buffer.from(hex.replace(/ /g, ''), 'hex')), 1 << 20))
+  // {v: <bomb>}
+  for (const bomb of ['dd ffffffff 01', 'dc ffff 01', 'df ffffffff 01 01', 'de ffff 0101', 'db ffffffff 61', 'c6 ffffffff 00', 'c9 ffffffff 01 00', 'da 0010 61']) {
+    t.is(malformed('81 a176 ' + bomb), WireErrorCode.MALFORMED, bomb)
+  }
+  t.is(malformed('91'.repeat(60_000) + '01'), WireErrorCode.MALFORMED) // nested 60,000 deep
+  t.is(malformed('81 a176 ' + '91'.repeat(40) + '01'), WireErrorCode.MALFORMED)
+  t.is(malformed('81 a176 d4 72 00'), WireErrorCode.MALFORMED) // record definition
+  t.is(malformed('81 a176 d6 69 00000000 91 01'), WireErrorCode.MALFORMED) // structured-clone id
+  t.is(malformed('81 a176 d4 65 00 93 a14501c0'), WireErrorCode.MALFORMED) // Error extension
+  t.is(malformed('81 a176 d4 78 00 92 a161a0'), WireErrorCode.MALFORMED) // RegExp extension
+  t.is(malformed('81 a176 d6 ff 00000001'), WireErrorCode.MALFORMED) // Date
+  // what msgpackr writes for `undefined` is accepted (an optional field set to undefined)
+  t.is(decodeDatagram(key, signedHeader(validHeader({ t: 'blob.get', b: { fileId: '0'.repeat(32), offset: 0, length: undefined } }))).t, 'blob.get')
+})
+
+test('a sender id, timestamp, sequence or body field missing or wrong is ERR_WIRE_INVALID_FIELD', (t) => {
+  const invalid = (over: Record<string, unknown>): WireErrorCodeValue | undefined => code(t, () => decodeDatagram(key, signedHeader(validHeader(over))))
+  for (const over of [
+    { f: undefined }, { f: '' }, { f: 'bad id!' }, { f: 'a\nb' }, { f: 'x'.repeat(65) }, { f: 7 },
+    { ts: undefined }, { ts: -1 }, { ts: 1.5 }, { ts: '1' }, { s: undefined }, { s: Number.MAX_SAFE_INTEGER + 2 },
+    { b: undefined }, { b: [] }, { b: 'x' },
+    { t: 'error', b: { code: 'x' } },
+    { t: 'error', b: { code: 1, message: 'x' } },
+    { t: 'blob.stat', b: { fileId: '0123456789ABCDEF0123456789ABCDEF' } },
+    { t: 'blob.stat', b: { fileId: '0123' } },
+    { t: 'blob.stat', b: { fileId: 'g'.repeat(32) } },
+    { t: 'dir.stat', b: { path: '' } },
+    { t: 'open', b: { nonce: 'not bytes' } },
+    { t: 'announce', b: { ...sampleBodies.announce, id: 'spaces are bad' } }
+  ]) {
+    t.is(invalid(over), WireErrorCode.INVALID_FIELD, JSON.stringify(over).slice(0, 100))
+  }
+  // over-long path in a frame, where it fits
+  const long = frame(message('dir.stat', { body: { path: '/' + 'a'.repeat(MAX_PATH_LENGTH) } })).subarray(FRAME_LENGTH_BYTES)
+  t.is(code(t, () => decodeMessage(key, context, long, DEFAULT_MAX_FRAME_BYTES)), WireErrorCode.INVALID_FIELD)
+  // the error names the field
+  const err = t.throws(() => decodeDatagram(key, signedHeader(validHeader({ t: 'blob.stat', b: { fileId: 'x' } }))))
+  t.regex(err?.message ?? '', /fileId/)
+})
+
+test('writeClusterKeyFile writes a 0600 file that readClusterKeyFile reads back', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wire-key-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const file = join(dir, 'cluster.key')
+  const k = generateClusterKey()
+  await writeClusterKeyFile(file, k)
+  t.is((await stat(file)).mode & 0o777, 0o600)
+  t.deepEqual(await readClusterKeyFile(file), k)
+  // never overwrites an existing key
+  await t.throwsAsync(writeClusterKeyFile(file, generateClusterKey()))
+  t.deepEqual(await readClusterKeyFile(file), k)
+})
+
+test('readClusterKeyFile refuses a file others can read, a non-hex or short key and a missing file with ERR_WIRE_BAD_KEY', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wire-key-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const open = join(dir, 'open.key')
+  await writeFile(open, generateClusterKey().toString('hex'), { mode: 0o644 })
+  await chmod(open, 0o644)
+  t.is(await asyncCode(t, readClusterKeyFile(open)), WireErrorCode.BAD_KEY)
+  for (const [name, text] of [['nothex.key', 'z'.repeat(64)], ['short.key', 'ab'.repeat(8)], ['odd.key', 'a'.repeat(33)], ['empty.key', '\n']]) {
+    const file = join(dir, name as string)
+    await writeFile(file, text as string, { mode: 0o600 })
+    t.is(await asyncCode(t, readClusterKeyFile(file)), WireErrorCode.BAD_KEY, name)
+  }
+  t.is(await asyncCode(t, readClusterKeyFile(join(dir, 'missing.key'))), WireErrorCode.BAD_KEY)
+  t.deepEqual(parseClusterKey(' ' + 'AB'.repeat(16) + '\n'), Buffer.alloc(16, 0xab))
+})

@@ -1,0 +1,72 @@
+import { createHmac } from 'node:crypto'
+import { MAC_BYTES, type FileEntry, type MessageBody, type MessageType } from '../src/index.js'
+
+/**
+ * Signs hand-built header bytes with the codec's layout — `mac(32) headerLength(u16) header payload`,
+ * the MAC being HMAC-SHA256(key, context | headerLength | header | payload) — so a test reaches the
+ * checks that run after the MAC.
+ */
+export function signRaw (key: Uint8Array, context: Uint8Array, header: Uint8Array, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  const length = Buffer.alloc(2)
+  length.writeUInt16BE(header.length)
+  const mac = createHmac('sha256', key).update(context).update(length).update(header).update(payload).digest()
+  if (mac.length !== MAC_BYTES) throw new Error('MAC_BYTES changed')
+  return Buffer.concat([mac, length, header, payload])
+}
+
+const FILE_ID = '0123456789abcdef0123456789abcdef'
+const SHA = 'ab'.repeat(32)
+const member = { id: 'node-1', role: 'storage', center: 'east', slot: 1, address: '10.0.0.1', port: 7000, bootId: 'b00t' } as const
+const fileEntry: FileEntry = { type: 'file', path: '/a/b.txt', fileId: FILE_ID, size: 10, sha256: SHA, version: 3, mtime: 1_700_000_000_000, replicas: [{ node: 'node-1', center: 'east', slot: 1 }] }
+
+/** One valid body per message type; the mapped type makes a new message type a compile error here. */
+export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
+  open: { nonce: Buffer.alloc(16, 1) },
+  hello: { nonce: Buffer.alloc(16, 2), ...member },
+  ok: {},
+  error: { code: 'ERR_X', message: 'nope' },
+  chunk: {},
+  end: {},
+  abort: { reason: 'changed my mind' },
+  'blob.put': { fileId: FILE_ID, size: 5 },
+  'blob.put.ok': { fileId: FILE_ID, size: 5, sha256: SHA },
+  'blob.get': { fileId: FILE_ID, offset: 0, length: 5 },
+  'blob.get.ok': { fileId: FILE_ID, size: 5, sha256: SHA, offset: 0, length: 5 },
+  'blob.stat': { fileId: FILE_ID },
+  'blob.stat.ok': { fileId: FILE_ID, size: 5, sha256: SHA },
+  'blob.delete': { fileId: FILE_ID },
+  'blob.delete.ok': { existed: true },
+  'node.stats': {},
+  'node.stats.ok': { ...member, files: 1, bytes: 2, free: 3 },
+  'dir.put': { entry: { type: 'file', path: '/a/b.txt', fileId: FILE_ID, size: 10, sha256: SHA, replicas: [] } },
+  'dir.mkdir': { path: '/a', parents: true },
+  'dir.rename': { path: '/a', to: '/b' },
+  'dir.remove': { path: '/a', recursive: false },
+  'dir.change.ok': { change: { op: 'put', seq: 4, mtime: 5, entry: fileEntry }, removed: [fileEntry] },
+  'dir.stat': { path: '/a' },
+  'dir.stat.ok': { entry: { type: 'dir', path: '/a', version: 1, mtime: 2 } },
+  'dir.list': { path: '/', after: 'a', limit: 10 },
+  'dir.list.ok': { entries: [fileEntry, { type: 'dir', path: '/c', version: 1, mtime: 2 }], more: false },
+  'dir.apply': { change: { op: 'rename', seq: 1, mtime: 2, path: '/a', to: '/b' } },
+  'dir.apply.ok': { seq: 1 },
+  'dir.changes': { after: 0, limit: 100 },
+  'dir.changes.ok': { changes: [{ op: 'mkdir', seq: 1, mtime: 2, path: '/a' }, { op: 'remove', seq: 2, mtime: 3, path: '/a', recursive: true }], last: 2 },
+  'dir.info': {},
+  'dir.info.ok': { ...member, role: 'directory', seq: 1, entries: 2 },
+  announce: { cluster: 'c1', ...member, heartbeatMs: 500, free: 1, files: 2 },
+  goodbye: { cluster: 'c1', id: 'node-1', role: 'storage', bootId: 'b00t' },
+  search: { cluster: 'c1', queryId: '0123456789abcdef', kind: 'blob', key: FILE_ID, center: 'east', replyAddress: '10.0.0.2', replyPort: 5000, windowMs: 100 },
+  'search.reply': { cluster: 'c1', queryId: '0123456789abcdef', ...member, size: 5, sha256: SHA, version: 1 }
+}
+
+/** A seeded PRNG (mulberry32): fuzz cases are reproducible from the printed seed. */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
