@@ -108,7 +108,7 @@ export class DirectoryServer {
       case 'dir.remove': return await ctx.reply('dir.change.ok', await ns.remove(req.body.path, req.body.recursive))
       case 'dir.stat': return await ctx.reply('dir.stat.ok', { entry: ns.stat(req.body.path) })
       case 'dir.list': return await ctx.reply('dir.list.ok', ns.list(req.body.path, req.body.after, req.body.limit))
-      case 'dir.apply': return await ctx.reply('dir.apply.ok', { seq: await ns.apply(req.body.change) })
+      case 'dir.apply': return await ctx.reply('dir.apply.ok', { seq: await ns.apply(req.body.changes) })
       case 'dir.changes': return await ctx.reply('dir.changes.ok', ns.changes(req.body.after, req.body.limit))
       case 'dir.info': return await ctx.reply('dir.info.ok', { id: this.id, role: 'directory', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, seq: ns.seq, entries: ns.entryCount })
       default: throw new DirectoryError(DirectoryErrorCode.UNSUPPORTED, `a directory server does not serve ${req.t}`)

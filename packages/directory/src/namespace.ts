@@ -134,17 +134,20 @@ export class Namespace {
   }
 
   /**
-   * Replays a change from the twin's log. Already applied: nothing happens; a
-   * gap: refused, the caller must send the missing changes first.
+   * Replays changes from the twin's log, in one transaction. Those already
+   * applied are skipped; a gap is refused (nothing of the batch is applied):
+   * the caller must send the missing changes first. Returns the new sequence.
    */
-  async apply (change: Change): Promise<number> {
+  async apply (changes: Change[]): Promise<number> {
     return await this.root.childTransaction(() => {
-      const current = this.seq
-      if (change.seq <= current) return current
-      if (change.seq !== current + 1) throw new DirectoryError(DirectoryErrorCode.SEQ_GAP, `change ${change.seq} does not follow ${current}`)
-      this.effect(change)
-      this.record(change)
-      return change.seq
+      for (const change of changes) {
+        const current = this.seq
+        if (change.seq <= current) continue
+        if (change.seq !== current + 1) throw new DirectoryError(DirectoryErrorCode.SEQ_GAP, `change ${change.seq} does not follow ${current}`)
+        this.effect(change)
+        this.record(change)
+      }
+      return this.seq
     }) as number
   }
 

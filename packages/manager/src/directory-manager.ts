@@ -103,24 +103,21 @@ export class DirectoryManager {
       this.twinSeq = (await this.call(twin, async () => await twin.client.request('dir.info', {}, 'dir.info.ok'))).body.seq
     }
     for (;;) {
-      const next = this.pending.get(this.twinSeq + 1)
-      let batch: Change[]
-      if (next !== undefined) {
-        batch = [next.change]
-      } else {
+      // Every consecutive change this manager holds goes in one request: one round trip, one commit.
+      let batch: Change[] = []
+      for (let seq = this.twinSeq + 1; this.pending.has(seq) && batch.length < CATCH_UP_PAGE; seq++) batch.push((this.pending.get(seq) as { change: Change }).change)
+      if (batch.length === 0) {
         const primarySeq = this.pending.size > 0 ? Infinity : (await this.call(primary, async () => await primary.client.request('dir.info', {}, 'dir.info.ok'))).body.seq
         if (this.pending.size === 0 && primarySeq <= this.twinSeq) return
         batch = (await this.call(primary, async () => await primary.client.request('dir.changes', { after: this.twinSeq as number, limit: CATCH_UP_PAGE }, 'dir.changes.ok'))).body.changes
         if (batch.length === 0) return
       }
-      for (const change of batch) {
-        const { body } = await this.call(twin, async () => await twin.client.request('dir.apply', { change }, 'dir.apply.ok'))
-        this.twinSeq = body.seq
-        for (const [seq, p] of this.pending) {
-          if (seq <= body.seq) {
-            this.pending.delete(seq)
-            p.resolve()
-          }
+      const { body } = await this.call(twin, async () => await twin.client.request('dir.apply', { changes: batch }, 'dir.apply.ok'))
+      this.twinSeq = body.seq
+      for (const [seq, p] of this.pending) {
+        if (seq <= body.seq) {
+          this.pending.delete(seq)
+          p.resolve()
         }
       }
     }

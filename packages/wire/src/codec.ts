@@ -13,6 +13,10 @@ export const DEFAULT_MAX_DATAGRAM_BYTES = 1200
 // 8 MiB: a directory listing page fits; body chunks are far smaller
 export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 const MAX_HEADER_BYTES = 0xffff
+// 16 levels: the deepest body (a change-log page: header, body, changes, change, entry,
+// replicas, replica) nests 7; a signed header nested deeper is refused before msgpackr
+// recurses into it
+const MAX_HEADER_DEPTH = 16
 
 /** What every datagram and frame says besides its body. */
 export interface Envelope<T extends MessageType = MessageType> {
@@ -40,7 +44,8 @@ export interface OutgoingMessage<T extends MessageType = MessageType> {
 }
 
 // Records off: a receiver may have missed the datagram or frame that defined a record.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
+// Structured clone off: its back-references turn a small header into a huge graph.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false })
 
 function mac (key: Uint8Array, context: Uint8Array, signed: Uint8Array, payload: Uint8Array | undefined): Buffer {
   const h = createHmac('sha256', key).update(context).update(signed)
@@ -108,7 +113,102 @@ export function decodeDatagram (key: Uint8Array, buf: Buffer, maxBytes = DEFAULT
   return decodeMessage(key, DATAGRAM_CONTEXT, buf, maxBytes)
 }
 
+/**
+ * Walks a header's msgpack without building anything and returns why it is refused, if it
+ * is. Only what `encodeMessage` writes gets through: nil, booleans, numbers, strings,
+ * bins, arrays and maps (and `undefined`, msgpackr's fixext 0). Every declared length
+ * must fit in the bytes that remain and nesting is bounded, so msgpackr never
+ * pre-allocates from a length bomb, recurses without bound, or meets an extension
+ * (records, structured-clone references, errors, regexps, bundled strings) whose
+ * decoding or later string conversion costs more than the header's size.
+ * A signed header comes from a key holder, but a bug or a compromised member must not
+ * be able to hang or exhaust a receiver.
+ */
+function scanHeader (buf: Buffer): string | undefined {
+  const end = buf.length
+  const open: number[] = [] // values still to read in each enclosing container
+  let left = 1 // values still to read at this level: the header is one value
+  let pos = 0
+  for (;;) {
+    if (left === 0) {
+      const outer = open.pop()
+      if (outer === undefined) break
+      left = outer
+      continue
+    }
+    left--
+    if (pos >= end) return 'ends inside a value'
+    const token = buf[pos++] as number
+    let skip = 0 // bytes of this scalar after its token and length field
+    let count = -1 // values inside this container; -1 for a scalar
+    let lengthBytes = 0
+    if (token <= 0x7f || token >= 0xe0 || (token >= 0xc0 && token <= 0xc3 && token !== 0xc1)) {
+      // fixint, negative fixint, nil, false, true
+    } else if (token <= 0x8f) {
+      count = 2 * (token - 0x80)
+    } else if (token <= 0x9f) {
+      count = token - 0x90
+    } else if (token <= 0xbf) {
+      skip = token - 0xa0
+    } else {
+      switch (token) {
+        case 0xc4: case 0xd9: lengthBytes = 1; break // bin 8, str 8
+        case 0xc5: case 0xda: lengthBytes = 2; break // bin 16, str 16
+        case 0xc6: case 0xdb: lengthBytes = 4; break // bin 32, str 32
+        case 0xca: skip = 4; break // float 32
+        case 0xcb: skip = 8; break // float 64
+        case 0xcc: case 0xd0: skip = 1; break
+        case 0xcd: case 0xd1: skip = 2; break
+        case 0xce: case 0xd2: skip = 4; break
+        case 0xcf: case 0xd3: skip = 8; break
+        case 0xd4: // fixext 1: only type 0, msgpackr's `undefined`
+          if (pos + 2 > end || buf[pos] !== 0) return `extension type ${buf[pos] ?? '?'} at byte ${pos - 1}`
+          skip = 2
+          break
+        case 0xdc: case 0xde: lengthBytes = 2; break // array 16, map 16
+        case 0xdd: case 0xdf: lengthBytes = 4; break // array 32, map 32
+        default: return `msgpack token 0x${token.toString(16)} at byte ${pos - 1} is not used by the protocol`
+      }
+    }
+    if (lengthBytes > 0) {
+      if (pos + lengthBytes > end) return 'ends inside a length'
+      const length = buf.readUIntBE(pos, lengthBytes)
+      pos += lengthBytes
+      if (token === 0xdc || token === 0xdd) count = length
+      else if (token === 0xde || token === 0xdf) count = 2 * length
+      else skip = length
+    }
+    if (count >= 0) {
+      // every value takes at least one byte
+      if (count > end - pos) return `container at byte ${pos} declares ${count} values in ${end - pos} bytes`
+      if (count > 0) {
+        open.push(left)
+        if (open.length > MAX_HEADER_DEPTH) return `nested deeper than ${MAX_HEADER_DEPTH}`
+        left = count
+      }
+    } else {
+      if (skip > end - pos) return `value at byte ${pos} declares ${skip} bytes, ${end - pos} remain`
+      pos += skip
+    }
+  }
+  if (pos !== end) return `${end - pos} bytes after the header`
+  return undefined
+}
+
+/** A header field for an error message, without calling anything the peer put there. */
+function show (value: unknown, max: number): string {
+  switch (typeof value) {
+    case 'string': return JSON.stringify(value.slice(0, max))
+    case 'number': case 'boolean': case 'bigint': case 'undefined': return String(value)
+    default: return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'a map' : typeof value
+  }
+}
+
 function parseHeader (header: Buffer, payload: Buffer): AnyEnvelope {
+  const refusal = scanHeader(header)
+  if (refusal !== undefined) {
+    throw new WireError(WireErrorCode.MALFORMED, `message header is not acceptable msgpack: ${refusal}`)
+  }
   let raw: unknown
   try {
     raw = packr.unpack(header)
@@ -120,10 +220,10 @@ function parseHeader (header: Buffer, payload: Buffer): AnyEnvelope {
   }
   const h = raw as Record<string, unknown>
   if (h.v !== PROTOCOL_VERSION) {
-    throw new WireError(WireErrorCode.UNKNOWN_VERSION, `protocol version ${String(h.v).slice(0, 20)} is not ${PROTOCOL_VERSION}`)
+    throw new WireError(WireErrorCode.UNKNOWN_VERSION, `protocol version ${show(h.v, 20)} is not ${PROTOCOL_VERSION}`)
   }
   if (!isMessageType(h.t)) {
-    throw new WireError(WireErrorCode.UNKNOWN_TYPE, `unknown message type ${JSON.stringify(String(h.t).slice(0, 40))}`)
+    throw new WireError(WireErrorCode.UNKNOWN_TYPE, `unknown message type ${show(h.t, 40)}`)
   }
   const t = h.t
   const from = idSchema.safeParse(h.f)

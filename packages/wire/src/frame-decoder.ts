@@ -50,6 +50,8 @@ export class FrameDecoder {
   }
 
   private take (n: number): Buffer {
+    // an empty frame (length 0) may be the last bytes buffered: there is no chunk to cut
+    if (n === 0) return Buffer.alloc(0)
     let first = this.chunks[0] as Buffer
     if (first.length < n) first = this.flatten()
     const out = first.subarray(0, n)

@@ -107,7 +107,8 @@ export const messageSchemas = {
   'dir.stat.ok': z.object({ entry: entrySchema }),
   'dir.list': z.object({ path: pathSchema, after: z.string().max(MAX_PATH_LENGTH).optional(), limit: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
   'dir.list.ok': z.object({ entries: z.array(entrySchema).max(MAX_LIST_ENTRIES), more: z.boolean() }),
-  'dir.apply': z.object({ change: changeSchema }),
+  /** Changes from the twin's log, in sequence order, applied in one transaction. */
+  'dir.apply': z.object({ changes: z.array(changeSchema).min(1).max(MAX_LIST_ENTRIES) }),
   'dir.apply.ok': z.object({ seq: uintSchema }),
   'dir.changes': z.object({ after: uintSchema, limit: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
   'dir.changes.ok': z.object({ changes: z.array(changeSchema).max(MAX_LIST_ENTRIES), last: uintSchema }),

@@ -47,7 +47,7 @@ export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
   'dir.stat.ok': { entry: { type: 'dir', path: '/a', version: 1, mtime: 2 } },
   'dir.list': { path: '/', after: 'a', limit: 10 },
   'dir.list.ok': { entries: [fileEntry, { type: 'dir', path: '/c', version: 1, mtime: 2 }], more: false },
-  'dir.apply': { change: { op: 'rename', seq: 1, mtime: 2, path: '/a', to: '/b' } },
+  'dir.apply': { changes: [{ op: 'rename', seq: 1, mtime: 2, path: '/a', to: '/b' }] },
   'dir.apply.ok': { seq: 1 },
   'dir.changes': { after: 0, limit: 100 },
   'dir.changes.ok': { changes: [{ op: 'mkdir', seq: 1, mtime: 2, path: '/a' }, { op: 'remove', seq: 2, mtime: 3, path: '/a', recursive: true }], last: 2 },
