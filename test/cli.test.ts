@@ -1,0 +1,64 @@
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFile, writeFile, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { CLI_BIN } from '@mirrorcast/cli'
+import { startUp, tempDir } from './helpers/cluster.js'
+
+const exec = promisify(execFile)
+
+async function cli (url: string, ...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI_BIN, ...args], { env: { ...process.env, MIRRORCAST_URL: url }, maxBuffer: 64 * 1024 * 1024 })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+test('the CLI puts, gets, lists, stats, moves and removes like a file system, and fails with a message', async (t) => {
+  const dir = await tempDir(t)
+  const c = await startUp(t, dir)
+  const local = join(dir, 'in.bin')
+  const body = randomBytes(2 * 1024 * 1024 + 7)
+  await writeFile(local, body)
+
+  const put = await cli(c.url, 'put', local, '/docs/in.bin', '--json')
+  t.is(put.code, 0, put.stderr)
+  t.is(JSON.parse(put.stdout).size, body.length)
+  t.is((await cli(c.url, 'mkdir', '-p', '/docs/sub/deeper')).code, 0)
+
+  const out = join(dir, 'out.bin')
+  t.is((await cli(c.url, 'get', '/docs/in.bin', out)).code, 0)
+  t.true((await readFile(out)).equals(body))
+  const toStdout = await exec(process.execPath, [CLI_BIN, '--url', c.url, 'get', '/docs/in.bin', '-'], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 })
+  t.true(toStdout.stdout.equals(body))
+
+  const ls = await cli(c.url, 'ls', '/docs')
+  t.regex(ls.stdout, /in\.bin/)
+  t.regex(ls.stdout, /sub\//)
+  const stat = JSON.parse((await cli(c.url, 'stat', '/docs/in.bin')).stdout) as { replicas: unknown[], sha256: string }
+  t.is(stat.replicas.length, 2)
+
+  t.is((await cli(c.url, 'mv', '/docs/in.bin', '/docs/sub/moved.bin')).code, 0)
+  t.deepEqual((JSON.parse((await cli(c.url, 'ls', '/docs/sub', '--json')).stdout) as Array<{ name: string }>).map((e) => e.name), ['deeper', 'moved.bin'])
+
+  const notEmpty = await cli(c.url, 'rm', '/docs')
+  t.is(notEmpty.code, 1)
+  t.regex(notEmpty.stderr, /^mirrorcast: .*not empty.*409 ERR_DIR_NOT_EMPTY/m)
+  t.is((await cli(c.url, 'rm', '-r', '/docs')).code, 0)
+  const gone = await cli(c.url, 'get', '/docs/sub/moved.bin', join(dir, 'gone.bin'))
+  t.is(gone.code, 1)
+  t.regex(gone.stderr, /404/)
+  t.false((await readdir(dir)).some((f) => f.startsWith('gone.bin')), 'a failed download leaves no file behind')
+
+  const missing = await cli(c.url, 'put', join(dir, 'no-such-file'), '/x')
+  t.is(missing.code, 1)
+  t.regex(missing.stderr, /cannot read/)
+  const unreachable = await cli('http://127.0.0.1:1', 'ls')
+  t.is(unreachable.code, 1)
+  t.regex(unreachable.stderr, /cannot reach the manager/)
+})
