@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// Storage nodes keep many fsyncs in flight: libuv's default of 4 threads would queue them.
+process.env.UV_THREADPOOL_SIZE ??= '32'
 import { Command, Option } from 'commander'
 import { DEFAULT_HTTP_PORT } from '@mirrorcast/manager'
 import { DEFAULT_URL, ManagerClient } from './client.js'

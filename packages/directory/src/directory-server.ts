@@ -106,7 +106,10 @@ export class DirectoryServer {
       case 'dir.mkdir': return await ctx.reply('dir.change.ok', await ns.mkdir(req.body.path, req.body.parents))
       case 'dir.rename': return await ctx.reply('dir.change.ok', await ns.rename(req.body.path, req.body.to))
       case 'dir.remove': return await ctx.reply('dir.change.ok', await ns.remove(req.body.path, req.body.recursive))
-      case 'dir.stat': return await ctx.reply('dir.stat.ok', { entry: ns.stat(req.body.path) })
+      case 'dir.stat': {
+        const entry = req.body.optional === true ? ns.lookup(req.body.path) : ns.stat(req.body.path)
+        return await ctx.reply('dir.stat.ok', entry === undefined ? {} : { entry })
+      }
       case 'dir.list': return await ctx.reply('dir.list.ok', ns.list(req.body.path, req.body.after, req.body.limit))
       case 'dir.apply': return await ctx.reply('dir.apply.ok', { seq: await ns.apply(req.body.changes) })
       case 'dir.changes': return await ctx.reply('dir.changes.ok', ns.changes(req.body.after, req.body.limit))

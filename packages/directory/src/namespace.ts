@@ -76,11 +76,17 @@ export class Namespace {
   }
 
   stat (input: string): Entry {
+    const entry = this.lookup(input)
+    if (entry === undefined) throw notFound(normalizePath(input))
+    return entry
+  }
+
+  /** The entry at a path, or undefined: for callers to whom absence is no error. */
+  lookup (input: string): Entry | undefined {
     const path = normalizePath(input)
     if (path === '/') return { type: 'dir', path: '/', version: 0, mtime: 0 }
     const { value } = this.resolve(path)
-    if (value === undefined) throw notFound(path)
-    return toEntry(path, value)
+    return value === undefined ? undefined : toEntry(path, value)
   }
 
   list (input: string, after?: string, limit = MAX_LIST_ENTRIES): { entries: Entry[], more: boolean } {

@@ -38,8 +38,15 @@ export class DirectoryManager {
   }
 
   async stat (path: string, signal?: AbortSignal): Promise<Entry> {
+    const entry = await this.lookup(path, false, signal)
+    if (entry === undefined) throw new ManagerError(ManagerErrorCode.NOT_FOUND, `${path} does not exist`)
+    return entry
+  }
+
+  /** The entry at `path`, or undefined when there is none. */
+  async lookup (path: string, optional = true, signal?: AbortSignal): Promise<Entry | undefined> {
     const primary = this.primary()
-    return (await this.call(primary, async () => await primary.client.request('dir.stat', { path }, 'dir.stat.ok', { signal }))).body.entry
+    return (await this.call(primary, async () => await primary.client.request('dir.stat', { path, optional }, 'dir.stat.ok', { signal }))).body.entry
   }
 
   async list (path: string, after: string | undefined, limit: number | undefined, signal?: AbortSignal): Promise<MessageBody<'dir.list.ok'>> {

@@ -171,10 +171,10 @@ export class Manager {
       throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `${SHA256_HEADER} must be 64 lowercase hex digits`)
     }
     // Refuse before the upload what the commit would refuse after it.
-    const existing = await directories.stat(path).catch((err: { code?: string }) => { if (err.code === 'ERR_DIR_NOT_FOUND') return undefined; throw err })
+    const existing = await directories.lookup(path)
     if (existing?.type === 'dir') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${path} is a directory`)
     const abort = new AbortController()
-    const onClose = (): void => { if (!req.complete) abort.abort() }
+    const onClose = (): void => { if (!req.complete) abort.abort(new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, 'client went away')) }
     req.once('close', onClose)
     let body
     try {
@@ -229,7 +229,7 @@ export class Manager {
       return
     }
     const abort = new AbortController()
-    res.once('close', () => abort.abort())
+    res.once('close', () => { if (!res.writableFinished) abort.abort(new ManagerError(ManagerErrorCode.BAD_REQUEST, 'client went away')) })
     const body = (this.objects as ObjectManager).read(entry, offset, length, abort.signal)
     // Headers wait for the first bytes, so a read no replica can serve is still a clean 503.
     const first = await body.next()

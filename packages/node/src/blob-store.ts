@@ -19,6 +19,10 @@ const FORMAT_VERSION = 1
 const FOOTER_BYTES = 56
 // 64 MiB: kept free beyond what an upload declares, so the file system never fills to the last byte
 const FREE_SPACE_MARGIN = 64 * 1024 * 1024
+// 1 s: how long a free-space reading is trusted (less what was written since)
+const FREE_SPACE_TTL_MS = 1000
+// 64 KiB: a blob file this small is read whole in one call
+const SMALL_READ_BYTES = 64 * 1024
 
 export interface BlobInfo {
   size: number
@@ -44,6 +48,7 @@ export class BlobStore {
   private readonly tmpDir: string
   private readonly logger: Logger
   private readonly dirSyncer = new DirSyncer()
+  private freeReading = { bytes: 0, at: 0, writtenSince: 0 }
   files = 0
   bytes = 0
 
@@ -62,6 +67,8 @@ export class BlobStore {
     } catch (err) {
       throw new NodeError(NodeErrorCode.DATA_DIR, `data dir ${this.dir} is not usable: ${(err as Error).message}`, { cause: err })
     }
+    // Every shard directory exists from the start: a write never waits on a mkdir.
+    await Promise.all(Array.from({ length: 256 }, async (_, i) => await mkdir(join(this.blobsDir, i.toString(16).padStart(2, '0')), { recursive: true })))
     const leftovers = await readdir(this.tmpDir)
     await Promise.all(leftovers.map(async (f) => await rm(join(this.tmpDir, f), { force: true })))
     if (leftovers.length > 0) this.logger.warn('removed temp files left by a crash', { count: leftovers.length })
@@ -98,8 +105,8 @@ export class BlobStore {
       await fh.datasync()
       await fh.close()
       closed = true
-      const info = await this.install(fileId, tmp, written.sha256)
-      return info
+      this.freeReading.writtenSince += size
+      return await this.install(fileId, tmp, { size, sha256: written.sha256 })
     } catch (err) {
       if (!closed) await fh.close().catch(() => {})
       throw mapWriteError(err, fileId)
@@ -109,19 +116,17 @@ export class BlobStore {
   }
 
   /** Links the finished temp file under its id; an existing blob with the same content is fine. */
-  private async install (fileId: string, tmp: string, sha256: string): Promise<BlobInfo> {
+  private async install (fileId: string, tmp: string, info: BlobInfo): Promise<BlobInfo> {
     const shardDir = join(this.blobsDir, fileId.slice(0, 2))
-    await mkdir(shardDir, { recursive: true })
     try {
       await link(tmp, this.path(fileId))
     } catch (err) {
       if ((err as { code?: string }).code !== 'EEXIST') throw err
       const existing = await this.stat(fileId)
-      if (existing.sha256 !== sha256) throw new NodeError(NodeErrorCode.EXISTS, `file ${fileId} is already stored with other content`)
+      if (existing.sha256 !== info.sha256) throw new NodeError(NodeErrorCode.EXISTS, `file ${fileId} is already stored with other content`)
       return existing
     }
     await this.dirSyncer.sync(shardDir)
-    const info = await this.stat(fileId)
     this.files++
     this.bytes += info.size
     return info
@@ -175,9 +180,14 @@ export class BlobStore {
     return true
   }
 
+  /** Free bytes on the data dir's file system; read at most once a second, less what was written since. */
   async free (): Promise<number> {
-    const s = await statfs(this.dir)
-    return s.bavail * s.bsize
+    const now = Date.now()
+    if (now - this.freeReading.at > FREE_SPACE_TTL_MS) {
+      const s = await statfs(this.dir)
+      this.freeReading = { bytes: s.bavail * s.bsize, at: now, writtenSince: 0 }
+    }
+    return Math.max(0, this.freeReading.bytes - this.freeReading.writtenSince)
   }
 
   /** Every stored file id (for resync and scrub). */
@@ -257,14 +267,30 @@ interface Footer {
   sha256: string
   blockSize: number
   digests: number
+  /** The whole file, when it was small enough to read in one call. */
+  whole?: Buffer
 }
 
+/**
+ * Reads and checks the footer. A small file is read whole in one call (no
+ * fstat, no second read): most reads of small files cost one open, one read, one close.
+ */
 async function readFooter (fh: FileHandle, fileId: string): Promise<Footer> {
-  const corrupt = (why: string): NodeError => new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: ${why}`)
+  const head = Buffer.allocUnsafe(SMALL_READ_BYTES)
+  const { bytesRead } = await fh.read(head, 0, SMALL_READ_BYTES, 0)
+  if (bytesRead < SMALL_READ_BYTES) {
+    const whole = head.subarray(0, bytesRead)
+    return { ...parseFooter(whole.subarray(Math.max(0, bytesRead - FOOTER_BYTES)), bytesRead, fileId), whole }
+  }
   const fileSize = (await fh.stat()).size
-  if (fileSize < FOOTER_BYTES) throw corrupt('shorter than its footer')
   const footer = Buffer.alloc(FOOTER_BYTES)
   await fh.read(footer, 0, FOOTER_BYTES, fileSize - FOOTER_BYTES)
+  return parseFooter(footer, fileSize, fileId)
+}
+
+function parseFooter (footer: Buffer, fileSize: number, fileId: string): Footer {
+  const corrupt = (why: string): NodeError => new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: ${why}`)
+  if (fileSize < FOOTER_BYTES) throw corrupt('shorter than its footer')
   if (!footer.subarray(0, 8).equals(MAGIC)) throw corrupt('bad footer magic')
   if (footer.readUInt32BE(8) !== FORMAT_VERSION) throw corrupt(`unknown format ${footer.readUInt32BE(8)}`)
   const blockSize = footer.readUInt32BE(12)
@@ -281,14 +307,16 @@ async function * readVerified (fh: FileHandle, fileId: string, footer: Footer, o
     const end = offset + length
     const first = Math.floor(offset / footer.blockSize)
     const last = Math.floor((end - 1) / footer.blockSize)
-    const digests = Buffer.alloc((last - first + 1) * DIGEST_BYTES)
-    await fh.read(digests, 0, digests.length, footer.size + first * DIGEST_BYTES)
+    const digestsAt = footer.size + first * DIGEST_BYTES
+    const digestsLength = (last - first + 1) * DIGEST_BYTES
+    const digests = footer.whole?.subarray(digestsAt, digestsAt + digestsLength) ?? Buffer.alloc(digestsLength)
+    if (footer.whole === undefined) await fh.read(digests, 0, digests.length, digestsAt)
     for (let b = first; b <= last; b++) {
       const start = b * footer.blockSize
       const blockLength = Math.min(footer.blockSize, footer.size - start)
       // A fresh buffer per block: the previous one may still sit in a socket's queue.
-      const buf = Buffer.allocUnsafe(blockLength)
-      const { bytesRead } = await fh.read(buf, 0, blockLength, start)
+      const buf = footer.whole?.subarray(start, start + blockLength) ?? Buffer.allocUnsafe(blockLength)
+      const { bytesRead } = footer.whole === undefined ? await fh.read(buf, 0, blockLength, start) : { bytesRead: buf.length }
       const digest = createHash('sha256').update(buf.subarray(0, bytesRead)).digest()
       if (bytesRead !== blockLength || !digest.equals(digests.subarray((b - first) * DIGEST_BYTES, (b - first + 1) * DIGEST_BYTES))) {
         throw new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: block ${b} (bytes ${start}-${start + blockLength - 1}) fails its checksum`)

@@ -84,6 +84,7 @@ export class RpcClient {
     let finished = false
     const onAbort = (): void => channel.fail(new RpcError(RpcErrorCode.ABORTED, 'download aborted'))
     signal?.addEventListener('abort', onAbort, { once: true })
+    if (signal?.aborted === true) onAbort()
     try {
       for (;;) {
         const msg = await channel.next()
@@ -113,6 +114,8 @@ export class RpcClient {
   async using<X> (channel: Channel, signal: AbortSignal | undefined, fn: () => Promise<X>, exchangeEnds = true): Promise<X> {
     const onAbort = (): void => channel.fail(new RpcError(RpcErrorCode.ABORTED, 'request aborted'))
     signal?.addEventListener('abort', onAbort, { once: true })
+    // aborted while the session was being acquired: the listener above will never fire
+    if (signal?.aborted === true) onAbort()
     try {
       return await fn()
     } catch (err) {
@@ -126,7 +129,8 @@ export class RpcClient {
 
   async acquire (signal?: AbortSignal): Promise<Channel> {
     if (this.closed) throw new RpcError(RpcErrorCode.CLOSED, 'client is closed')
-    signal?.throwIfAborted()
+    // a typed error, like every other way a request ends, rather than the signal's DOMException
+    if (signal?.aborted === true) throw new RpcError(RpcErrorCode.ABORTED, 'request aborted', { cause: signal.reason })
     for (let channel = this.idle.pop(); channel !== undefined; channel = this.idle.pop()) {
       if (!channel.closed) {
         this.busy.add(channel)
@@ -156,22 +160,40 @@ export class RpcClient {
     const where = `${this.host}:${this.port}`
     const socket = connect({ host: this.host, port: this.port })
     const channel = new Channel(socket, { key: this.options.key, selfId: this.options.selfId, maxFrameBytes: this.options.maxFrameBytes, idleTimeoutMs: this.options.requestTimeoutMs })
+    // Tracked from the start, so close() also ends a session still being set up.
+    this.busy.add(channel)
+    let connected = false
     const ac = new AbortController()
-    const timer = setTimeout(() => ac.abort(), this.options.connectTimeoutMs)
-    const onAbort = (): void => ac.abort()
+    // The connect timeout and the signal cover the handshake too: failing the channel
+    // ends a peer that accepts but never says hello.
+    const timer = setTimeout(() => {
+      ac.abort()
+      channel.fail(new RpcError(RpcErrorCode.TIMEOUT, `connect to ${where} timed out after ${this.options.connectTimeoutMs} ms`))
+    }, this.options.connectTimeoutMs)
+    const onAbort = (): void => {
+      ac.abort()
+      channel.fail(new RpcError(RpcErrorCode.ABORTED, `connect to ${where} aborted`))
+    }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       await Promise.race([
         once(socket, 'connect', { signal: ac.signal }),
-        once(socket, 'error', { signal: ac.signal }).then(([err]) => { throw err })
+        once(socket, 'error', { signal: ac.signal }).then(([err]) => { throw err }),
+        // destroyed before it connected (close() of the client): neither event above comes
+        once(socket, 'close', { signal: ac.signal }).then(() => { throw new RpcError(RpcErrorCode.CLOSED, `connection to ${where} closed`) })
       ])
+      connected = true
       this.peer = await channel.openAsClient()
       return channel
     } catch (err) {
+      this.busy.delete(channel)
       channel.fail(err as Error)
       if (signal?.aborted === true) throw new RpcError(RpcErrorCode.ABORTED, `connect to ${where} aborted`)
       if (ac.signal.aborted) throw new RpcError(RpcErrorCode.TIMEOUT, `connect to ${where} timed out after ${this.options.connectTimeoutMs} ms`)
-      if (err instanceof RpcError || err instanceof RemoteError) throw err
+      if (this.closed) throw new RpcError(RpcErrorCode.CLOSED, 'client is closed')
+      if ((err as { code?: unknown }).code === RpcErrorCode.TIMEOUT) throw err
+      // Connected but no session: a wrong key (the peer hangs up), a bad MAC or a peer that is not ours.
+      if (connected) throw new RpcError(RpcErrorCode.HANDSHAKE, `handshake with ${where} failed: ${(err as Error).message}`, { cause: err })
       throw new RpcError(RpcErrorCode.CONNECT, `cannot connect to ${where}: ${(err as Error).message}`, { cause: err })
     } finally {
       clearTimeout(timer)

@@ -103,8 +103,9 @@ export const messageSchemas = {
   'dir.remove': z.object({ path: pathSchema, recursive: z.boolean() }),
   /** The outcome of a namespace change; `removed` lists file entries it dropped, whose bodies can go. */
   'dir.change.ok': z.object({ change: changeSchema, removed: z.array(fileEntrySchema).max(MAX_LIST_ENTRIES) }),
-  'dir.stat': z.object({ path: pathSchema }),
-  'dir.stat.ok': z.object({ entry: entrySchema }),
+  /** With `optional`, a missing path is answered with no entry instead of ERR_DIR_NOT_FOUND. */
+  'dir.stat': z.object({ path: pathSchema, optional: z.boolean().optional() }),
+  'dir.stat.ok': z.object({ entry: entrySchema.optional() }),
   'dir.list': z.object({ path: pathSchema, after: z.string().max(MAX_PATH_LENGTH).optional(), limit: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
   'dir.list.ok': z.object({ entries: z.array(entrySchema).max(MAX_LIST_ENTRIES), more: z.boolean() }),
   /** Changes from the twin's log, in sequence order, applied in one transaction. */
