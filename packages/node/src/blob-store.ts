@@ -224,7 +224,14 @@ function mapWriteError (err: unknown, fileId: string): unknown {
   return err
 }
 
-/** Writes the body and its trailer, hashing as it goes; checks the declared size. */
+// 8 MiB: body bytes handed to the disk but not yet written, while hashing goes on
+const MAX_WRITES_IN_FLIGHT_BYTES = 8 * 1024 * 1024
+
+/**
+ * Writes the body and its trailer, hashing as it goes; checks the declared size.
+ * Writes are positional and overlap with hashing and with the network: the
+ * disk and the CPU work at the same time, with a bounded amount in flight.
+ */
 async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Buffer>): Promise<{ sha256: string }> {
   const whole = createHash('sha256')
   const digests = Buffer.allocUnsafe(blockCount(size) * DIGEST_BYTES)
@@ -232,23 +239,36 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
   let inBlock = 0
   let received = 0
   let blocks = 0
-  for await (const chunk of source) {
-    received += chunk.length
-    if (received > size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload is longer than its declared ${size} bytes`)
-    whole.update(chunk)
-    for (let at = 0; at < chunk.length;) {
-      const take = Math.min(BLOCK_BYTES - inBlock, chunk.length - at)
-      block.update(chunk.subarray(at, at + take))
-      inBlock += take
-      at += take
-      if (inBlock === BLOCK_BYTES) {
-        block.digest().copy(digests, blocks++ * DIGEST_BYTES)
-        block = createHash('sha256')
-        inBlock = 0
+  const inFlight = new Set<Promise<unknown>>()
+  let inFlightBytes = 0
+  let failure: unknown
+  try {
+    for await (const chunk of source) {
+      if (failure !== undefined) throw failure
+      if (received + chunk.length > size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload is longer than its declared ${size} bytes`)
+      const write = fh.write(chunk, 0, chunk.length, received).then(() => { inFlightBytes -= chunk.length }, (err: unknown) => { failure ??= err })
+      inFlight.add(write)
+      void write.finally(() => inFlight.delete(write))
+      inFlightBytes += chunk.length
+      received += chunk.length
+      whole.update(chunk)
+      for (let at = 0; at < chunk.length;) {
+        const take = Math.min(BLOCK_BYTES - inBlock, chunk.length - at)
+        block.update(chunk.subarray(at, at + take))
+        inBlock += take
+        at += take
+        if (inBlock === BLOCK_BYTES) {
+          block.digest().copy(digests, blocks++ * DIGEST_BYTES)
+          block = createHash('sha256')
+          inBlock = 0
+        }
       }
+      while (inFlightBytes > MAX_WRITES_IN_FLIGHT_BYTES && inFlight.size > 0) await Promise.race(inFlight)
     }
-    await fh.write(chunk)
+  } finally {
+    await Promise.all(inFlight)
   }
+  if (failure !== undefined) throw failure
   if (received !== size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload ended after ${received} of ${size} bytes`)
   if (inBlock > 0) block.digest().copy(digests, blocks++ * DIGEST_BYTES)
   const sha256 = whole.digest()
@@ -258,7 +278,7 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
   footer.writeUInt32BE(BLOCK_BYTES, 12)
   footer.writeBigUInt64BE(BigInt(size), 16)
   sha256.copy(footer, 24)
-  await fh.writev([digests, footer])
+  await fh.writev([digests, footer], size)
   return { sha256: sha256.toString('hex') }
 }
 
@@ -311,14 +331,26 @@ async function * readVerified (fh: FileHandle, fileId: string, footer: Footer, o
     const digestsLength = (last - first + 1) * DIGEST_BYTES
     const digests = footer.whole?.subarray(digestsAt, digestsAt + digestsLength) ?? Buffer.alloc(digestsLength)
     if (footer.whole === undefined) await fh.read(digests, 0, digests.length, digestsAt)
-    for (let b = first; b <= last; b++) {
+    const readBlock = async (b: number): Promise<Buffer> => {
       const start = b * footer.blockSize
       const blockLength = Math.min(footer.blockSize, footer.size - start)
+      if (footer.whole !== undefined) return footer.whole.subarray(start, start + blockLength)
       // A fresh buffer per block: the previous one may still sit in a socket's queue.
-      const buf = footer.whole?.subarray(start, start + blockLength) ?? Buffer.allocUnsafe(blockLength)
-      const { bytesRead } = footer.whole === undefined ? await fh.read(buf, 0, blockLength, start) : { bytesRead: buf.length }
-      const digest = createHash('sha256').update(buf.subarray(0, bytesRead)).digest()
-      if (bytesRead !== blockLength || !digest.equals(digests.subarray((b - first) * DIGEST_BYTES, (b - first + 1) * DIGEST_BYTES))) {
+      const buf = Buffer.allocUnsafe(blockLength)
+      const { bytesRead } = await fh.read(buf, 0, blockLength, start)
+      return buf.subarray(0, bytesRead)
+    }
+    // The next block is read from disk while this one is verified and sent.
+    let next: Promise<Buffer> | undefined = readBlock(first)
+    for (let b = first; b <= last; b++) {
+      const buf = await (next as Promise<Buffer>)
+      next = b < last ? readBlock(b + 1) : undefined
+      next?.catch(() => {})
+      const start = b * footer.blockSize
+      const blockLength = Math.min(footer.blockSize, footer.size - start)
+      const digest = createHash('sha256').update(buf).digest()
+      if (buf.length !== blockLength || !digest.equals(digests.subarray((b - first) * DIGEST_BYTES, (b - first + 1) * DIGEST_BYTES))) {
+        await next?.catch(() => {})
         throw new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: block ${b} (bytes ${start}-${start + blockLength - 1}) fails its checksum`)
       }
       yield buf.subarray(Math.max(offset, start) - start, Math.min(end, start + blockLength) - start)
@@ -327,4 +359,3 @@ async function * readVerified (fh: FileHandle, fileId: string, footer: Footer, o
     await fh.close()
   }
 }
-
