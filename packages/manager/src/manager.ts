@@ -31,6 +31,8 @@ type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatM
 
 const FILES_PREFIX = '/files'
 const SHA256_HEADER = 'x-mirrorcast-sha256'
+// 1 MiB: bodies from this size on are checked against the namespace before they are sent
+const PRECHECK_MIN_BYTES = 1024 * 1024
 
 /** The object manager and directory manager behind one HTTP API. */
 export class Manager {
@@ -170,9 +172,12 @@ export class Manager {
     if (expectedSha !== undefined && (typeof expectedSha !== 'string' || !/^[0-9a-f]{64}$/.test(expectedSha))) {
       throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `${SHA256_HEADER} must be 64 lowercase hex digits`)
     }
-    // Refuse before the upload what the commit would refuse after it.
-    const existing = await directories.lookup(path)
-    if (existing?.type === 'dir') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${path} is a directory`)
+    // A large body is not sent just to be refused: check first what the commit would refuse.
+    // For a small one the round trip costs more than the upload, and the commit refuses it all the same.
+    if (size >= PRECHECK_MIN_BYTES) {
+      const existing = await directories.lookup(path)
+      if (existing?.type === 'dir') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${path} is a directory`)
+    }
     const abort = new AbortController()
     const onClose = (): void => { if (!req.complete) abort.abort(new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, 'client went away')) }
     req.once('close', onClose)
