@@ -1,21 +1,13 @@
 import { join } from 'node:path'
-import { isIPv4 } from 'node:net'
 import { mkdir } from 'node:fs/promises'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { loadOrCreateMemberId, newBootId, RpcServer, type RequestContext } from '@mirrorcast/rpc'
+import { loadOrCreateMemberId, newBootId, resolveMemberOptions, RpcServer, type MemberOptions, type RequestContext } from '@mirrorcast/rpc'
 import { MemberPresence, type PresenceOptions } from '@mirrorcast/discovery'
-import { centerSchema, slotSchema, type AnyEnvelope } from '@mirrorcast/wire'
+import type { AnyEnvelope } from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
 import { Namespace } from './namespace.js'
 
-export interface DirectoryServerOptions {
-  dataDir: string
-  key: Uint8Array
-  center: string
-  /** Partition index, 1-based: directory server k of one center is twinned with k of the other. */
-  slot: number
-  address?: string
-  port?: number
+export interface DirectoryServerOptions extends MemberOptions {
   maxFrameBytes?: number
   /** Multicast announce, search and DNS-SD; omitted: reachable only by its address. */
   presence?: Omit<PresenceOptions, 'key' | 'logger'>
@@ -33,13 +25,7 @@ export class DirectoryServer {
   bootId = ''
 
   constructor (options: DirectoryServerOptions) {
-    if (typeof options.dataDir !== 'string' || options.dataDir === '') throw new TypeError('dataDir is required')
-    if (options.key.length < 16) throw new TypeError('cluster key must be at least 16 bytes')
-    if (!centerSchema.safeParse(options.center).success) throw new TypeError(`center ${JSON.stringify(options.center)} must be lowercase letters, digits and dashes`)
-    if (!slotSchema.safeParse(options.slot).success) throw new TypeError(`slot ${options.slot} must be 1 to 65535`)
-    const address = options.address ?? '127.0.0.1'
-    if (!isIPv4(address)) throw new TypeError(`address ${address} must be an IPv4 address`)
-    this.options = { ...options, address, port: options.port ?? 0 }
+    this.options = resolveMemberOptions(options)
     this.logger = options.logger ?? silentLogger()
   }
 

@@ -1,3 +1,5 @@
+import { CodedError } from '@mirrorcast/wire'
+
 export const DirectoryErrorCode = {
   NOT_FOUND: 'ERR_DIR_NOT_FOUND',
   EXISTS: 'ERR_DIR_EXISTS',
@@ -10,12 +12,4 @@ export const DirectoryErrorCode = {
   UNSUPPORTED: 'ERR_DIR_UNSUPPORTED'
 } as const
 
-export class DirectoryError extends Error {
-  readonly code: string
-
-  constructor (code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'DirectoryError'
-    this.code = code
-  }
-}
+export class DirectoryError extends CodedError {}

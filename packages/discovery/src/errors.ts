@@ -1,12 +1,6 @@
-export class DiscoveryError extends Error {
-  readonly code: string
+import { CodedError } from '@mirrorcast/wire'
 
-  constructor (code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'DiscoveryError'
-    this.code = code
-  }
-}
+export class DiscoveryError extends CodedError {}
 
 export const DiscoveryErrorCode = {
   BAD_OPTIONS: 'ERR_DISCOVERY_BAD_OPTIONS',

@@ -1,3 +1,5 @@
+import { CodedError } from '@mirrorcast/wire'
+
 export const ManagerErrorCode = {
   BAD_REQUEST: 'ERR_BAD_REQUEST',
   NOT_FOUND: 'ERR_NOT_FOUND',
@@ -12,15 +14,7 @@ export const ManagerErrorCode = {
   UPLOAD_INCOMPLETE: 'ERR_UPLOAD_INCOMPLETE'
 } as const
 
-export class ManagerError extends Error {
-  readonly code: string
-
-  constructor (code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'ManagerError'
-    this.code = code
-  }
-}
+export class ManagerError extends CodedError {}
 
 const STATUS_BY_CODE: Record<string, number> = {
   ERR_BAD_REQUEST: 400,

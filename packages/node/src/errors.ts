@@ -1,3 +1,5 @@
+import { CodedError } from '@mirrorcast/wire'
+
 export const NodeErrorCode = {
   NOT_FOUND: 'ERR_NODE_NOT_FOUND',
   CORRUPT: 'ERR_NODE_CORRUPT',
@@ -10,12 +12,4 @@ export const NodeErrorCode = {
   UNSUPPORTED: 'ERR_NODE_UNSUPPORTED'
 } as const
 
-export class NodeError extends Error {
-  readonly code: string
-
-  constructor (code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'NodeError'
-    this.code = code
-  }
-}
+export class NodeError extends CodedError {}

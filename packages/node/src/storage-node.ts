@@ -1,21 +1,14 @@
-import { isIPv4 } from 'node:net'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { loadOrCreateMemberId, newBootId, RpcServer, type RequestContext } from '@mirrorcast/rpc'
+import { loadOrCreateMemberId, newBootId, resolveMemberOptions, RpcServer, type MemberOptions, type RequestContext } from '@mirrorcast/rpc'
 import { MemberPresence, type PresenceOptions } from '@mirrorcast/discovery'
-import { centerSchema, slotSchema, type AnyEnvelope } from '@mirrorcast/wire'
+import type { AnyEnvelope } from '@mirrorcast/wire'
 import { BlobStore } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
 // 256 KiB: body bytes per frame on the wire
 const WIRE_CHUNK_BYTES = 256 * 1024
 
-export interface StorageNodeOptions {
-  dataDir: string
-  key: Uint8Array
-  center: string
-  slot: number
-  address?: string
-  port?: number
+export interface StorageNodeOptions extends MemberOptions {
   maxFrameBytes?: number
   /** Multicast announce, search and DNS-SD; omitted: the node is reachable only by its address. */
   presence?: Omit<PresenceOptions, 'key' | 'logger'>
@@ -33,13 +26,7 @@ export class StorageNode {
   bootId = ''
 
   constructor (options: StorageNodeOptions) {
-    if (typeof options.dataDir !== 'string' || options.dataDir === '') throw new TypeError('dataDir is required')
-    if (options.key.length < 16) throw new TypeError('cluster key must be at least 16 bytes')
-    if (!centerSchema.safeParse(options.center).success) throw new TypeError(`center ${JSON.stringify(options.center)} must be lowercase letters, digits and dashes`)
-    if (!slotSchema.safeParse(options.slot).success) throw new TypeError(`slot ${options.slot} must be 1 to 65535`)
-    const address = options.address ?? '127.0.0.1'
-    if (!isIPv4(address)) throw new TypeError(`address ${address} must be an IPv4 address`)
-    this.options = { ...options, address, port: options.port ?? 0 }
+    this.options = resolveMemberOptions(options)
     this.logger = options.logger ?? silentLogger()
     this.store = new BlobStore(options.dataDir, this.logger)
   }

@@ -1,3 +1,5 @@
+import { CodedError } from '@mirrorcast/wire'
+
 export const RpcErrorCode = {
   CONNECT: 'ERR_RPC_CONNECT',
   CLOSED: 'ERR_RPC_CLOSED',
@@ -8,28 +10,17 @@ export const RpcErrorCode = {
 } as const
 
 /** A failure of the transport itself: the peer is unreachable, gone, slow or speaking nonsense. */
-export class RpcError extends Error {
-  readonly code: string
-
-  constructor (code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'RpcError'
-    this.code = code
-  }
-}
+export class RpcError extends CodedError {}
 
 /**
  * The peer answered with an error of its own (not found, corrupt, full...).
  * `code` is the peer's code, so callers branch on it as if it were local.
  */
-export class RemoteError extends Error {
-  readonly code: string
+export class RemoteError extends CodedError {
   readonly peer: string
 
   constructor (code: string, message: string, peer: string) {
-    super(message)
-    this.name = 'RemoteError'
-    this.code = code
+    super(code, message)
     this.peer = peer
   }
 }
@@ -40,5 +31,7 @@ export class RemoteError extends Error {
  */
 export function isTransportFailure (err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
-  return err instanceof RpcError && code !== RpcErrorCode.ABORTED
+  if (typeof code !== 'string') return false
+  // A peer whose frames fail the wire checks mid-session is as unusable as one that hung up.
+  return (err instanceof RpcError && code !== RpcErrorCode.ABORTED) || code.startsWith('ERR_WIRE_')
 }

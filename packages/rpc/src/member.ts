@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { idSchema } from '@mirrorcast/wire'
+import { isIPv4 } from 'node:net'
+import { centerSchema, idSchema, slotSchema } from '@mirrorcast/wire'
 
 /** A new id for this process's life: a restart is told apart from a slow heartbeat by it. */
 export function newBootId (): string {
@@ -24,4 +25,27 @@ export async function loadOrCreateMemberId (dataDir: string, prefix: string): Pr
   const id = `${prefix}-${randomBytes(6).toString('hex')}`
   await writeFile(file, id + '\n', { flag: 'wx' })
   return id
+}
+
+/** What every storage node and directory server is configured with. */
+export interface MemberOptions {
+  dataDir: string
+  key: Uint8Array
+  center: string
+  slot: number
+  address?: string
+  port?: number
+}
+
+/** Validates a member's options once, in its constructor, and fills in the defaults. */
+export function resolveMemberOptions<O extends MemberOptions> (options: O): O & { address: string, port: number } {
+  if (typeof options.dataDir !== 'string' || options.dataDir === '') throw new TypeError('dataDir is required')
+  if (options.key.length < 16) throw new TypeError('cluster key must be at least 16 bytes')
+  if (!centerSchema.safeParse(options.center).success) throw new TypeError(`center ${JSON.stringify(options.center)} must be lowercase letters, digits and dashes`)
+  if (!slotSchema.safeParse(options.slot).success) throw new TypeError(`slot ${options.slot} must be 1 to 65535`)
+  const address = options.address ?? '127.0.0.1'
+  if (!isIPv4(address)) throw new TypeError(`address ${address} must be an IPv4 address`)
+  const port = options.port ?? 0
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`port ${port} must be 0 to 65535`)
+  return { ...options, address, port }
 }

@@ -5,14 +5,16 @@ import { idSchema, isMessageType, messageSchemas, uintSchema, type MessageBody, 
 
 export const PROTOCOL_VERSION = 1
 export const MAC_BYTES = 32 // HMAC-SHA256 output
-const HEADER_LENGTH_BYTES = 2
+// 4 bytes: a frame's header (a listing or change-log page) can be far above 64 KiB
+const HEADER_LENGTH_BYTES = 4
 const ENVELOPE_OVERHEAD = MAC_BYTES + HEADER_LENGTH_BYTES
 export const FRAME_LENGTH_BYTES = 4
 // 1,200 bytes: fits any LAN MTU after IP and UDP headers, so a datagram is never fragmented
 export const DEFAULT_MAX_DATAGRAM_BYTES = 1200
 // 8 MiB: a directory listing page fits; body chunks are far smaller
 export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
-const MAX_HEADER_BYTES = 0xffff
+// what the u32 length prefix of a frame can describe
+const MAX_MESSAGE_BYTES = 0xffffffff
 // 16 levels: the deepest body (a change-log page: header, body, changes, change, entry,
 // replicas, replica) nests 7; a signed header nested deeper is refused before msgpackr
 // recurses into it
@@ -54,20 +56,20 @@ function mac (key: Uint8Array, context: Uint8Array, signed: Uint8Array, payload:
 }
 
 /**
- * Encodes one signed message as `[length u32]? mac(32) headerLength(u16) header payload`.
+ * Encodes one signed message as `[length u32]? mac(32) headerLength(u32) header payload`.
  * Returns the head and the payload apart so a stream can write both without a copy.
  * The MAC covers `context` (the session's nonces for frames), header and payload.
  */
 export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: OutgoingMessage, withLength: boolean): [Buffer, Uint8Array | undefined] {
   const header = packr.pack({ v: PROTOCOL_VERSION, t: msg.t, f: msg.from, ts: msg.ts ?? Date.now(), s: msg.seq, b: msg.body })
-  if (header.length > MAX_HEADER_BYTES) {
-    throw new WireError(WireErrorCode.OVERSIZE, `message header of ${header.length} bytes exceeds ${MAX_HEADER_BYTES}`)
+  const payloadLength = msg.payload?.length ?? 0
+  if (ENVELOPE_OVERHEAD + header.length + payloadLength > MAX_MESSAGE_BYTES) {
+    throw new WireError(WireErrorCode.OVERSIZE, `message of ${ENVELOPE_OVERHEAD + header.length + payloadLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
   }
   const prefix = withLength ? FRAME_LENGTH_BYTES : 0
   const head = Buffer.allocUnsafe(prefix + ENVELOPE_OVERHEAD + header.length)
-  const payloadLength = msg.payload?.length ?? 0
   if (withLength) head.writeUInt32BE(ENVELOPE_OVERHEAD + header.length + payloadLength, 0)
-  head.writeUInt16BE(header.length, prefix + MAC_BYTES)
+  head.writeUInt32BE(header.length, prefix + MAC_BYTES)
   header.copy(head, prefix + ENVELOPE_OVERHEAD)
   const signed = head.subarray(prefix + MAC_BYTES)
   mac(key, context, signed, msg.payload).copy(head, prefix)
@@ -96,7 +98,7 @@ export function decodeMessage (key: Uint8Array, context: Uint8Array, buf: Buffer
   if (buf.length < ENVELOPE_OVERHEAD) {
     throw new WireError(WireErrorCode.MISSING_MAC, `message of ${buf.length} bytes is too short to carry a MAC`)
   }
-  const headerLength = buf.readUInt16BE(MAC_BYTES)
+  const headerLength = buf.readUInt32BE(MAC_BYTES)
   const headerEnd = ENVELOPE_OVERHEAD + headerLength
   if (headerEnd > buf.length) {
     throw new WireError(WireErrorCode.TRUNCATED, `header of ${headerLength} bytes does not fit in a message of ${buf.length}`)

@@ -13,13 +13,22 @@ export const WireErrorCode = {
 
 export type WireErrorCodeValue = typeof WireErrorCode[keyof typeof WireErrorCode]
 
-export class WireError extends Error {
-  readonly code: WireErrorCodeValue
+/** The base of every mirrorcast error: a stable `code` to branch on, the `cause` kept. */
+export class CodedError extends Error {
+  readonly code: string
+
+  constructor (code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+export class WireError extends CodedError {
+  declare readonly code: WireErrorCodeValue
 
   constructor (code: WireErrorCodeValue, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'WireError'
-    this.code = code
+    super(code, message, options)
   }
 }
 

@@ -1,14 +1,12 @@
+import { CodedError } from './errors.js'
 import { MAX_PATH_LENGTH } from './messages.js'
 
 // 255 bytes: NAME_MAX of every common file system
 export const MAX_NAME_BYTES = 255
 
-export class PathError extends Error {
-  readonly code = 'ERR_BAD_PATH'
-
+export class PathError extends CodedError {
   constructor (message: string) {
-    super(message)
-    this.name = 'PathError'
+    super('ERR_BAD_PATH', message)
   }
 }
 

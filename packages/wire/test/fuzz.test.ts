@@ -6,7 +6,7 @@ import {
   DATAGRAM_CONTEXT, DEFAULT_MAX_DATAGRAM_BYTES, FRAME_LENGTH_BYTES, MAC_BYTES, MESSAGE_TYPES, PROTOCOL_VERSION, WireErrorCode,
   FrameDecoder, WireError, decodeDatagram, decodeMessage, encodeDatagram, encodeMessage, generateClusterKey, isMessageType, messageSchemas
 } from '../src/index.js'
-import { prng, sampleBodies, signRaw } from './helpers.js'
+import { HEADER_LENGTH_BYTES, prng, sampleBodies, signRaw } from './helpers.js'
 
 const CASES = 100_000
 const SEED = 0x5eed_2026
@@ -186,8 +186,8 @@ class Generator {
     if (r < 0.12) return { buf: this.bytes(this.int(1501)), frame: false, kind: 'random' }
     if (r < 0.15) {
       // random, but with a header length that fits, so the MAC is computed and compared
-      const buf = this.bytes(MAC_BYTES + 2 + this.int(1100))
-      buf.writeUInt16BE(this.int(buf.length - MAC_BYTES - 1), MAC_BYTES)
+      const buf = this.bytes(MAC_BYTES + HEADER_LENGTH_BYTES + this.int(1100))
+      buf.writeUInt32BE(this.int(buf.length - MAC_BYTES - HEADER_LENGTH_BYTES + 1), MAC_BYTES)
       return { buf, frame: false, kind: 'random-fitting' }
     }
     if (r < 0.45) return { buf: this.mutate(this.pick(valid), 1 + this.int(4)), frame: false, kind: 'mutated' }
