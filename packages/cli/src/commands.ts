@@ -129,9 +129,9 @@ export async function status (client: ManagerClient, json: boolean): Promise<voi
   }
   const manager = cluster.manager as { id: string, url: string }
   out(`manager ${manager.id} at ${manager.url}; centers ${(cluster.centers as string[]).join(' (primary), ')} (backup)`)
-  const header = ['ROLE', 'CENTER', 'SLOT', 'ADDRESS', 'STATE', 'LAST HEARD', 'ID', 'TWIN', 'BOOT']
+  const header = ['ROLE', 'CENTER', 'SLOT', 'ADDRESS', 'STATE', 'STATUS', 'LAST HEARD', 'ID', 'TWIN', 'BOOT']
   const ago = (iso: unknown): string => `${((Date.now() - Date.parse(String(iso))) / 1000).toFixed(1)}s ago`
-  const table = [header, ...rows.map((n) => [n.role, n.center, n.slot, `${String(n.address)}:${String(n.port)}`, n.state, ago(n.lastHeard), n.id, n.twin ?? '-', n.bootId].map(String))]
+  const table = [header, ...rows.map((n) => [n.role, n.center, n.slot, `${String(n.address)}:${String(n.port)}`, n.state, n.status, ago(n.lastHeard), n.id, n.twin ?? '-', n.bootId].map(String))]
   const widths = header.map((_, i) => Math.max(...table.map((r) => (r[i] as string).length)))
   for (const r of table) out(r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd())
 }

@@ -6,20 +6,22 @@ import type { Member, Membership } from './membership.js'
 
 type ChangeResult = MessageBody<'dir.change.ok'>
 
-// 1,000: changes fetched per page when a twin catches up from the log
+// 1,000: changes per request when a directory server catches up from the log
 const CATCH_UP_PAGE = 1000
 
 /**
- * The directory manager: namespace operations go to the primary directory
- * server, which orders them (its sequence number); each resulting change is
- * then applied, in order, to the twin, and only then acknowledged.
+ * The directory manager. The primary directory server leads while it is
+ * usable, its twin otherwise: the leader orders every change (its sequence
+ * number) and each change is applied, in order, to the other server before it
+ * is acknowledged. A server that comes back catches up from the leader's log
+ * before it is used again.
  */
 export class DirectoryManager {
   private readonly membership: Membership
   private readonly centers: [string, string]
   private readonly logger: Logger
   private readonly pending = new Map<number, { change: Change, resolve: () => void, reject: (e: Error) => void }>()
-  private twinSeq: number | undefined
+  private followerSeq: { id: string, seq: number } | undefined
   private draining: Promise<void> | undefined
 
   constructor (membership: Membership, centers: [string, string], logger: Logger) {
@@ -28,13 +30,13 @@ export class DirectoryManager {
     this.logger = logger
   }
 
-  /** Brings the twin up to the primary's sequence number whenever a directory server (re)appears. */
   start (): void {
     this.membership.on('available', (member) => {
       if (member.role !== 'directory') return
-      this.twinSeq = undefined
+      this.followerSeq = undefined
       void this.kick()
     })
+    this.membership.on('failback', (member) => { if (member.role === 'directory') void this.catchUp(member) })
   }
 
   async stat (path: string, signal?: AbortSignal): Promise<Entry> {
@@ -45,14 +47,12 @@ export class DirectoryManager {
 
   /** The entry at `path`, or undefined when there is none. */
   async lookup (path: string, optional = true, signal?: AbortSignal): Promise<Entry | undefined> {
-    const primary = this.primary()
-    return (await this.call(primary, async () => await primary.client.request('dir.stat', { path, optional }, 'dir.stat.ok', { signal }))).body.entry
+    return await this.onLeader(async (leader) => (await leader.client.request('dir.stat', { path, optional }, 'dir.stat.ok', { signal })).body.entry)
   }
 
   async list (path: string, after: string | undefined, limit: number | undefined, signal?: AbortSignal): Promise<MessageBody<'dir.list.ok'>> {
-    const primary = this.primary()
     const body: MessageBody<'dir.list'> = { path, ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) }
-    return (await this.call(primary, async () => await primary.client.request('dir.list', body, 'dir.list.ok', { signal }))).body
+    return await this.onLeader(async (leader) => (await leader.client.request('dir.list', body, 'dir.list.ok', { signal })).body)
   }
 
   async put (entry: Omit<FileEntry, 'version' | 'mtime'>): Promise<ChangeResult> {
@@ -71,14 +71,30 @@ export class DirectoryManager {
     return await this.mutate(async (p) => await p.client.request('dir.remove', { path, recursive }, 'dir.change.ok'))
   }
 
-  private async mutate (op: (primary: Member) => Promise<{ body: ChangeResult }>): Promise<ChangeResult> {
-    const primary = this.primary()
-    const { body } = await this.call(primary, async () => await op(primary))
-    await this.replicate(body.change)
+  private async mutate (op: (leader: Member) => Promise<{ body: ChangeResult }>): Promise<ChangeResult> {
+    const body = await this.onLeader(async (leader) => (await op(leader)).body)
+    if (this.follower()?.usable === true) await this.replicate(body.change)
     return body
   }
 
-  /** Resolves once the twin holds `change`. */
+  /**
+   * Runs a request on the leader. A leader that fails with a transport error
+   * is failed over and the request goes to the other server once: reads and
+   * writes keep working while one of the pair lives.
+   */
+  private async onLeader<X> (fn: (leader: Member) => Promise<X>): Promise<X> {
+    const leader = this.leader()
+    try {
+      return await fn(leader)
+    } catch (err) {
+      if (!isTransportFailure(err)) throw err
+      this.membership.noteFailure(leader, err as Error)
+      this.failPending(err as Error)
+      return await fn(this.leader())
+    }
+  }
+
+  /** Resolves once the follower holds `change`. */
   private async replicate (change: Change): Promise<void> {
     const applied = new Promise<void>((resolve, reject) => this.pending.set(change.seq, { change, resolve, reject }))
     void this.kick()
@@ -88,11 +104,8 @@ export class DirectoryManager {
   private async kick (): Promise<void> {
     if (this.draining !== undefined) return
     this.draining = this.drain().catch((err: Error) => {
-      this.logger.warn('directory twin catch-up failed', { error: err.message, pending: this.pending.size })
-      for (const [seq, p] of this.pending) {
-        this.pending.delete(seq)
-        p.reject(new ManagerError(ManagerErrorCode.UNAVAILABLE, `directory twin could not take change ${seq}: ${err.message}`, { cause: err }))
-      }
+      this.logger.warn('directory replication failed', { error: err.message, pending: this.pending.size })
+      this.failPending(err)
     }).finally(() => {
       this.draining = undefined
       if (this.pending.size > 0) void this.kick()
@@ -100,27 +113,44 @@ export class DirectoryManager {
   }
 
   /**
-   * Applies changes to the twin strictly in sequence order: those this manager
-   * holds, and any it lacks (made before a restart) fetched from the primary's log.
+   * A follower lost mid-replication is failed over: the changes it did not
+   * take are acknowledged on the leader alone and wait for its return.
+   */
+  private failPending (err: Error): void {
+    const followerGone = this.follower()?.usable !== true
+    for (const [seq, p] of this.pending) {
+      this.pending.delete(seq)
+      if (followerGone) p.resolve()
+      else p.reject(new ManagerError(ManagerErrorCode.UNAVAILABLE, `directory twin could not take change ${seq}: ${err.message}`, { cause: err }))
+    }
+  }
+
+  /**
+   * Applies changes to the follower strictly in sequence order: those this
+   * manager holds, and any it lacks (made before a restart, or by another
+   * manager) read from the leader's log.
    */
   private async drain (): Promise<void> {
-    const primary = this.primary()
-    const twin = this.twin()
-    if (this.twinSeq === undefined) {
-      this.twinSeq = (await this.call(twin, async () => await twin.client.request('dir.info', {}, 'dir.info.ok'))).body.seq
+    const leader = this.leader()
+    const follower = this.follower()
+    if (follower === undefined || !follower.usable) {
+      this.failPending(new Error('no usable follower'))
+      return
+    }
+    if (this.followerSeq?.id !== follower.id) {
+      this.followerSeq = { id: follower.id, seq: await this.seqOf(follower) }
     }
     for (;;) {
-      // Every consecutive change this manager holds goes in one request: one round trip, one commit.
+      const at = this.followerSeq.seq
       let batch: Change[] = []
-      for (let seq = this.twinSeq + 1; this.pending.has(seq) && batch.length < CATCH_UP_PAGE; seq++) batch.push((this.pending.get(seq) as { change: Change }).change)
+      for (let seq = at + 1; this.pending.has(seq) && batch.length < CATCH_UP_PAGE; seq++) batch.push((this.pending.get(seq) as { change: Change }).change)
       if (batch.length === 0) {
-        const primarySeq = this.pending.size > 0 ? Infinity : (await this.call(primary, async () => await primary.client.request('dir.info', {}, 'dir.info.ok'))).body.seq
-        if (this.pending.size === 0 && primarySeq <= this.twinSeq) return
-        batch = (await this.call(primary, async () => await primary.client.request('dir.changes', { after: this.twinSeq as number, limit: CATCH_UP_PAGE }, 'dir.changes.ok'))).body.changes
+        if (this.pending.size === 0 && await this.seqOf(leader) <= at) return
+        batch = (await this.call(leader, async () => await leader.client.request('dir.changes', { after: at, limit: CATCH_UP_PAGE }, 'dir.changes.ok'))).body.changes
         if (batch.length === 0) return
       }
-      const { body } = await this.call(twin, async () => await twin.client.request('dir.apply', { changes: batch }, 'dir.apply.ok'))
-      this.twinSeq = body.seq
+      const { body } = await this.call(follower, async () => await follower.client.request('dir.apply', { changes: batch }, 'dir.apply.ok'))
+      this.followerSeq = { id: follower.id, seq: body.seq }
       for (const [seq, p] of this.pending) {
         if (seq <= body.seq) {
           this.pending.delete(seq)
@@ -130,19 +160,68 @@ export class DirectoryManager {
     }
   }
 
-  private primary (): Member {
-    return this.server(this.centers[0])
+  /**
+   * Brings a returning directory server up to the leader from its change log,
+   * then puts it back into use. One whose log diverged from the leader's (it
+   * took a change that was never acknowledged before it failed) is left failed
+   * over, for an operator: replaying on top of it would be wrong.
+   */
+  private async catchUp (member: Member): Promise<void> {
+    try {
+      const leader = this.leaderExcept(member)
+      if (leader === undefined) {
+        // Nobody else to learn from: it is the only copy of the namespace.
+        this.membership.completeFailback(member)
+        return
+      }
+      let seq = await this.seqOf(member)
+      if (seq > 0 && !await this.sameChange(leader, member, seq)) {
+        this.membership.enterFailover(member, `its change ${seq} differs from ${leader.name}'s: needs a full resync`, true)
+        return
+      }
+      for (;;) {
+        const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE }, 'dir.changes.ok')).body
+        if (changes.length === 0) break
+        seq = (await member.client.request('dir.apply', { changes }, 'dir.apply.ok')).body.seq
+      }
+      this.followerSeq = undefined
+      this.membership.completeFailback(member)
+      void this.kick()
+    } catch (err) {
+      this.logger.warn('directory catch-up failed', { member: member.name, error: (err as Error).message })
+      if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
+    }
   }
 
-  private twin (): Member {
-    return this.server(this.centers[1])
+  private async sameChange (a: Member, b: Member, seq: number): Promise<boolean> {
+    const get = async (m: Member): Promise<Change | undefined> => (await m.client.request('dir.changes', { after: seq - 1, limit: 1 }, 'dir.changes.ok')).body.changes[0]
+    const [x, y] = await Promise.all([get(a), get(b)])
+    return x !== undefined && JSON.stringify(x) === JSON.stringify(y)
   }
 
-  // Partition 1 only: several directory servers per center come with the failover issue.
-  private server (center: string): Member {
-    const member = this.membership.find('directory', center, 1)
-    if (member === undefined) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `no directory server of center ${center} has been discovered`)
-    return member
+  private async seqOf (member: Member): Promise<number> {
+    return (await this.call(member, async () => await member.client.request('dir.info', {}, 'dir.info.ok'))).body.seq
+  }
+
+  private server (center: string): Member | undefined {
+    return this.membership.find('directory', center, 1)
+  }
+
+  /** The primary's server while usable, else its twin. */
+  private leader (): Member {
+    const [p, t] = this.centers.map((c) => this.server(c))
+    if (p?.usable === true) return p
+    if (t?.usable === true) return t
+    throw new ManagerError(ManagerErrorCode.UNAVAILABLE, 'no directory server is usable')
+  }
+
+  private leaderExcept (member: Member): Member | undefined {
+    return this.centers.map((c) => this.server(c)).find((m) => m !== undefined && m !== member && m.usable)
+  }
+
+  private follower (): Member | undefined {
+    const leader = this.leader()
+    return this.centers.map((c) => this.server(c)).find((m) => m !== undefined && m !== leader)
   }
 
   private async call<X> (member: Member, fn: () => Promise<X>): Promise<X> {
@@ -151,7 +230,7 @@ export class DirectoryManager {
     } catch (err) {
       if (isTransportFailure(err)) {
         this.membership.noteFailure(member, err as Error)
-        if (member === this.twin()) this.twinSeq = undefined
+        this.followerSeq = undefined
       }
       throw err
     }

@@ -3,7 +3,11 @@ import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { loadOrCreateMemberId, newBootId } from '@mirrorcast/rpc'
-import { Announcer, MulticastChannel, Roster, type MulticastOptions } from '@mirrorcast/discovery'
+import { Announcer, MulticastChannel, Roster, search, type MulticastOptions } from '@mirrorcast/discovery'
+import { join } from 'node:path'
+import { Locator, type LocateOptions } from './locator.js'
+import { RepairJournal } from './repair-journal.js'
+import { SubnetMap } from './subnet-map.js'
 import { normalizePath, PathError, type Entry, type FileEntry } from '@mirrorcast/wire'
 import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES } from './config.js'
 import { DirectoryManager } from './directory-manager.js'
@@ -24,10 +28,14 @@ export interface ManagerOptions {
   host?: string
   port?: number
   maxFileBytes?: number
+  /** Each center's subnet, e.g. { east: '10.1.0.0/16', west: '10.2.0.0/16' }: twins differ only in it. */
+  centerSubnets?: Record<string, string>
+  /** Which ways of finding a file after failover are allowed (all by default). */
+  locate?: LocateOptions
   logger?: Logger
 }
 
-type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs'>> & { dataDir: string | undefined, logger: Logger, heartbeatMs: number | undefined }
+type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets'>> & { dataDir: string | undefined, logger: Logger, heartbeatMs: number | undefined, subnets: SubnetMap | undefined }
 
 const FILES_PREFIX = '/files'
 const SHA256_HEADER = 'x-mirrorcast-sha256'
@@ -42,6 +50,7 @@ export class Manager {
   private channel: MulticastChannel | undefined
   private roster: Roster | undefined
   private announcer: Announcer | undefined
+  private journal: RepairJournal | undefined
   private objects: ObjectManager | undefined
   private directories: DirectoryManager | undefined
   private logger: Logger
@@ -57,7 +66,9 @@ export class Manager {
       host: DEFAULT_HTTP_HOST,
       port: DEFAULT_HTTP_PORT,
       multicast: {},
+      locate: {},
       ...options,
+      subnets: options.centerSubnets === undefined ? undefined : new SubnetMap(options.centerSubnets),
       heartbeatMs: options.heartbeatMs,
       centers,
       maxFileBytes,
@@ -85,7 +96,10 @@ export class Manager {
     this.channel = new MulticastChannel(this.id, { ...this.options.multicast, key, logger: this.logger })
     this.roster = new Roster({ logger: this.logger })
     this.membership = new Membership({ key, selfId: this.id, centers, roster: this.roster, logger: this.logger })
-    this.objects = new ObjectManager(this.membership, centers, this.logger)
+    this.journal = new RepairJournal(this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'repair-journal'))
+    await this.journal.open()
+    const locator = new Locator(this.membership, centers, this.options.subnets, () => this.channel, this.options.locate, this.logger)
+    this.objects = new ObjectManager(this.membership, centers, this.journal, locator, this.logger)
     this.directories = new DirectoryManager(this.membership, centers, this.logger)
     this.directories.start()
     const server = createServer((req, res) => { void this.route(req, res) })
@@ -107,10 +121,12 @@ export class Manager {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
     server.closeAllConnections()
     await closed
+    this.objects?.close()
     await this.announcer?.close()
     this.roster?.close()
     await this.channel?.close()
     await this.membership?.close()
+    await this.journal?.close()
   }
 
   private async route (req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -121,6 +137,10 @@ export class Manager {
         await this.files(req, res, pathname.slice(FILES_PREFIX.length), new URLSearchParams(query))
       } else if (pathname === '/cluster' && req.method === 'GET') {
         sendJson(res, 200, this.cluster())
+      } else if (pathname.startsWith('/cluster/nodes/') && req.method === 'POST') {
+        this.failoverByHand(res, pathname.slice('/cluster/nodes/'.length))
+      } else if (pathname === '/search' && req.method === 'GET') {
+        await this.search(res, new URLSearchParams(query))
       } else {
         throw new ManagerError(ManagerErrorCode.NOT_FOUND, `no such endpoint: ${req.method ?? ''} ${pathname.slice(0, 100)}`)
       }
@@ -129,6 +149,43 @@ export class Manager {
       if (!req.complete) res.setHeader('connection', 'close')
       sendError(res, err)
     }
+  }
+
+  /** `POST /cluster/nodes/<id>/failover|failback`. */
+  private failoverByHand (res: ServerResponse, rest: string): void {
+    const [id = '', action, extra] = rest.split('/')
+    const membership = this.membership as Membership
+    const member = membership.byId(decodeURIComponent(id))
+    if (member === undefined || extra !== undefined) throw new ManagerError(ManagerErrorCode.NOT_FOUND, `no member ${JSON.stringify(id.slice(0, 80))}`)
+    if (action === 'failover') membership.enterFailover(member, 'by hand', true)
+    else if (action === 'failback') {
+      if (!membership.requestFailback(member, true)) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `${member.id} is not heard on the multicast group: it cannot come back yet`)
+    } else throw new ManagerError(ManagerErrorCode.NOT_FOUND, 'use /cluster/nodes/<id>/failover or /failback')
+    sendJson(res, 200, membership.view().find((m) => m.id === member.id))
+  }
+
+  /**
+   * `GET /search?key=<path|file id>[&center=C]`: a multicast search for the
+   * holders of a file; without a center, the backup center is asked first,
+   * then the primary center.
+   */
+  private async search (res: ServerResponse, q: URLSearchParams): Promise<void> {
+    const key = q.get('key') ?? ''
+    let fileId = key
+    if (!/^[0-9a-f]{32}$/.test(key)) {
+      const entry = await (this.directories as DirectoryManager).stat(normalizePath(key))
+      if (entry.type !== 'file') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${key} is a directory`)
+      fileId = entry.fileId
+    }
+    const center = q.get('center')
+    const [primary, backup] = this.options.centers
+    const centers = center === null ? [backup, primary] : [center]
+    const rounds = []
+    for (const c of centers) {
+      const { replies } = await search(this.channel as MulticastChannel, { kind: 'blob', key: fileId, center: c, windowMs: 100, timeoutMs: 600 })
+      rounds.push({ center: c, holders: replies.map((r) => ({ id: r.reply.id, center: r.reply.center, slot: r.reply.slot, address: r.reply.address, port: r.reply.port, size: r.reply.size, sha256: r.reply.sha256, ms: Number(r.elapsedMs.toFixed(1)) })) })
+    }
+    sendJson(res, 200, { key, fileId, rounds })
   }
 
   private logRequestError (req: IncomingMessage, err: unknown): void {

@@ -13,9 +13,14 @@ export interface MemberView {
   address: string
   port: number
   twin: string | null
+  /** The failure detector's view: healthy, suspect or dead. */
   state: string
+  /** The manager's use of it: healthy, suspect, dead, failed-over or resyncing. */
+  status: string
   reason: string
   since: string
+  /** Set while the member is failed over: when, why, and whether by hand. */
+  failover: { since: string, reason: string, manual: boolean } | null
   bootId: string
   lastHeard: string
   restarts: number
@@ -23,10 +28,21 @@ export interface MemberView {
   files: number
 }
 
+export interface FailoverInfo {
+  since: number
+  reason: string
+  /** Entered by hand: only a failback by hand ends it. */
+  manual: boolean
+}
+
 /** A storage node or directory server as the manager sees it, with its session pool. */
 export class Member {
   readonly info: RosterMember
   client: RpcClient
+  /** The failover condition: while set, the manager sends this member nothing. */
+  failover: FailoverInfo | undefined
+  /** Back, but catching up on what it missed: not used until done. */
+  resyncing = false
 
   constructor (info: RosterMember, client: RpcClient) {
     this.info = info
@@ -39,6 +55,16 @@ export class Member {
   get slot (): number { return this.info.slot }
   get address (): string { return this.info.address }
   get state (): string { return this.info.state }
+
+  /** May requests be sent to it? */
+  get usable (): boolean {
+    return this.failover === undefined && !this.resyncing && this.info.state !== 'dead'
+  }
+
+  /** What /cluster shows: the failover condition first, then the detector's view. */
+  get health (): string {
+    return this.resyncing ? 'resyncing' : this.failover !== undefined ? 'failed-over' : this.info.state
+  }
 
   get name (): string {
     return `${this.center}/${this.role === 'directory' ? 'dir' : 'node'}${this.slot}`
@@ -56,6 +82,10 @@ export interface MembershipOptions {
 export interface MembershipEvents {
   /** A member appeared, restarted or came back: work it missed may be waiting. */
   available: [member: Member]
+  /** A member entered the failover condition. */
+  failover: [member: Member]
+  /** A member should come back into use: resync it, then call completeFailback(). */
+  failback: [member: Member]
 }
 
 /**
@@ -72,10 +102,19 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.options = options
     const { roster } = options
     roster.on('join', (info) => this.upsert(info))
-    roster.on('restart', (info) => this.upsert(info))
+    roster.on('restart', (info) => {
+      const member = this.upsert(info)
+      // A restart the detector never saw still may have missed writes: resync checks its journal.
+      if (member !== undefined) this.requestFailback(member, false)
+    })
     roster.on('change', (info) => {
       const member = this.upsert(info)
-      if (info.state === 'healthy' && member !== undefined) this.emit('available', member)
+      if (member === undefined) return
+      if (info.state === 'dead') this.enterFailover(member, `failure detector: ${info.reason}`)
+      if (info.state === 'healthy') {
+        if (member.failover !== undefined) this.requestFailback(member, false)
+        else this.emit('available', member)
+      }
     })
     for (const info of roster.list()) this.upsert(info)
   }
@@ -117,9 +156,43 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.find(member.role, member.center === a ? b : a, member.slot)
   }
 
-  /** A transport failure against a member: logged now; the failover issue acts on it. */
+  /** A hard error of the node protocol (refused, reset, timeout) puts the member in failover. */
   noteFailure (member: Member, err: Error): void {
-    this.options.logger.warn('node protocol failure', { member: member.name, memberId: member.id, error: err.message })
+    this.enterFailover(member, `node protocol: ${(err as { code?: string }).code ?? 'error'}: ${err.message}`)
+  }
+
+  /** Enters the failover condition: from now on the member gets nothing. */
+  enterFailover (member: Member, reason: string, manual = false): void {
+    if (member.failover !== undefined) {
+      if (manual) member.failover.manual = true
+      return
+    }
+    member.failover = { since: Date.now(), reason, manual }
+    member.resyncing = false
+    this.options.logger.warn('member failed over', { member: member.name, memberId: member.id, role: member.role, reason, manual })
+    this.emit('failover', member)
+  }
+
+  /**
+   * Asks for a member to be used again. One failed over by hand comes back only
+   * by hand; one the detector or a protocol error put out comes back when heard.
+   */
+  requestFailback (member: Member, manual: boolean): boolean {
+    if (member.failover?.manual === true && !manual) return false
+    if (member.info.state === 'dead') return false
+    member.resyncing = true
+    this.options.logger.info('member failing back', { member: member.name, memberId: member.id, manual })
+    this.emit('failback', member)
+    return true
+  }
+
+  /** The member caught up: back in use. */
+  completeFailback (member: Member): void {
+    const was = member.failover
+    member.failover = undefined
+    member.resyncing = false
+    this.options.logger.info('member healthy again', { member: member.name, memberId: member.id, outFor: was === undefined ? 0 : Date.now() - was.since })
+    this.emit('available', member)
   }
 
   view (): MemberView[] {
@@ -132,7 +205,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
       port: m.info.port,
       twin: this.twinOf(m)?.id ?? null,
       state: m.state,
+      status: m.health,
       reason: m.info.reason,
+      failover: m.failover === undefined ? null : { since: new Date(m.failover.since).toISOString(), reason: m.failover.reason, manual: m.failover.manual },
       since: new Date(m.info.since).toISOString(),
       bootId: m.info.bootId,
       lastHeard: new Date(m.info.lastHeard).toISOString(),
@@ -158,7 +233,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 const STATE_RANK: Record<string, number> = { healthy: 2, suspect: 1, dead: 0 }
 
 function rank (m: Member): number {
-  return (STATE_RANK[m.state] ?? 0) * 1e15 + m.info.lastHeard
+  return (m.usable ? 3 : STATE_RANK[m.state] ?? 0) * 1e15 + m.info.lastHeard
 }
 
 function byPlace (a: Member, b: Member): number {

@@ -3,8 +3,10 @@ import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure, type Upload } from '@mirrorcast/rpc'
 import type { FileEntry, Replica } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from './errors.js'
+import type { Locator } from './locator.js'
 import type { Member, Membership } from './membership.js'
 import { pickSlot } from './placement.js'
+import type { RepairJournal, RepairOp } from './repair-journal.js'
 
 export interface StoredBody {
   fileId: string
@@ -13,84 +15,140 @@ export interface StoredBody {
   replicas: Replica[]
 }
 
-export interface ReadTarget {
-  size: number
-  sha256: string
-  /** Bytes [offset, offset + length) of the body. */
-  offset: number
-  length: number
+interface Copy {
+  member: Member
+  upload: Upload<'blob.put.ok'>
 }
+
+// 1 s: pause before a resync that failed is tried again
+const RESYNC_RETRY_MS = 1000
 
 /**
  * The object manager: places bodies on a twin pair, streams them to both
- * nodes at once, and reads them back from the primary (or its twin).
+ * nodes at once, reads them from the home node or, in failover, from wherever
+ * the locator finds them; journals what a failed-over node misses and replays
+ * it when the node comes back.
  */
 export class ObjectManager {
   private readonly membership: Membership
   private readonly centers: [string, string]
+  private readonly journal: RepairJournal
+  private readonly locator: Locator
   private readonly logger: Logger
+  private readonly resyncing = new Set<string>()
+  private closed = false
 
-  constructor (membership: Membership, centers: [string, string], logger: Logger) {
+  constructor (membership: Membership, centers: [string, string], journal: RepairJournal, locator: Locator, logger: Logger) {
     this.membership = membership
     this.centers = centers
+    this.journal = journal
+    this.locator = locator
     this.logger = logger
+    membership.on('failback', (member) => { if (member.role === 'storage') void this.resync(member) })
   }
 
-  /** Chooses the twin pair for a new body: primary center first. */
-  place (fileId: string): Member[] {
-    const slot = pickSlot(fileId, this.membership.pairedSlots('storage'))
-    if (slot === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, 'no storage twin pair has been discovered')
-    return this.centers.map((center) => this.membership.find('storage', center, slot) as Member)
+  close (): void {
+    this.closed = true
   }
 
   /**
-   * Streams `source` to both nodes of a new pair. Resolves once both fsynced
-   * the body and their checksums agree; on any failure neither keeps it.
+   * The twin pair for a new body, primary center first: a pair with both
+   * nodes usable if there is one, else one with a survivor (its twin's copy
+   * is journaled).
+   */
+  place (fileId: string): Member[] {
+    const pairs = this.membership.pairedSlots('storage').map((slot) => ({ slot, members: this.centers.map((c) => this.membership.find('storage', c, slot) as Member) }))
+    const whole = pairs.filter((p) => p.members.every((m) => m.usable))
+    const degraded = pairs.filter((p) => p.members.some((m) => m.usable))
+    const slot = pickSlot(fileId, (whole.length > 0 ? whole : degraded).map((p) => p.slot))
+    if (slot === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, pairs.length === 0 ? 'no storage twin pair has been discovered' : 'every storage node is failed over')
+    return pairs.find((p) => p.slot === slot)?.members as Member[]
+  }
+
+  /**
+   * Streams `source` to the usable nodes of a new pair at once. Resolves once
+   * every copy is fsynced and the checksums agree; a node that fails midway is
+   * failed over and its copy journaled, as long as one copy survives.
    */
   async write (source: AsyncIterable<Buffer>, size: number, signal?: AbortSignal): Promise<StoredBody> {
     const fileId = randomBytes(16).toString('hex')
     const members = this.place(fileId)
-    const uploads: Array<Upload<'blob.put.ok'>> = []
+    const missed = members.filter((m) => !m.usable)
+    let live: Copy[] = []
     try {
-      for (const m of members) {
-        uploads.push(await this.call(m, async () => await m.client.upload('blob.put', { fileId, size }, 'blob.put.ok', { signal })))
+      for (const member of members.filter((m) => m.usable)) {
+        try {
+          live.push({ member, upload: await member.client.upload('blob.put', { fileId, size }, 'blob.put.ok', { signal }) })
+        } catch (err) {
+          this.lose(member, err, missed)
+        }
       }
+      live = this.survivors(live, missed)
       let received = 0
       for await (const chunk of source) {
         received += chunk.length
         if (received > size) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `body is longer than its declared ${size} bytes`)
-        await Promise.all(uploads.map(async (u, i) => await this.call(members[i] as Member, async () => await u.write(chunk))))
+        live = await this.onEach(live, missed, async (c) => { await c.upload.write(chunk) })
       }
       if (received !== size) throw new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, `body ended after ${received} of ${size} bytes`)
-      const replies = await Promise.all(uploads.map(async (u, i) => await this.call(members[i] as Member, async () => await u.finish())))
-      const sums = new Set(replies.map((r) => `${r.body.size}:${r.body.sha256}`))
-      if (sums.size !== 1) {
+      const sums = new Map<Member, string>()
+      live = await this.onEach(live, missed, async (c) => { const r = await c.upload.finish(); sums.set(c.member, r.body.sha256) })
+      const distinct = new Set(sums.values())
+      const sha256 = distinct.values().next().value as string
+      if (distinct.size !== 1) {
         await this.remove({ fileId, replicas: members.map(replicaOf) })
-        throw new ManagerError(ManagerErrorCode.REPLICA_MISMATCH, `replicas of ${fileId} disagree: ${[...sums].join(' vs ')}`)
+        throw new ManagerError(ManagerErrorCode.REPLICA_MISMATCH, `replicas of ${fileId} disagree: ${[...distinct].join(' vs ')}`)
       }
-      const first = (replies[0] as typeof replies[number]).body
-      return { fileId, size: first.size, sha256: first.sha256, replicas: members.map(replicaOf) }
+      const source0 = replicaOf((live[0] as Copy).member)
+      for (const m of missed) await this.journalFor(m, { op: 'put', fileId, size, sha256, source: source0 })
+      return { fileId, size, sha256, replicas: members.map(replicaOf) }
     } catch (err) {
-      for (const u of uploads) u.abort((err as Error).message)
+      for (const c of live) c.upload.abort((err as Error).message)
       throw err
     }
   }
 
+  /** Runs `fn` on every live copy; copies whose node failed are dropped (and failed over). */
+  private async onEach (live: Copy[], missed: Member[], fn: (c: Copy) => Promise<void>): Promise<Copy[]> {
+    const results = await Promise.allSettled(live.map(fn))
+    const kept: Copy[] = []
+    results.forEach((r, i) => {
+      const c = live[i] as Copy
+      if (r.status === 'fulfilled') kept.push(c)
+      else if (isTransportFailure(r.reason)) this.lose(c.member, r.reason, missed, c)
+      else throw r.reason
+    })
+    return this.survivors(kept, missed)
+  }
+
+  private lose (member: Member, err: unknown, missed: Member[], copy?: Copy): void {
+    if (!isTransportFailure(err)) throw err
+    copy?.upload.abort((err as Error).message)
+    this.membership.noteFailure(member, err as Error)
+    missed.push(member)
+  }
+
+  private survivors (live: Copy[], missed: Member[]): Copy[] {
+    if (live.length === 0) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `no node of the pair could take the body (${missed.map((m) => m.name).join(', ')} failed)`)
+    return live
+  }
+
   /**
-   * Reads a range of a body, from the first replica that serves it. A replica
-   * failing before or during the stream is left for the next one, which
-   * continues at the byte reached: the caller sees one unbroken stream.
+   * Reads a range of a body from the first place that serves it: the home
+   * node, or in failover the places the locator finds. A place failing before
+   * or during the stream is left for the next one, which continues at the
+   * byte reached: the caller sees one unbroken stream.
    */
   async * read (entry: Pick<FileEntry, 'fileId' | 'size' | 'sha256' | 'replicas'>, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
     let position = offset
     const end = offset + length
     let lastError: Error | undefined
-    for (const replica of entry.replicas) {
-      if (position >= end) return
-      const member = this.memberFor(replica)
-      if (member === undefined) continue
+    const home = entry.replicas[0]
+    if (home === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `${entry.fileId} has no replica`)
+    for await (const { member, method, center } of this.locator.candidates(entry.fileId, home)) {
       try {
-        const { body } = await this.call(member, async () => await member.client.download('blob.get', { fileId: entry.fileId, offset: position, length: end - position }, 'blob.get.ok', { signal }))
+        const { body } = await member.client.download('blob.get', { fileId: entry.fileId, offset: position, length: end - position }, 'blob.get.ok', { signal })
+        if (method !== 'home') this.logger.info('file located after failover', { fileId: entry.fileId, method, center, member: member.name, at: position })
         for await (const chunk of body) {
           position += chunk.length
           yield chunk
@@ -99,36 +157,89 @@ export class ObjectManager {
       } catch (err) {
         if (signal?.aborted === true) throw err
         lastError = err as Error
-        this.logger.warn('replica read failed, trying its twin', { fileId: entry.fileId, member: member.name, at: position, code: (err as { code?: string }).code, error: (err as Error).message })
+        if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
+        this.logger.warn('read failed, trying the next place', { fileId: entry.fileId, member: member.name, at: position, code: (err as { code?: string }).code, error: (err as Error).message })
       }
     }
     if (position >= end) return
     throw new ManagerError(ManagerErrorCode.NO_REPLICA, `no replica of ${entry.fileId} could serve bytes ${position}-${end - 1}${lastError === undefined ? '' : ': ' + lastError.message}`, { cause: lastError })
   }
 
-  /** Deletes a body from every replica; a replica that cannot be reached is logged, not fatal. */
+  /** Deletes a body everywhere; a node that cannot be reached gets the delete journaled. */
   async remove (body: Pick<StoredBody, 'fileId' | 'replicas'>): Promise<void> {
     await Promise.all(body.replicas.map(async (replica) => {
-      const member = this.memberFor(replica)
+      const member = this.membership.byId(replica.node)
       if (member === undefined) return
-      try {
-        await this.call(member, async () => await member.client.request('blob.delete', { fileId: body.fileId }, 'blob.delete.ok'))
-      } catch (err) {
-        this.logger.warn('could not delete a body', { fileId: body.fileId, member: member.name, error: (err as Error).message })
+      if (member.usable) {
+        try {
+          await member.client.request('blob.delete', { fileId: body.fileId }, 'blob.delete.ok')
+          return
+        } catch (err) {
+          if (!isTransportFailure(err)) {
+            this.logger.warn('could not delete a body', { fileId: body.fileId, member: member.name, error: (err as Error).message })
+            return
+          }
+          this.membership.noteFailure(member, err as Error)
+        }
       }
+      await this.journalFor(member, { op: 'delete', fileId: body.fileId })
     }))
   }
 
-  private memberFor (replica: Replica): Member | undefined {
-    return this.membership.byId(replica.node) ?? this.membership.find('storage', replica.center, replica.slot)
+  private async journalFor (member: Member, op: RepairOp): Promise<void> {
+    await this.journal.append(member.id, op)
+    // The node may have finished a resync while this was decided: make sure it is caught up.
+    if (member.usable) this.membership.requestFailback(member, false)
   }
 
-  /** Runs a call to a member, noting a transport failure against it. */
-  private async call<X> (member: Member, fn: () => Promise<X>): Promise<X> {
+  /** Replays what a returning node missed, from the journal, then puts it back into use. */
+  async resync (member: Member): Promise<void> {
+    if (this.resyncing.has(member.id)) return
+    this.resyncing.add(member.id)
+    const started = Date.now()
+    let repaired = 0
     try {
-      return await fn()
+      for (;;) {
+        if (this.closed || !member.resyncing) return
+        const ops = [...await this.journal.pending(member.id)]
+        if (ops.length === 0) {
+          if (this.journal.busy(member.id)) {
+            await new Promise((resolve) => setTimeout(resolve, 10))
+            continue
+          }
+          this.logger.info('resync done', { member: member.name, repaired, ms: Date.now() - started })
+          this.membership.completeFailback(member)
+          return
+        }
+        for (const op of ops) await this.repair(member, op)
+        repaired += ops.length
+        await this.journal.done(member.id, ops.length)
+      }
     } catch (err) {
+      this.logger.warn('resync failed, will retry', { member: member.name, repaired, error: (err as Error).message })
       if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
+      else setTimeout(() => { if (member.resyncing) void this.resync(member) }, RESYNC_RETRY_MS).unref()
+    } finally {
+      this.resyncing.delete(member.id)
+    }
+  }
+
+  private async repair (member: Member, op: RepairOp): Promise<void> {
+    if (op.op === 'delete') {
+      await member.client.request('blob.delete', { fileId: op.fileId }, 'blob.delete.ok')
+      return
+    }
+    const exists = await member.client.request('blob.stat', { fileId: op.fileId }, 'blob.stat.ok').then(() => true, () => false)
+    if (exists) return
+    const upload = await member.client.upload('blob.put', { fileId: op.fileId, size: op.size }, 'blob.put.ok')
+    try {
+      for await (const chunk of this.read({ fileId: op.fileId, size: op.size, sha256: op.sha256, replicas: [op.source] }, 0, op.size)) await upload.write(chunk)
+      const reply = await upload.finish()
+      if (reply.body.sha256 !== op.sha256) throw new ManagerError(ManagerErrorCode.REPLICA_MISMATCH, `repaired copy of ${op.fileId} has sha256 ${reply.body.sha256}, expected ${op.sha256}`)
+    } catch (err) {
+      upload.abort((err as Error).message)
+      // A body deleted meanwhile has nothing left to repair from; its delete is journaled after this put.
+      if ((err as { code?: string }).code === ManagerErrorCode.NO_REPLICA) return
       throw err
     }
   }
