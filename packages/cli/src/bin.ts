@@ -4,7 +4,7 @@ process.env.UV_THREADPOOL_SIZE ??= '32'
 import { Command, Option } from 'commander'
 import { DEFAULT_HTTP_PORT } from '@mirrorcast/manager'
 import { DEFAULT_URL, ManagerClient } from './client.js'
-import { get, ls, mkdirPath, mv, put, rmPath, statPath, status } from './commands.js'
+import { failover, get, ls, mkdirPath, mv, put, rmPath, searchCommand, statPath, status } from './commands.js'
 import { serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
 import { up, type UpOptions } from './up.js'
 
@@ -40,7 +40,13 @@ withMulticast(program.command('up'), false)
   .option('--centers <a,b>', 'primary and backup center', 'east,west')
   .option('--nodes <n>', 'storage nodes per center', '3')
   .option('--max-file-bytes <n>', 'largest PUT body the manager accepts')
-  .action(async (o: UpOptions) => { await up({ ...o, ...(logLevel() === undefined ? {} : { logLevel: logLevel() }) }) })
+  .option('--no-mapping', 'manager: do not locate twins by the subnet/slot mapping')
+  .option('--no-multicast-search', 'manager: do not locate files by multicast search')
+  .option('--no-point-to-point', 'manager: do not locate files by point-to-point queries')
+  .action(async (o: UpOptions & { mapping?: boolean, multicastSearch?: boolean, pointToPoint?: boolean }) => {
+    const managerArgs = [...(o.mapping === false ? ['--no-mapping'] : []), ...(o.multicastSearch === false ? ['--no-multicast-search'] : []), ...(o.pointToPoint === false ? ['--no-point-to-point'] : [])]
+    await up({ ...o, managerArgs, ...(logLevel() === undefined ? {} : { logLevel: logLevel() }) })
+  })
 
 for (const role of ['node', 'directory'] as const) {
   withInterface(withMulticast(program.command(role), true))
@@ -62,6 +68,10 @@ withInterface(withMulticast(program.command('manager'), false))
   .option('--host <ip>', 'HTTP address', '127.0.0.1')
   .option('--port <port>', 'HTTP port', String(DEFAULT_HTTP_PORT))
   .option('--max-file-bytes <n>', 'largest PUT body accepted')
+  .option('--center-subnets <list>', 'each center\'s subnet, e.g. east=10.1.0.0/16,west=10.2.0.0/16 (twins differ only in it)')
+  .option('--no-mapping', 'do not locate twins by the subnet/slot mapping')
+  .option('--no-multicast-search', 'do not locate files by multicast search')
+  .option('--no-point-to-point', 'do not locate files by point-to-point queries')
   .action(async (o: ManagerServeOptions) => { await serveManager({ ...o, logLevel: logLevel() }) })
 
 program.command('put <local> <remote>').description('upload a local file').option('--json', 'print the entry as JSON')
@@ -78,6 +88,13 @@ program.command('mv <from> <to>').description('rename a file or directory')
   .action(async (from: string, to: string) => { await mv(client(), from, to) })
 program.command('rm <remote>').description('remove a file or an empty directory').option('-r, --recursive', 'remove a directory and everything below it')
   .action(async (remote: string, o: { recursive?: boolean }) => { await rmPath(client(), remote, o.recursive === true) })
+program.command('failover <id>').description('put a node or directory server in the failover condition by hand')
+  .action(async (id: string) => { await failover(client(), id, 'failover') })
+program.command('failback <id>').description('bring a failed-over member back (it resyncs first)')
+  .action(async (id: string) => { await failover(client(), id, 'failback') })
+program.command('search <key>').description('multicast search for the holders of a file (path or file id): backup center first, then primary')
+  .option('--center <name>', 'ask only this center').option('--json', 'print JSON')
+  .action(async (key: string, o: { center?: string, json?: boolean }) => { await searchCommand(client(), key, o.center, o.json === true) })
 program.command('status').alias('members').description('every storage node and directory server: role, center, slot, address, state, last heard').option('--json', 'print JSON')
   .action(async (o: { json?: boolean }) => { await status(client(), o.json === true) })
 

@@ -135,3 +135,22 @@ export async function status (client: ManagerClient, json: boolean): Promise<voi
   const widths = header.map((_, i) => Math.max(...table.map((r) => (r[i] as string).length)))
   for (const r of table) out(r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd())
 }
+
+export async function failover (client: ManagerClient, id: string, action: 'failover' | 'failback'): Promise<void> {
+  const member = await client.json({ method: 'POST', path: `/cluster/nodes/${encodeURIComponent(id)}/${action}` })
+  out(`${String(member.id)}: ${String(member.status)}`)
+}
+
+export async function searchCommand (client: ManagerClient, key: string, center: string | undefined, json: boolean): Promise<void> {
+  const q = new URLSearchParams({ key, ...(center === undefined ? {} : { center }) })
+  const result = await client.json({ method: 'GET', path: `/search?${q.toString()}` })
+  if (json) {
+    out(JSON.stringify(result, null, 2))
+    return
+  }
+  out(`file ${String(result.fileId)}`)
+  for (const round of result.rounds as Array<{ center: string, holders: Array<Record<string, unknown>> }>) {
+    out(`center ${round.center}: ${round.holders.length === 0 ? 'no holder' : ''}`)
+    for (const h of round.holders) out(`  ${String(h.id)}  ${String(h.center)}/${String(h.slot)}  ${String(h.address)}:${String(h.port)}  ${String(h.ms)} ms`)
+  }
+}

@@ -63,6 +63,10 @@ export interface MemberServeOptions extends ServeOptions {
 
 export interface ManagerServeOptions extends ServeOptions {
   centers: string
+  centerSubnets?: string
+  mapping?: boolean
+  multicastSearch?: boolean
+  pointToPoint?: boolean
   host: string
   port: string
   maxFileBytes?: string
@@ -84,6 +88,8 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     multicast: presenceOptions(opts),
     ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: parseInteger(opts.heartbeatMs, 'heartbeat-ms') }),
     centers: parseCenters(opts.centers),
+    ...(opts.centerSubnets === undefined ? {} : { centerSubnets: parseSubnets(opts.centerSubnets) }),
+    locate: { mapping: opts.mapping !== false, multicast: opts.multicastSearch !== false, pointToPoint: opts.pointToPoint !== false },
     dataDir: opts.data,
     host: opts.host,
     port: parseInteger(opts.port, 'port'),
@@ -130,4 +136,15 @@ export function parseCenters (value: string): [string, string] {
     throw new CliError('--centers must name two different centers, primary first, e.g. east,west')
   }
   return centers as [string, string]
+}
+
+/** `east=10.1.0.0/16,west=10.2.0.0/16` → { east: '10.1.0.0/16', west: '10.2.0.0/16' }. */
+export function parseSubnets (value: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const part of value.split(',')) {
+    const [center, cidr] = part.split('=')
+    if (center === undefined || cidr === undefined || center === '' || cidr === '') throw new CliError(`--center-subnets wants center=cidr pairs, got ${JSON.stringify(part)}`)
+    out[center.trim()] = cidr.trim()
+  }
+  return out
 }

@@ -15,6 +15,8 @@ export interface UpOptions extends MulticastFlags {
   nodes: string
   maxFileBytes?: string
   logLevel?: string
+  /** Extra manager flags, e.g. to switch a location method off in a test. */
+  managerArgs?: string[]
 }
 
 interface Spec {
@@ -71,7 +73,7 @@ export async function up (opts: UpOptions): Promise<void> {
     const manager = await startChild({
       name: 'manager',
       role: 'manager',
-      argv: ['manager', '--data', join(dir, 'manager'), '--centers', centers.join(','), '--port', String(port), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common],
+      argv: ['manager', '--data', join(dir, 'manager'), '--centers', centers.join(','), '--center-subnets', centers.map((c, i) => `${c}=127.${i + 1}.0.0/16`).join(','), '--port', String(port), ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common],
       logFile: join(dir, 'logs', 'manager.log')
     })
     running.push(manager)

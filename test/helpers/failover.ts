@@ -1,0 +1,34 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { http, json, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
+
+export interface MemberStatus { id: string, role: string, center: string, slot: number, address: string, state: string, status: string, failover: { reason: string } | null }
+
+export async function members (url: string): Promise<MemberStatus[]> {
+  return json<{ nodes: MemberStatus[] }>(await http(url, 'GET', '/cluster')).nodes
+}
+
+export async function statusOf (url: string, id: string): Promise<string | undefined> {
+  return (await members(url)).find((m) => m.id === id)?.status
+}
+
+export async function failoverByHand (url: string, id: string, action: 'failover' | 'failback' = 'failover'): Promise<void> {
+  const r = await http(url, 'POST', `/cluster/nodes/${id}/${action}`)
+  if (r.status !== 200) throw new Error(`${action} ${id}: ${r.status} ${r.body.toString()}`)
+}
+
+/** The manager's "file located after failover" log lines: how each read found its file. */
+export async function locateLog (dir: string): Promise<Array<{ fileId: string, method: string, center: string, member: string }>> {
+  const text = await readFile(join(dir, 'logs', 'manager.log'), 'utf8')
+  return text.split('\n').filter((l) => l.includes('file located after failover')).map((l) => JSON.parse(l) as { fileId: string, method: string, center: string, member: string })
+}
+
+/** The storage node (from cluster.json) that is the home of a stored file. */
+export function homeOf (cluster: ClusterFile, entry: FileJson): ClusterFile['nodes'][number] {
+  const home = entry.replicas[0]
+  const node = cluster.nodes.find((n) => n.id === home?.node)
+  if (node === undefined) throw new Error(`home ${home?.node ?? '?'} not in cluster.json`)
+  return node
+}
+
+export { readClusterJson }
