@@ -273,32 +273,56 @@ export class Manager {
       sendJson(res, 200, { path, type: 'dir', entries: page.entries.map((e) => this.describe(e)), more: page.more })
       return
     }
-    const range = parseRange(req.headers.range, entry.size)
-    const offset = range?.offset ?? 0
-    const length = range?.length ?? entry.size
-    const headers: Record<string, string | number> = {
-      'content-type': 'application/octet-stream',
-      'content-length': length,
-      etag: `"${entry.sha256}"`,
-      'accept-ranges': 'bytes',
-      'last-modified': new Date(entry.mtime).toUTCString(),
-      'x-mirrorcast-version': entry.version,
-      'x-mirrorcast-id': entry.fileId
-    }
-    if (range !== undefined) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${entry.size}`
-    if (req.method === 'HEAD' || length === 0) {
-      res.writeHead(range === undefined ? 200 : 206, headers).end()
-      return
-    }
+    await this.sendFile(req, res, path, entry)
+  }
+
+  /**
+   * Streams a file. A read that no replica can serve may have raced a delete
+   * or an overwrite of the same path (the old body is removed after the entry
+   * changed): the entry is read again, and the answer is then 404 or the new version.
+   */
+  private async sendFile (req: IncomingMessage, res: ServerResponse, path: string, first: FileEntry): Promise<void> {
     const abort = new AbortController()
     res.once('close', () => { if (!res.writableFinished) abort.abort(new ManagerError(ManagerErrorCode.BAD_REQUEST, 'client went away')) })
-    const body = (this.objects as ObjectManager).read(entry, offset, length, abort.signal)
-    // Headers wait for the first bytes, so a read no replica can serve is still a clean 503.
-    const first = await body.next()
-    res.writeHead(range === undefined ? 200 : 206, headers)
-    if (first.done !== true) res.write(first.value)
-    await pipeBody(res, body)
-    res.end()
+    let entry = first
+    for (let attempt = 0; ; attempt++) {
+      const range = parseRange(req.headers.range, entry.size)
+      const offset = range?.offset ?? 0
+      const length = range?.length ?? entry.size
+      const headers: Record<string, string | number> = {
+        'content-type': 'application/octet-stream',
+        'content-length': length,
+        etag: `"${entry.sha256}"`,
+        'accept-ranges': 'bytes',
+        'last-modified': new Date(entry.mtime).toUTCString(),
+        'x-mirrorcast-version': entry.version,
+        'x-mirrorcast-id': entry.fileId
+      }
+      if (range !== undefined) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${entry.size}`
+      const status = range === undefined ? 200 : 206
+      if (req.method === 'HEAD' || length === 0) {
+        res.writeHead(status, headers).end()
+        return
+      }
+      const body = (this.objects as ObjectManager).read(entry, offset, length, abort.signal)
+      let head: IteratorResult<Buffer>
+      try {
+        // Headers wait for the first bytes, so a read no replica can serve is still a clean error.
+        head = await body.next()
+      } catch (err) {
+        if ((err as { code?: string }).code !== ManagerErrorCode.NO_REPLICA || attempt > 0) throw err
+        const now = await (this.directories as DirectoryManager).lookup(path)
+        if (now === undefined) throw new ManagerError('ERR_DIR_NOT_FOUND', `${path} was removed while it was being read`)
+        if (now.type !== 'file' || now.fileId === entry.fileId) throw err
+        entry = now
+        continue
+      }
+      res.writeHead(status, headers)
+      if (head.done !== true) res.write(head.value)
+      await pipeBody(res, body)
+      res.end()
+      return
+    }
   }
 
   private async deletePath (res: ServerResponse, path: string, recursive: boolean): Promise<void> {
