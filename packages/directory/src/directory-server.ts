@@ -99,6 +99,10 @@ export class DirectoryServer {
       case 'dir.list': return await ctx.reply('dir.list.ok', ns.list(req.body.path, req.body.after, req.body.limit))
       case 'dir.apply': return await ctx.reply('dir.apply.ok', { seq: await ns.apply(req.body.changes) })
       case 'dir.changes': return await ctx.reply('dir.changes.ok', ns.changes(req.body.after, req.body.limit))
+      case 'dir.reset':
+        this.logger.warn('namespace reset for a rebuild from the twin', { seq: ns.seq })
+        await ns.reset()
+        return await ctx.reply('ok', {})
       case 'dir.info': return await ctx.reply('dir.info.ok', { id: this.id, role: 'directory', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, seq: ns.seq, entries: ns.entryCount })
       default: throw new DirectoryError(DirectoryErrorCode.UNSUPPORTED, `a directory server does not serve ${req.t}`)
     }

@@ -157,6 +157,14 @@ export class Namespace {
     }) as number
   }
 
+  /** Empties everything, in one transaction: a diverged server is rebuilt from its twin's log. */
+  async reset (): Promise<void> {
+    await this.root.childTransaction(() => {
+      for (const db of [this.nodes, this.log]) for (const key of db.getKeys()) db.removeSync(key)
+      for (const key of this.meta.getKeys()) this.meta.removeSync(key)
+    })
+  }
+
   /** Builds the next change, applies its effect and logs it, all in one transaction. */
   private async commit (build: (seq: number, mtime: number) => Change): Promise<ChangeResult> {
     return await this.root.childTransaction(() => {

@@ -22,6 +22,9 @@ export class DirectoryManager {
   private readonly logger: Logger
   private readonly pending = new Map<number, { change: Change, resolve: () => void, reject: (e: Error) => void }>()
   private followerSeq: { id: string, seq: number } | undefined
+  private currentLeader: Member | undefined
+  /** The leader the pending changes were made on. */
+  private pendingLeader: Member | undefined
   private draining: Promise<void> | undefined
 
   constructor (membership: Membership, centers: [string, string], logger: Logger) {
@@ -37,6 +40,7 @@ export class DirectoryManager {
       void this.kick()
     })
     this.membership.on('failback', (member) => { if (member.role === 'directory') void this.catchUp(member) })
+    this.membership.on('failover', (member) => { if (member.role === 'directory') this.failPending(new Error(`${member.name} failed over`)) })
   }
 
   async stat (path: string, signal?: AbortSignal): Promise<Entry> {
@@ -71,10 +75,23 @@ export class DirectoryManager {
     return await this.mutate(async (p) => await p.client.request('dir.remove', { path, recursive }, 'dir.change.ok'))
   }
 
+  /**
+   * Runs a change on the leader and replicates it. If the leader dies before
+   * its follower took the change, the change was never acknowledged: it is
+   * made again on the new leader, so nothing acknowledged lives on one dead copy.
+   */
   private async mutate (op: (leader: Member) => Promise<{ body: ChangeResult }>): Promise<ChangeResult> {
-    const body = await this.onLeader(async (leader) => (await op(leader)).body)
-    if (this.follower()?.usable === true) await this.replicate(body.change)
-    return body
+    for (let attempt = 0; ; attempt++) {
+      const leader = this.leader()
+      const body = await this.onLeader(async (l) => (await op(l)).body)
+      try {
+        if (this.follower()?.usable === true) await this.replicate(body.change)
+        return body
+      } catch (err) {
+        if (leader.usable || attempt > 0) throw err
+        this.logger.warn('leader lost before its follower took a change: making it again', { seq: body.change.seq, leader: leader.name })
+      }
+    }
   }
 
   /**
@@ -96,6 +113,7 @@ export class DirectoryManager {
 
   /** Resolves once the follower holds `change`. */
   private async replicate (change: Change): Promise<void> {
+    this.pendingLeader = this.leader()
     const applied = new Promise<void>((resolve, reject) => this.pending.set(change.seq, { change, resolve, reject }))
     void this.kick()
     await applied
@@ -113,11 +131,14 @@ export class DirectoryManager {
   }
 
   /**
-   * A follower lost mid-replication is failed over: the changes it did not
-   * take are acknowledged on the leader alone and wait for its return.
+   * Settles changes still waiting for the follower. The follower lost: they
+   * are acknowledged on the leader alone and wait for its return. The leader
+   * lost (or both usable, yet replication failed): they were never acknowledged
+   * and fail, so that their callers make them again on the new leader.
    */
   private failPending (err: Error): void {
-    const followerGone = this.follower()?.usable !== true
+    const leaders = this.centers.map((c) => this.server(c)).filter((m): m is Member => m !== undefined)
+    const followerGone = leaders.filter((m) => m.usable).length === 1 && this.pendingLeader?.usable === true
     for (const [seq, p] of this.pending) {
       this.pending.delete(seq)
       if (followerGone) p.resolve()
@@ -176,8 +197,11 @@ export class DirectoryManager {
       }
       let seq = await this.seqOf(member)
       if (seq > 0 && !await this.sameChange(leader, member, seq)) {
-        this.membership.enterFailover(member, `its change ${seq} differs from ${leader.name}'s: needs a full resync`, true)
-        return
+        // It took a change that was never acknowledged before it failed: rebuild it
+        // from the leader's whole log (the log is never truncated).
+        this.logger.warn('directory log diverged: rebuilding it from the leader', { member: member.name, seq, leader: leader.name })
+        await member.client.request('dir.reset', {}, 'ok')
+        seq = 0
       }
       for (;;) {
         const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE }, 'dir.changes.ok')).body
@@ -207,12 +231,20 @@ export class DirectoryManager {
     return this.membership.find('directory', center, 1)
   }
 
-  /** The primary's server while usable, else its twin. */
+  /**
+   * The leader stays the leader while it is usable: a server that comes back
+   * follows (and catches up) rather than taking over with an older log. A new
+   * leader is the primary center's server if usable, else its twin.
+   */
   private leader (): Member {
+    if (this.currentLeader?.usable === true && this.server(this.currentLeader.center) === this.currentLeader) return this.currentLeader
     const [p, t] = this.centers.map((c) => this.server(c))
-    if (p?.usable === true) return p
-    if (t?.usable === true) return t
-    throw new ManagerError(ManagerErrorCode.UNAVAILABLE, 'no directory server is usable')
+    const next = p?.usable === true ? p : t?.usable === true ? t : undefined
+    if (next === undefined) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, 'no directory server is usable')
+    if (this.currentLeader !== undefined && next !== this.currentLeader) this.logger.warn('directory leader changed', { from: this.currentLeader.name, to: next.name })
+    this.currentLeader = next
+    this.followerSeq = undefined
+    return next
   }
 
   private leaderExcept (member: Member): Member | undefined {

@@ -113,6 +113,8 @@ export const messageSchemas = {
   'dir.apply.ok': z.object({ seq: uintSchema }),
   'dir.changes': z.object({ after: uintSchema, limit: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
   'dir.changes.ok': z.object({ changes: z.array(changeSchema).max(MAX_LIST_ENTRIES), last: uintSchema }),
+  /** Empties the namespace and its log: the start of a rebuild from the twin's whole log. */
+  'dir.reset': z.object({}),
   'dir.info': z.object({}),
   'dir.info.ok': z.object({ ...memberInfo, seq: uintSchema, entries: uintSchema }),
 

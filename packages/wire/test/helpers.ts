@@ -54,6 +54,7 @@ export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
   'dir.apply.ok': { seq: 1 },
   'dir.changes': { after: 0, limit: 100 },
   'dir.changes.ok': { changes: [{ op: 'mkdir', seq: 1, mtime: 2, path: '/a' }, { op: 'remove', seq: 2, mtime: 3, path: '/a', recursive: true }], last: 2 },
+  'dir.reset': {},
   'dir.info': {},
   'dir.info.ok': { ...member, role: 'directory', seq: 1, entries: 2 },
   announce: { cluster: 'c1', ...member, heartbeatMs: 500, free: 1, files: 2 },
