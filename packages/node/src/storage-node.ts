@@ -1,81 +1,46 @@
-import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { loadOrCreateMemberId, newBootId, resolveMemberOptions, RpcServer, type MemberOptions, type RequestContext } from '@mirrorcast/rpc'
-import { MemberPresence, type PresenceOptions } from '@mirrorcast/discovery'
-import type { AnyEnvelope } from '@mirrorcast/wire'
+import type { RequestContext } from '@mirrorcast/rpc'
+import { MemberProcess, type Holding, type MemberProcessOptions, type SearchKind } from '@mirrorcast/discovery'
+import type { AnyEnvelope, MessageType } from '@mirrorcast/wire'
 import { BlobStore } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
 // 256 KiB: body bytes per frame on the wire
 const WIRE_CHUNK_BYTES = 256 * 1024
 
-export interface StorageNodeOptions extends MemberOptions {
-  maxFrameBytes?: number
-  /** Multicast announce, search and DNS-SD; omitted: the node is reachable only by its address. */
-  presence?: Omit<PresenceOptions, 'key' | 'logger'>
-  logger?: Logger
-}
+export type StorageNodeOptions = MemberProcessOptions
 
 /** A storage node: a blob store served over the node protocol, announced on the multicast group. */
-export class StorageNode {
+export class StorageNode extends MemberProcess<StorageNodeOptions> {
   readonly store: BlobStore
-  private readonly options: StorageNodeOptions & { address: string, port: number }
-  private server: RpcServer | undefined
-  private presence: MemberPresence | undefined
-  private logger: Logger
-  id = ''
-  bootId = ''
+  private free = 0
 
   constructor (options: StorageNodeOptions) {
-    this.options = resolveMemberOptions(options)
-    this.logger = options.logger ?? silentLogger()
+    super(options, 'storage')
     this.store = new BlobStore(options.dataDir, this.logger)
   }
 
-  get port (): number { return this.server?.port ?? this.options.port }
-  get address (): string { return this.options.address }
-  get center (): string { return this.options.center }
-  get slot (): number { return this.options.slot }
-
-  async start (): Promise<void> {
-    if (this.server !== undefined) return
-    this.id = await loadOrCreateMemberId(this.options.dataDir, 'node')
-    this.bootId = newBootId()
-    this.logger = (this.options.logger ?? silentLogger()).child({ component: 'node', nodeId: this.id })
+  protected async open (): Promise<void> {
     await this.store.open()
-    const server = new RpcServer({
-      key: this.options.key,
-      identity: { id: this.id, role: 'storage', center: this.center, slot: this.slot, address: this.address, port: this.options.port, bootId: this.bootId },
-      host: this.address,
-      port: this.options.port,
-      streamingRequests: ['blob.put'],
-      handler: async (req, ctx) => await this.handle(req, ctx),
-      logger: this.logger,
-      ...(this.options.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.options.maxFrameBytes })
-    })
-    await server.start()
-    this.server = server
-    if (this.options.presence !== undefined) {
-      let free = await this.store.free()
-      this.presence = new MemberPresence({ ...this.options.presence, key: this.options.key, logger: this.logger }, () => {
-        // Free space is refreshed in the background: a heartbeat never waits on the disk.
-        void this.store.free().then((f) => { free = f }, () => {})
-        return { id: this.id, role: 'storage', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, free, files: this.store.files }
-      }, async (kind, key) => kind === 'blob' ? await this.store.stat(key).catch(() => undefined) : undefined)
-      await this.presence.start()
-    }
-    this.logger.info('storage node started', { address: `${this.address}:${this.port}`, files: this.store.files, bytes: this.store.bytes, bootId: this.bootId })
+    this.free = await this.store.free()
   }
 
-  async close (): Promise<void> {
-    const server = this.server
-    if (server === undefined) return
-    this.server = undefined
-    await this.presence?.close()
-    this.presence = undefined
-    await server.close()
+  protected async shutdown (): Promise<void> {}
+
+  protected load (): { free: number, files: number } {
+    // Free space is refreshed in the background: a heartbeat never waits on the disk.
+    void this.store.free().then((f) => { this.free = f }, () => {})
+    return { free: this.free, files: this.store.files }
   }
 
-  private async handle (req: AnyEnvelope, ctx: RequestContext): Promise<void> {
+  protected async holds (kind: SearchKind, key: string): Promise<Holding | undefined> {
+    return kind === 'blob' ? await this.store.stat(key).catch(() => undefined) : undefined
+  }
+
+  protected override streamingRequests (): MessageType[] {
+    return ['blob.put']
+  }
+
+  protected async handle (req: AnyEnvelope, ctx: RequestContext): Promise<void> {
     switch (req.t) {
       case 'blob.put': {
         const info = await this.store.put(req.body.fileId, req.body.size, ctx.body())

@@ -1,0 +1,89 @@
+import { silentLogger, type Logger } from '@mirrorcast/logger'
+import { loadOrCreateMemberId, newBootId, resolveMemberOptions, RpcServer, type MemberOptions, type RequestContext } from '@mirrorcast/rpc'
+import type { AnyEnvelope, MessageType } from '@mirrorcast/wire'
+import { MemberPresence, type PresenceOptions } from './presence.js'
+import type { Holding, SearchKind } from './search.js'
+
+export interface MemberProcessOptions extends MemberOptions {
+  maxFrameBytes?: number
+  /** Multicast announce, search and DNS-SD; omitted: reachable only by its address. */
+  presence?: Omit<PresenceOptions, 'key' | 'logger'>
+  logger?: Logger
+}
+
+/**
+ * What a storage node and a directory server share: a persistent id and a boot
+ * id, the node-protocol server, and the presence on the multicast group. A
+ * subclass opens its store, answers requests, and says what it holds.
+ */
+export abstract class MemberProcess<O extends MemberProcessOptions = MemberProcessOptions> {
+  protected readonly options: O & { address: string, port: number }
+  protected logger: Logger
+  private server: RpcServer | undefined
+  private presence: MemberPresence | undefined
+  private readonly role: 'storage' | 'directory'
+  id = ''
+  bootId = ''
+
+  constructor (options: O, role: 'storage' | 'directory') {
+    this.options = resolveMemberOptions(options)
+    this.role = role
+    this.logger = options.logger ?? silentLogger()
+  }
+
+  get port (): number { return this.server?.port ?? this.options.port }
+  get address (): string { return this.options.address }
+  get center (): string { return this.options.center }
+  get slot (): number { return this.options.slot }
+
+  async start (): Promise<void> {
+    if (this.server !== undefined) return
+    this.id = await loadOrCreateMemberId(this.options.dataDir, this.role === 'storage' ? 'node' : 'dir')
+    this.bootId = newBootId()
+    this.logger = (this.options.logger ?? silentLogger()).child({ component: this.role === 'storage' ? 'node' : 'directory', nodeId: this.id })
+    await this.open()
+    const server = new RpcServer({
+      key: this.options.key,
+      identity: { id: this.id, role: this.role, center: this.center, slot: this.slot, address: this.address, port: this.options.port, bootId: this.bootId },
+      host: this.address,
+      port: this.options.port,
+      streamingRequests: this.streamingRequests(),
+      handler: async (req, ctx) => await this.handle(req, ctx),
+      logger: this.logger,
+      ...(this.options.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.options.maxFrameBytes })
+    })
+    await server.start()
+    this.server = server
+    if (this.options.presence !== undefined) {
+      this.presence = new MemberPresence({ ...this.options.presence, key: this.options.key, logger: this.logger },
+        () => ({ id: this.id, role: this.role, center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, ...this.load() }),
+        async (kind, key) => await this.holds(kind, key))
+      await this.presence.start()
+    }
+    this.logger.info(`${this.role === 'storage' ? 'storage node' : 'directory server'} started`, { address: `${this.address}:${this.port}`, bootId: this.bootId, ...this.load() })
+  }
+
+  async close (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    await this.presence?.close()
+    this.presence = undefined
+    await server.close()
+    await this.shutdown()
+  }
+
+  /** Opens what the member serves (its store), before the server starts. */
+  protected abstract open (): Promise<void>
+  /** Closes it, after the server stopped. */
+  protected abstract shutdown (): Promise<void>
+  protected abstract handle (req: AnyEnvelope, ctx: RequestContext): Promise<void>
+  /** What the heartbeat says of its load; must not wait on the disk. */
+  protected abstract load (): { free: number, files: number }
+  /** Whether it holds a searched key, and what of it. */
+  protected abstract holds (kind: SearchKind, key: string): Promise<Holding | undefined>
+
+  protected streamingRequests (): MessageType[] {
+    return []
+  }
+}
