@@ -14,7 +14,11 @@ export function randomPort (): number {
 
 export async function tempDir (t: ExecutionContext, prefix = 'mirrorcast-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  // MIRRORCAST_KEEP_TEST_DIRS=1 keeps a failed test's data dirs and logs for a post-mortem.
+  t.teardown(async () => {
+    if (process.env.MIRRORCAST_KEEP_TEST_DIRS === '1' && !t.passed) process.stderr.write(`kept ${dir}\n`)
+    else await rm(dir, { recursive: true, force: true })
+  })
   return dir
 }
 
