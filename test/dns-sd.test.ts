@@ -2,7 +2,7 @@ import test from 'ava'
 import { join } from 'node:path'
 import { CLI_BIN } from '@mirrorcast/cli'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
-import { netnsTest, TestNet } from './helpers/netns.js'
+import { createNet, netnsTest } from './helpers/netns.js'
 import { REPO, tempDir } from './helpers/cluster.js'
 
 interface Found { name: string, server: string, port: number, addresses: string[], txt: Record<string, string> }
@@ -11,7 +11,7 @@ netnsTest(test.serial, 'a DNS-SD browser in a test namespace lists and resolves 
   const dir = await tempDir(t)
   const keyFile = join(dir, 'cluster.key')
   await writeClusterKeyFile(keyFile, generateClusterKey())
-  const net = await TestNet.create(t)
+  const net = await createNet(t)
   const members = [
     { host: 'east-n1', address: '10.1.0.1', role: 'node', center: 'east', slot: 1 },
     { host: 'west-n1', address: '10.2.0.1', role: 'node', center: 'west', slot: 1 },

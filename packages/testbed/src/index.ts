@@ -1,0 +1,3 @@
+export * from './netns.js'
+export * from './tools.js'
+export * from './testbed.js'
