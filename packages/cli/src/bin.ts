@@ -20,6 +20,7 @@ function withMulticast (cmd: Command, member: boolean): Command {
     .option('--group <ip>', 'multicast group (default 239.192.77.1)')
     .option('--mcast-port <port>', 'multicast UDP port (default 7700)')
     .option('--heartbeat-ms <ms>', 'announce period (default 100)')
+    .option('--no-multicast', 'join and send nothing to the group: announce to static peers only, no multicast search, no DNS-SD')
   if (member) cmd.option('--no-dns-sd', 'do not advertise over DNS-SD (multicast-dns)')
   return cmd
 }
@@ -27,6 +28,8 @@ function withMulticast (cmd: Command, member: boolean): Command {
 function withInterface (cmd: Command): Command {
   return cmd.option('--interface <ip>', 'address of the interface for multicast (default 127.0.0.1)')
     .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 elsewhere)')
+    .option('--peers <list>', 'static peers that get every announcement by unicast, e.g. 10.1.0.100:7700,10.2.0.100:7700')
+    .option('--peer-port <port>', 'UDP port where static peers reach this process (default: the multicast port when peers are listed or multicast is off)')
 }
 
 const client = (): ManagerClient => new ManagerClient(program.opts<{ url: string }>().url)

@@ -65,7 +65,8 @@ export class Locator {
       const twin = this.twinByMapping(homeMember, home, backup)
       if (fresh(twin.member)) yield { member: twin.member, method: twin.method, center: backup }
     }
-    if (this.options.multicast && this.channel() !== undefined) {
+    // With multicast off (static peers only) a search would reach nobody: mapping and point-to-point remain.
+    if (this.options.multicast && this.channel()?.options.multicast === true) {
       for (const center of [backup, primary]) {
         for (const m of await this.searchCenter(fileId, center)) if (fresh(m)) yield { member: m, method: 'multicast-search', center }
       }
