@@ -7,6 +7,7 @@ import { DEFAULT_URL, ManagerClient } from './client.js'
 import { failover, get, ls, mkdirPath, mv, put, rmPath, searchCommand, statPath, status } from './commands.js'
 import { serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
 import { up, type UpOptions } from './up.js'
+import { withConfig } from './config-flags.js'
 
 const program = new Command('mirrorcast')
   .description('mirrorcast: a distributed object store and virtual file system over two storage centers')
@@ -52,7 +53,7 @@ withMulticast(program.command('up'), false)
   })
 
 for (const role of ['node', 'directory'] as const) {
-  withInterface(withMulticast(program.command(role), true))
+  withConfig(withInterface(withMulticast(program.command(role), true)), role, program)
     .description(role === 'node' ? 'run a storage node' : 'run a directory server')
     .requiredOption('--data <dir>', 'data directory')
     .requiredOption('--key-file <file>', 'cluster key file (hex, mode 600)')
@@ -63,7 +64,7 @@ for (const role of ['node', 'directory'] as const) {
     .action(async (o: MemberServeOptions) => { await serveNode(role === 'node' ? 'storage' : 'directory', { ...o, logLevel: logLevel() }) })
 }
 
-withInterface(withMulticast(program.command('manager'), false))
+withConfig(withInterface(withMulticast(program.command('manager'), false)), 'manager', program)
   .description('run a manager (object + directory manager, HTTP API)')
   .requiredOption('--data <dir>', 'data directory (keeps the manager id)')
   .requiredOption('--key-file <file>', 'cluster key file (hex, mode 600)')
