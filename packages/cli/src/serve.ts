@@ -3,7 +3,7 @@ import { readClusterKeyFile } from '@mirrorcast/wire'
 import { DEFAULT_MULTICAST_PORT, parsePeers, type PresenceOptions } from '@mirrorcast/discovery'
 import { StorageNode } from '@mirrorcast/node'
 import { DirectoryServer } from '@mirrorcast/directory'
-import { Manager } from '@mirrorcast/manager'
+import { Manager, readTokensFile } from '@mirrorcast/manager'
 import { CliError } from './errors.js'
 
 interface Service {
@@ -80,6 +80,7 @@ export interface ManagerServeOptions extends ServeOptions {
   host: string
   port: string
   maxFileBytes?: string
+  tokensFile?: string
 }
 
 export async function serveNode (role: 'storage' | 'directory', opts: MemberServeOptions): Promise<void> {
@@ -104,6 +105,7 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     host: opts.host,
     port: parseInteger(opts.port, 'port'),
     ...(opts.maxFileBytes === undefined ? {} : { maxFileBytes: parseInteger(opts.maxFileBytes, 'max-file-bytes') }),
+    ...(opts.tokensFile === undefined ? {} : { tokens: await readTokensFile(opts.tokensFile) }),
     logger
   })
   await run(manager, logger, () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port }))
