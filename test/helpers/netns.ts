@@ -3,6 +3,7 @@ import { netnsUnavailable, TestNet, Testbed, type TestbedOptions } from '@mirror
 import { tempDir } from './cluster.js'
 
 export { netnsUnavailable, TestNet }
+export type { Host } from '@mirrorcast/testbed'
 
 /**
  * Registers a test that needs network namespaces. Where they are missing it

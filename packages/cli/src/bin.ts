@@ -3,15 +3,17 @@
 process.env.UV_THREADPOOL_SIZE ??= '32'
 import { Command, Option } from 'commander'
 import { DEFAULT_HTTP_PORT } from '@mirrorcast/manager'
-import { DEFAULT_URL, ManagerClient } from './client.js'
+import { DEFAULT_URL, ManagerClient, readTokenFile } from './client.js'
 import { failover, get, ls, mkdirPath, mv, put, rmPath, searchCommand, statPath, status } from './commands.js'
 import { serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
 import { up, type UpOptions } from './up.js'
+import { withConfig } from './config-flags.js'
 
 const program = new Command('mirrorcast')
   .description('mirrorcast: a distributed object store and virtual file system over two storage centers')
   .addOption(new Option('--url <url>', 'manager URL').env('MIRRORCAST_URL').default(DEFAULT_URL))
   .addOption(new Option('--log-level <level>', 'error, warn, info, debug or silent').env('MIRRORCAST_LOG'))
+  .addOption(new Option('--token-file <file>', 'file holding the access token for the manager (mode 600)').env('MIRRORCAST_TOKEN_FILE'))
   .showHelpAfterError()
 
 /** Multicast settings: the same on every process of a cluster. */
@@ -20,6 +22,7 @@ function withMulticast (cmd: Command, member: boolean): Command {
     .option('--group <ip>', 'multicast group (default 239.192.77.1)')
     .option('--mcast-port <port>', 'multicast UDP port (default 7700)')
     .option('--heartbeat-ms <ms>', 'announce period (default 100)')
+    .option('--no-multicast', 'join and send nothing to the group: announce to static peers only, no multicast search, no DNS-SD')
   if (member) cmd.option('--no-dns-sd', 'do not advertise over DNS-SD (multicast-dns)')
   return cmd
 }
@@ -27,9 +30,14 @@ function withMulticast (cmd: Command, member: boolean): Command {
 function withInterface (cmd: Command): Command {
   return cmd.option('--interface <ip>', 'address of the interface for multicast (default 127.0.0.1)')
     .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 elsewhere)')
+    .option('--peers <list>', 'static peers that get every announcement by unicast, e.g. 10.1.0.100:7700,10.2.0.100:7700')
+    .option('--peer-port <port>', 'UDP port where static peers reach this process (default: the multicast port when peers are listed or multicast is off)')
 }
 
-const client = (): ManagerClient => new ManagerClient(program.opts<{ url: string }>().url)
+const client = async (): Promise<ManagerClient> => {
+  const { url, tokenFile } = program.opts<{ url: string, tokenFile?: string }>()
+  return new ManagerClient(url, tokenFile === undefined ? undefined : await readTokenFile(tokenFile))
+}
 const logLevel = (): string | undefined => program.opts<{ logLevel?: string }>().logLevel
 
 withMulticast(program.command('up'), false)
@@ -51,7 +59,7 @@ withMulticast(program.command('up'), false)
   })
 
 for (const role of ['node', 'directory'] as const) {
-  const cmd = withInterface(withMulticast(program.command(role), true))
+  const cmd = withConfig(withInterface(withMulticast(program.command(role), true)), role, program)
   if (role === 'directory') cmd.option('--partition <n>', 'namespace partition held (default: the slot)')
   cmd.description(role === 'node' ? 'run a storage node' : 'run a directory server')
     .requiredOption('--data <dir>', 'data directory')
@@ -63,7 +71,7 @@ for (const role of ['node', 'directory'] as const) {
     .action(async (o: MemberServeOptions) => { await serveNode(role === 'node' ? 'storage' : 'directory', { ...o, logLevel: logLevel() }) })
 }
 
-withInterface(withMulticast(program.command('manager'), false))
+withConfig(withInterface(withMulticast(program.command('manager'), false)), 'manager', program)
   .description('run a manager (object + directory manager, HTTP API)')
   .requiredOption('--data <dir>', 'data directory (keeps the manager id)')
   .requiredOption('--key-file <file>', 'cluster key file (hex, mode 600)')
@@ -73,6 +81,7 @@ withInterface(withMulticast(program.command('manager'), false))
   .option('--host <ip>', 'HTTP address', '127.0.0.1')
   .option('--port <port>', 'HTTP port', String(DEFAULT_HTTP_PORT))
   .option('--max-file-bytes <n>', 'largest PUT body accepted')
+  .option('--tokens-file <file>', 'access tokens of the HTTP API, "<read-only|read-write> <name> <token>" a line (mode 600); needed to listen on anything but loopback')
   .option('--center-subnets <list>', 'each center\'s subnet, e.g. east=10.1.0.0/16,west=10.2.0.0/16 (twins differ only in it)')
   .option('--no-mapping', 'do not locate twins by the subnet/slot mapping')
   .option('--no-multicast-search', 'do not locate files by multicast search')
@@ -80,28 +89,28 @@ withInterface(withMulticast(program.command('manager'), false))
   .action(async (o: ManagerServeOptions) => { await serveManager({ ...o, logLevel: logLevel() }) })
 
 program.command('put <local> <remote>').description('upload a local file').option('--json', 'print the entry as JSON')
-  .action(async (local: string, remote: string, o: { json?: boolean }) => { await put(client(), local, remote, o.json === true) })
+  .action(async (local: string, remote: string, o: { json?: boolean }) => { await put(await client(), local, remote, o.json === true) })
 program.command('get <remote> [local]').description('download a file (local "-" for stdout)')
-  .action(async (remote: string, local?: string) => { await get(client(), remote, local) })
+  .action(async (remote: string, local?: string) => { await get(await client(), remote, local) })
 program.command('ls [remote]').description('list a directory').option('--json', 'print JSON')
-  .action(async (remote: string | undefined, o: { json?: boolean }) => { await ls(client(), remote ?? '/', o.json === true) })
+  .action(async (remote: string | undefined, o: { json?: boolean }) => { await ls(await client(), remote ?? '/', o.json === true) })
 program.command('stat <remote>').description('show an entry as JSON')
-  .action(async (remote: string) => { await statPath(client(), remote) })
+  .action(async (remote: string) => { await statPath(await client(), remote) })
 program.command('mkdir <remote>').description('create a directory').option('-p, --parents', 'create missing parents, no error if it exists')
-  .action(async (remote: string, o: { parents?: boolean }) => { await mkdirPath(client(), remote, o.parents === true) })
+  .action(async (remote: string, o: { parents?: boolean }) => { await mkdirPath(await client(), remote, o.parents === true) })
 program.command('mv <from> <to>').description('rename a file or directory')
-  .action(async (from: string, to: string) => { await mv(client(), from, to) })
+  .action(async (from: string, to: string) => { await mv(await client(), from, to) })
 program.command('rm <remote>').description('remove a file or an empty directory').option('-r, --recursive', 'remove a directory and everything below it')
-  .action(async (remote: string, o: { recursive?: boolean }) => { await rmPath(client(), remote, o.recursive === true) })
+  .action(async (remote: string, o: { recursive?: boolean }) => { await rmPath(await client(), remote, o.recursive === true) })
 program.command('failover <id>').description('put a node or directory server in the failover condition by hand')
-  .action(async (id: string) => { await failover(client(), id, 'failover') })
+  .action(async (id: string) => { await failover(await client(), id, 'failover') })
 program.command('failback <id>').description('bring a failed-over member back (it resyncs first)')
-  .action(async (id: string) => { await failover(client(), id, 'failback') })
+  .action(async (id: string) => { await failover(await client(), id, 'failback') })
 program.command('search <key>').description('multicast search for the holders of a file (path or file id): backup center first, then primary')
   .option('--center <name>', 'ask only this center').option('--json', 'print JSON')
-  .action(async (key: string, o: { center?: string, json?: boolean }) => { await searchCommand(client(), key, o.center, o.json === true) })
+  .action(async (key: string, o: { center?: string, json?: boolean }) => { await searchCommand(await client(), key, o.center, o.json === true) })
 program.command('status').alias('members').description('every storage node and directory server: role, center, slot, address, state, last heard').option('--json', 'print JSON')
-  .action(async (o: { json?: boolean }) => { await status(client(), o.json === true) })
+  .action(async (o: { json?: boolean }) => { await status(await client(), o.json === true) })
 
 program.parseAsync().catch((err: Error) => {
   process.stderr.write(`mirrorcast: ${err.message}\n`)

@@ -1,4 +1,5 @@
 import { request, type IncomingMessage } from 'node:http'
+import { readSecretFile } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
 
 // http://127.0.0.1:8700: where `mirrorcast up` puts the manager by default
@@ -14,8 +15,11 @@ export interface CallOptions {
 /** A minimal HTTP client for the manager API: node:http gives the streaming and Content-Length control fetch lacks. */
 export class ManagerClient {
   readonly base: URL
+  private readonly token: string | undefined
 
-  constructor (url: string) {
+  /** `token`: the access token sent with every request (`Authorization: Bearer`). */
+  constructor (url: string, token?: string) {
+    this.token = token
     try {
       this.base = new URL(url)
     } catch {
@@ -31,7 +35,8 @@ export class ManagerClient {
 
   async call (opts: CallOptions): Promise<IncomingMessage> {
     return await new Promise((resolve, reject) => {
-      const req = request(new URL(opts.path, this.base), { method: opts.method, headers: opts.headers }, resolve)
+      const headers = this.token === undefined ? opts.headers : { ...opts.headers, authorization: `Bearer ${this.token}` }
+      const req = request(new URL(opts.path, this.base), { method: opts.method, headers }, resolve)
       req.on('error', (err) => reject(new CliError(`cannot reach the manager at ${this.base.origin}: ${err.message}`)))
       if (opts.body === undefined) req.end()
       else if (Buffer.isBuffer(opts.body)) req.end(opts.body)
@@ -68,4 +73,17 @@ export function failOnError (res: IncomingMessage, parsed?: Record<string, unkno
   if (status < 400) return
   const error = parsed?.error as { code?: string, message?: string } | undefined
   throw new CliError(`${error?.message ?? res.statusMessage ?? 'request failed'} (${status}${error?.code === undefined ? '' : ' ' + error.code})`)
+}
+
+/** The client's token file holds one token (the first line that is not a `#` comment). */
+export async function readTokenFile (file: string): Promise<string> {
+  let text: string
+  try {
+    text = await readSecretFile(file, 'token file')
+  } catch (err) {
+    throw new CliError((err as Error).message)
+  }
+  const token = text.split('\n').map((l) => l.replace(/#.*/, '').trim()).find((l) => l !== '')
+  if (token === undefined || /\s/.test(token)) throw new CliError(`token file ${file} must hold one token on a line of its own`)
+  return token
 }

@@ -1,9 +1,9 @@
 import { createLogger, type Logger } from '@mirrorcast/logger'
 import { readClusterKeyFile } from '@mirrorcast/wire'
-import type { PresenceOptions } from '@mirrorcast/discovery'
+import { DEFAULT_MULTICAST_PORT, parsePeers, type PresenceOptions } from '@mirrorcast/discovery'
 import { StorageNode } from '@mirrorcast/node'
 import { DirectoryServer } from '@mirrorcast/directory'
-import { Manager } from '@mirrorcast/manager'
+import { Manager, readTokensFile } from '@mirrorcast/manager'
 import { CliError } from './errors.js'
 
 interface Service {
@@ -20,6 +20,10 @@ export interface MulticastFlags {
   ttl?: string
   heartbeatMs?: string
   dnsSd?: boolean
+  /** false: static peers only. */
+  multicast?: boolean
+  peers?: string
+  peerPort?: string
 }
 
 export interface ServeOptions extends MulticastFlags {
@@ -37,7 +41,10 @@ export function presenceOptions (f: MulticastFlags): Omit<PresenceOptions, 'key'
     ...(f.interface === undefined ? {} : { interface: f.interface }),
     ...(f.ttl === undefined ? {} : { ttl: parseInteger(f.ttl, 'ttl') }),
     ...(f.heartbeatMs === undefined ? {} : { heartbeatMs: parseInteger(f.heartbeatMs, 'heartbeat-ms') }),
-    ...(f.dnsSd === false ? { dnsSd: false } : {})
+    ...(f.dnsSd === false ? { dnsSd: false } : {}),
+    ...(f.multicast === false ? { multicast: false } : {}),
+    ...(f.peers === undefined ? {} : { peers: parsePeers(f.peers, f.mcastPort === undefined ? DEFAULT_MULTICAST_PORT : parseInteger(f.mcastPort, 'mcast-port')) }),
+    ...(f.peerPort === undefined ? {} : { peerPort: parseInteger(f.peerPort, 'peer-port') })
   }
 }
 
@@ -51,6 +58,9 @@ export function multicastArgv (f: MulticastFlags): string[] {
   add('--interface', f.interface)
   add('--ttl', f.ttl)
   add('--heartbeat-ms', f.heartbeatMs)
+  if (f.multicast === false) out.push('--no-multicast')
+  add('--peers', f.peers)
+  add('--peer-port', f.peerPort)
   return out
 }
 
@@ -73,6 +83,7 @@ export interface ManagerServeOptions extends ServeOptions {
   host: string
   port: string
   maxFileBytes?: string
+  tokensFile?: string
 }
 
 export async function serveNode (role: 'storage' | 'directory', opts: MemberServeOptions): Promise<void> {
@@ -99,6 +110,7 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     host: opts.host,
     port: parseInteger(opts.port, 'port'),
     ...(opts.maxFileBytes === undefined ? {} : { maxFileBytes: parseInteger(opts.maxFileBytes, 'max-file-bytes') }),
+    ...(opts.tokensFile === undefined ? {} : { tokens: await readTokensFile(opts.tokensFile) }),
     logger
   })
   await run(manager, logger, () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port }))

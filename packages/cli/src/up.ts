@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { mkdir, open, rename, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DEFAULT_MULTICAST_PORT } from '@mirrorcast/discovery'
 import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
 import { multicastArgv, parseCenters, parseInteger, type MulticastFlags } from './serve.js'
@@ -37,6 +38,8 @@ interface Started extends Spec {
   ready: Record<string, unknown>
 }
 
+// 127.0.0.1: the manager's HTTP and discovery address in a local cluster
+const MANAGER_ADDRESS = '127.0.0.1'
 const BIN = fileURLToPath(new URL('./bin.js', import.meta.url))
 // 20 s: the slowest process start `up` waits for before it gives up
 const READY_TIMEOUT_MS = 20_000
@@ -69,19 +72,18 @@ export async function up (opts: UpOptions): Promise<void> {
   const nodePort = parseInteger(opts.nodePort, 'node-port')
   await mkdir(join(dir, 'logs'), { recursive: true })
   const keyFile = await ensureKey(dir)
-  // Loopback only: `up` is a local cluster, its multicast never leaves this host.
-  const common = ['--key-file', keyFile, ...multicastArgv({ ...opts, interface: '127.0.0.1', ttl: '0' }), ...(opts.logLevel === undefined ? [] : ['--log-level', opts.logLevel])]
+  const common = ['--key-file', keyFile, ...(opts.logLevel === undefined ? [] : ['--log-level', opts.logLevel])]
 
   // Local twins: both of a pair in one center, slots 2i-1 and 2i; directory pair i holds partition i.
   const perCenter = local ? 2 : 1
   const members: Spec[] = []
   centers.forEach((center, ci) => {
-    for (let slot = 1; slot <= nodes * perCenter; slot++) members.push(memberSpec(dir, common, 'storage', center, ci, slot, nodePort))
-    for (let slot = 1; slot <= dirs * perCenter; slot++) members.push(memberSpec(dir, common, 'directory', center, ci, slot, nodePort, Math.ceil(slot / perCenter)))
+    for (let slot = 1; slot <= nodes * perCenter; slot++) members.push(memberSpec(dir, common, opts, 'storage', center, ci, slot, nodePort))
+    for (let slot = 1; slot <= dirs * perCenter; slot++) members.push(memberSpec(dir, common, opts, 'directory', center, ci, slot, nodePort, Math.ceil(slot / perCenter)))
   })
   const managerArgv = ['manager', '--data', join(dir, 'manager'), '--centers', centers.join(','), '--directory-partitions', String(dirs),
     ...(local ? ['--local-twins'] : ['--center-subnets', centers.map((c, i) => `${c}=127.${i + 1}.0.0/16`).join(',')]),
-    '--port', String(port), ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common]
+    '--port', String(port), ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common, ...discoveryArgv(opts, undefined)]
   const running: Started[] = []
   const stop = async (): Promise<void> => { await stopAll(running) }
   try {
@@ -120,7 +122,18 @@ export async function up (opts: UpOptions): Promise<void> {
   })
 }
 
-function memberSpec (dir: string, common: string[], role: 'storage' | 'directory', center: string, ci: number, slot: number, port: number, partition?: number): Spec {
+/**
+ * Loopback only: `up` is a local cluster, its multicast never leaves this host.
+ * With --no-multicast every member announces by unicast from its own address
+ * to the manager's (127.0.0.1), on the multicast port.
+ */
+function discoveryArgv (opts: UpOptions, memberAddress: string | undefined): string[] {
+  if (opts.multicast !== false) return multicastArgv({ ...opts, interface: MANAGER_ADDRESS, ttl: '0' })
+  const peers = memberAddress === undefined ? undefined : `${MANAGER_ADDRESS}:${opts.mcastPort ?? DEFAULT_MULTICAST_PORT}`
+  return multicastArgv({ ...opts, interface: memberAddress ?? MANAGER_ADDRESS, ttl: '0', peers })
+}
+
+function memberSpec (dir: string, common: string[], opts: UpOptions, role: 'storage' | 'directory', center: string, ci: number, slot: number, port: number, partition?: number): Spec {
   const address = memberAddress(ci, role, slot)
   const name = `${center}-${role === 'storage' ? 'node' : 'dir'}${slot}`
   return {
@@ -130,7 +143,7 @@ function memberSpec (dir: string, common: string[], role: 'storage' | 'directory
     slot,
     ...(partition === undefined ? {} : { partition }),
     address,
-    argv: [role === 'storage' ? 'node' : 'directory', '--data', join(dir, center, name), '--center', center, '--slot', String(slot), ...(partition === undefined ? [] : ['--partition', String(partition)]), '--address', address, '--port', String(port), ...common],
+    argv: [role === 'storage' ? 'node' : 'directory', '--data', join(dir, center, name), '--center', center, '--slot', String(slot), ...(partition === undefined ? [] : ['--partition', String(partition)]), '--address', address, '--port', String(port), ...common, ...discoveryArgv(opts, address)],
     logFile: join(dir, 'logs', `${name}.log`)
   }
 }
@@ -159,7 +172,7 @@ async function startChild (spec: Spec): Promise<Started> {
   }
 }
 
-/** Waits until the manager has heard every member on the multicast group: only then is the cluster usable. */
+/** Waits until the manager has heard every member announce itself: only then is the cluster usable. */
 async function waitForMembers (url: string, ids: string[]): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS
   let missing = ids
@@ -173,7 +186,7 @@ async function waitForMembers (url: string, ids: string[]): Promise<void> {
     } catch {}
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  throw new CliError(`the manager did not hear ${missing.join(', ')} on the multicast group; see the logs`)
+  throw new CliError(`the manager did not hear ${missing.join(', ')} announce itself; see the logs`)
 }
 
 async function stopAll (running: Started[]): Promise<void> {

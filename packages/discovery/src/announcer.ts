@@ -7,12 +7,15 @@ export type AnnounceInfo = Omit<MessageBody<'announce'>, 'cluster' | 'heartbeatM
 /**
  * Sends this member's announcement every heartbeat and a goodbye on close.
  * `info` is asked each time, so free space and file counts stay current.
+ * Announcements go to the group and to every static peer.
  */
 export class Announcer {
   private readonly channel: MulticastChannel
   private readonly info: () => AnnounceInfo
   readonly heartbeatMs: number
   private timer: NodeJS.Timeout | undefined
+  // Logged when sending starts or stops failing, not every heartbeat.
+  private failing = false
   sent = 0
 
   constructor (channel: MulticastChannel, info: () => AnnounceInfo, heartbeatMs = DEFAULT_HEARTBEAT_MS) {
@@ -33,15 +36,18 @@ export class Announcer {
     clearInterval(this.timer)
     this.timer = undefined
     const { id, role, bootId } = this.info()
-    await this.channel.multicast('goodbye', { cluster: this.channel.options.cluster, id, role, bootId }).catch(() => {})
+    await this.channel.announce('goodbye', { cluster: this.channel.options.cluster, id, role, bootId }).catch(() => {})
   }
 
   private async announce (): Promise<void> {
     try {
-      await this.channel.multicast('announce', { ...this.info(), cluster: this.channel.options.cluster, heartbeatMs: this.heartbeatMs })
+      await this.channel.announce('announce', { ...this.info(), cluster: this.channel.options.cluster, heartbeatMs: this.heartbeatMs })
       this.sent++
+      if (this.failing) this.channel.options.logger.info('announcing again')
+      this.failing = false
     } catch (err) {
-      this.channel.options.logger.warn('announce failed', { error: (err as Error).message })
+      if (!this.failing) this.channel.options.logger.warn('announce failed', { error: (err as Error).message })
+      this.failing = true
     }
   }
 }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { RemoteInfo } from 'node:dgram'
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised'
 import { decodeDatagram, encodeDatagram, isWireError, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
-import { resolveMulticastOptions, type MulticastOptions, type ResolvedMulticastOptions } from './options.js'
+import { resolveMulticastOptions, type MulticastOptions, type Peer, type ResolvedMulticastOptions } from './options.js'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 import { ReplayWindow } from './replay-window.js'
 
@@ -33,9 +33,10 @@ const DROP_REASON_BY_CODE: Record<string, DropReason> = {
 /**
  * The multicast protocol's socket pair: one socket joined to the group (bound
  * to the group address, so it hears nothing else), one unicast socket on the
- * interface that sends everything and receives direct replies. Every datagram
- * is signed; one that fails the MAC, names another cluster, is stale or
- * replayed is dropped and counted, never trusted nor thrown.
+ * interface that sends everything and receives direct replies and static
+ * peers' announcements. With multicast off there is only the unicast socket.
+ * Every datagram is signed; one that fails the MAC, names another cluster, is
+ * stale or replayed is dropped and counted, never trusted nor thrown.
  */
 export class MulticastChannel extends EventEmitter<ChannelEvents> {
   readonly options: ResolvedMulticastOptions
@@ -64,25 +65,29 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
   }
 
   async start (): Promise<void> {
-    if (this.group !== undefined) return
-    const { group: address, port, interface: iface, ttl } = this.options
-    const group = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: true })
+    if (this.unicast !== undefined) return
+    const { group: address, port, interface: iface, ttl, multicast, peerPort } = this.options
     const unicast = DgramAsPromised.createSocket({ type: 'udp4' })
-    this.group = group
     this.unicast = unicast
-    for (const s of [group, unicast]) {
-      s.socket.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo))
-      // A socket error (e.g. EHOSTUNREACH on send) is the network's, not a crash of ours.
-      s.socket.on('error', (err) => this.options.logger.warn('multicast socket error', { error: err.message }))
-    }
+    this.listen(unicast)
+    await unicast.bind(peerPort, iface)
+    unicast.setRecvBufferSize(RECV_BUFFER_BYTES)
+    if (!multicast) return
+    const group = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: true })
+    this.group = group
+    this.listen(group)
     await group.bind(port, address)
     group.addMembership(address, iface)
     group.setRecvBufferSize(RECV_BUFFER_BYTES)
-    await unicast.bind(0, iface)
     unicast.setMulticastInterface(iface)
     unicast.setMulticastTTL(ttl)
     unicast.setMulticastLoopback(true)
-    unicast.setRecvBufferSize(RECV_BUFFER_BYTES)
+  }
+
+  private listen (s: SocketAsPromised): void {
+    s.socket.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo))
+    // A socket error (e.g. EHOSTUNREACH on send) is the network's, not a crash of ours.
+    s.socket.on('error', (err) => this.options.logger.warn('multicast socket error', { error: err.message }))
   }
 
   async close (): Promise<void> {
@@ -96,17 +101,38 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
     }))
   }
 
-  /** Sends a signed datagram to the group. */
+  /** Sends a signed datagram to the group; refused when multicast is off. */
   async multicast<T extends DatagramType> (t: T, body: MessageBody<T>): Promise<void> {
-    await this.sendTo(t, body, this.options.port, this.options.group)
+    if (!this.options.multicast) throw new DiscoveryError(DiscoveryErrorCode.MULTICAST_OFF, 'multicast is off (--no-multicast): nothing can be sent to the group, so there is no multicast search')
+    await this.send(this.encode(t, body), [{ address: this.options.group, port: this.options.port }])
   }
 
-  /** Sends a signed datagram to one member (search replies, static peers). */
+  /**
+   * Sends one datagram to the group (when multicast is on) and to every static
+   * peer: the same bytes under one sequence number, so that a listener can
+   * count lost heartbeats from the gaps between the numbers it hears.
+   */
+  async announce<T extends 'announce' | 'goodbye'> (t: T, body: MessageBody<T>): Promise<void> {
+    const { multicast, group, port, peers } = this.options
+    await this.send(this.encode(t, body), multicast ? [{ address: group, port }, ...peers] : peers)
+  }
+
+  /** Sends a signed datagram to one member (search replies). */
   async sendTo<T extends DatagramType> (t: T, body: MessageBody<T>, port: number, address: string): Promise<void> {
+    await this.send(this.encode(t, body), [{ address, port }])
+  }
+
+  private encode<T extends DatagramType> (t: T, body: MessageBody<T>): Buffer {
+    return encodeDatagram(this.options.key, { t, from: this.selfId, seq: ++this.seq, body })
+  }
+
+  /** Tries every destination; the first failure is thrown once all were tried. */
+  private async send (buf: Buffer, to: Peer[]): Promise<void> {
     const socket = this.unicast
     if (socket === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_STARTED, 'multicast channel not started')
-    const buf = encodeDatagram(this.options.key, { t, from: this.selfId, seq: ++this.seq, body })
-    await socket.send(buf, port, address)
+    const results = await Promise.allSettled(to.map(async (d) => await socket.send(buf, d.port, d.address)))
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
   }
 
   private onDatagram (buf: Buffer, rinfo: RemoteInfo): void {

@@ -15,6 +15,12 @@ export const DEFAULT_HEARTBEAT_MS = 100
 export const DEFAULT_MAX_SKEW_MS = 30_000
 export const DEFAULT_CLUSTER = 'mirrorcast'
 
+/** A static peer: where a member's unicast discovery socket listens. */
+export interface Peer {
+  address: string
+  port: number
+}
+
 export interface MulticastOptions {
   key: Uint8Array
   /** Cluster name: datagrams of another cluster are dropped and counted. */
@@ -26,6 +32,16 @@ export interface MulticastOptions {
   /** 0 keeps datagrams on this host; defaults to 0 on loopback, 1 elsewhere (one LAN segment). */
   ttl?: number
   maxSkewMs?: number
+  /** false: nothing joins or sends to the group; announcements go to the static peers only. */
+  multicast?: boolean
+  /** Members that get every announcement by unicast too (networks that carry no multicast). */
+  peers?: Peer[]
+  /**
+   * UDP port of the unicast socket, where static peers send their announcements.
+   * Default: the multicast port when there are static peers or multicast is off
+   * (a peer must know where to send), any free port otherwise.
+   */
+  peerPort?: number
   logger?: Logger
 }
 
@@ -37,6 +53,9 @@ export interface ResolvedMulticastOptions {
   interface: string
   ttl: number
   maxSkewMs: number
+  multicast: boolean
+  peers: Peer[]
+  peerPort: number
   logger: Logger
 }
 
@@ -51,9 +70,34 @@ export function resolveMulticastOptions (o: MulticastOptions): ResolvedMulticast
   const iface = o.interface ?? DEFAULT_INTERFACE
   if (!isIPv4(iface)) fail(`interface ${iface} must be the IPv4 address of an interface`)
   const port = o.port ?? DEFAULT_MULTICAST_PORT
-  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`multicast port ${port} must be 1 to 65535`)
+  if (!validPort(port)) fail(`multicast port ${port} must be 1 to 65535`)
   const ttl = o.ttl ?? (iface.startsWith('127.') ? 0 : 1)
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > 255) fail(`TTL ${ttl} must be 0 to 255`)
   const maxSkewMs = o.maxSkewMs ?? DEFAULT_MAX_SKEW_MS
-  return { key: o.key, cluster, group, port, interface: iface, ttl, maxSkewMs, logger: o.logger ?? silentLogger() }
+  const multicast = o.multicast ?? true
+  const peers = o.peers ?? []
+  for (const p of peers) if (!isIPv4(p.address) || !validPort(p.port)) fail(`static peer ${p.address}:${p.port} must be an IPv4 address and a port 1 to 65535`)
+  const peerPort = o.peerPort ?? (!multicast || peers.length > 0 ? port : 0)
+  if (peerPort !== 0 && !validPort(peerPort)) fail(`peer port ${peerPort} must be 1 to 65535`)
+  return { key: o.key, cluster, group, port, interface: iface, ttl, maxSkewMs, multicast, peers, peerPort, logger: o.logger ?? silentLogger() }
+}
+
+function validPort (port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65535
+}
+
+/**
+ * `10.1.0.1:7700,10.2.0.1` → static peers; an entry without a port gets
+ * `defaultPort` (the multicast port, which is also the default peer port).
+ */
+export function parsePeers (list: string | string[], defaultPort = DEFAULT_MULTICAST_PORT): Peer[] {
+  const entries = (Array.isArray(list) ? list : list.split(',')).map((e) => e.trim()).filter((e) => e !== '')
+  return entries.map((entry) => {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(entry)
+    const peer = m === null ? undefined : { address: m[1] as string, port: m[2] === undefined ? defaultPort : Number(m[2]) }
+    if (peer === undefined || !isIPv4(peer.address) || !validPort(peer.port)) {
+      throw new DiscoveryError(DiscoveryErrorCode.BAD_OPTIONS, `static peer ${JSON.stringify(entry)} must be an IPv4 address with an optional port, e.g. 10.1.0.1:7700`)
+    }
+    return peer
+  })
 }

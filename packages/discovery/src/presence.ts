@@ -1,6 +1,7 @@
 import { Announcer, type AnnounceInfo } from './announcer.js'
 import { DnsSdAdvertiser } from './dns-sd.js'
 import { MulticastChannel } from './multicast-channel.js'
+import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 import type { MulticastOptions } from './options.js'
 import { SearchResponder, type Holding, type SearchKind } from './search.js'
 
@@ -29,12 +30,15 @@ export class MemberPresence {
   constructor (options: PresenceOptions, info: () => AnnounceInfo, lookup: (kind: SearchKind, key: string) => Promise<Holding | undefined>) {
     const first = info()
     this.channel = new MulticastChannel(first.id, options)
+    const { multicast, peers } = this.channel.options
+    if (!multicast && peers.length === 0) throw new DiscoveryError(DiscoveryErrorCode.BAD_OPTIONS, 'multicast is off and no static peers are listed: no manager would ever hear this member')
     this.announcer = new Announcer(this.channel, info, options.heartbeatMs)
     this.responder = new SearchResponder(this.channel, () => {
       const { id, role, center, slot, address, port, bootId } = info()
       return { id, role, center, slot, address, port, bootId }
     }, lookup)
-    this.dnsSd = options.dnsSd === false
+    // DNS-SD is multicast too: off with the rest of it.
+    this.dnsSd = options.dnsSd === false || !multicast
       ? undefined
       : new DnsSdAdvertiser({
         instance: first.id,

@@ -77,7 +77,8 @@ export class Locator {
       const twin = this.twinByMapping(q.role, homeMember, q.home)
       if (fresh(twin.member)) yield { member: twin.member, method: twin.method, center: twin.member.center }
     }
-    if (this.options.multicast && this.channel() !== undefined) {
+    // With multicast off (static peers only) a search would reach nobody: mapping and point-to-point remain.
+    if (this.options.multicast && this.channel()?.options.multicast === true) {
       for (const center of order) {
         for (const m of await this.searchCenter(q, center, seen)) if (fresh(m)) yield { member: m, method: 'multicast-search', center }
       }

@@ -6,6 +6,7 @@ import { loadOrCreateMemberId, newBootId } from '@mirrorcast/rpc'
 import { Announcer, MulticastChannel, Roster, search, type MulticastOptions } from '@mirrorcast/discovery'
 import { join } from 'node:path'
 import { Locator, type LocateOptions } from './locator.js'
+import { Authorizer, type AccessToken } from './auth.js'
 import { RepairJournal } from './repair-journal.js'
 import { SubnetMap } from './subnet-map.js'
 import { TwinMap, type TwinMode } from './twin-map.js'
@@ -37,6 +38,8 @@ export interface ManagerOptions {
   centerSubnets?: Record<string, string>
   /** Which ways of finding a file after failover are allowed (all by default). */
   locate?: LocateOptions
+  /** Access tokens of the HTTP API; without them it listens on loopback only. */
+  tokens?: AccessToken[]
   logger?: Logger
 }
 
@@ -62,6 +65,7 @@ export class Manager {
   private directories: DirectoryManager | undefined
   private logger: Logger
   private failbackTimer: NodeJS.Timeout | undefined
+  private readonly auth: Authorizer
   id = ''
 
   constructor (options: ManagerOptions) {
@@ -76,6 +80,7 @@ export class Manager {
       port: DEFAULT_HTTP_PORT,
       multicast: {},
       locate: {},
+      tokens: [],
       ...options,
       subnets: options.centerSubnets === undefined ? undefined : new SubnetMap(options.centerSubnets),
       heartbeatMs: options.heartbeatMs,
@@ -86,6 +91,7 @@ export class Manager {
       logger: options.logger ?? silentLogger()
     }
     this.logger = this.options.logger
+    this.auth = new Authorizer(this.options.tokens, this.options.host)
   }
 
   get port (): number {
@@ -145,6 +151,7 @@ export class Manager {
 
   private async route (req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      this.auth.check(req, res)
       // The raw path, not new URL(): URL parsing would resolve `..` before the path rules could refuse it.
       const [pathname = '/', query = ''] = (req.url ?? '/').split('?', 2)
       if (pathname === FILES_PREFIX || pathname.startsWith(FILES_PREFIX + '/')) {

@@ -23,13 +23,22 @@ export function parseClusterKey (text: string): Buffer {
  * every datagram and frame trusted.
  */
 export async function readClusterKeyFile (path: string): Promise<Buffer> {
+  return parseClusterKey(await readSecretFile(path, 'cluster key file'))
+}
+
+/**
+ * Reads a file holding a secret (cluster key, access tokens). One that the
+ * group or others may read is refused: a secret anyone on the host can copy
+ * is no secret, and saying so beats running with it.
+ */
+export async function readSecretFile (path: string, what: string): Promise<string> {
   const info = await stat(path).catch((err: unknown) => {
-    throw new WireError(WireErrorCode.BAD_KEY, `cannot read cluster key file ${path}`, { cause: err })
+    throw new WireError(WireErrorCode.BAD_KEY, `cannot read ${what} ${path}: ${(err as Error).message}`, { cause: err })
   })
   if ((info.mode & 0o077) !== 0) {
-    throw new WireError(WireErrorCode.BAD_KEY, `cluster key file ${path} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`)
+    throw new WireError(WireErrorCode.BAD_KEY, `${what} ${path} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`)
   }
-  return parseClusterKey(await readFile(path, 'utf8'))
+  return await readFile(path, 'utf8')
 }
 
 export async function writeClusterKeyFile (path: string, key: Buffer): Promise<void> {

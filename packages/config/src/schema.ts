@@ -1,0 +1,60 @@
+import { z } from 'zod'
+
+export const ROLES = ['node', 'directory', 'manager'] as const
+export type Role = typeof ROLES[number]
+
+const port = z.number().int().min(0).max(65535)
+const name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lowercase letters, digits and dashes, starting with a letter')
+const path = z.string().min(1, 'must be a file path')
+const peer = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$/, 'must be an IPv4 address with an optional port, e.g. "10.1.0.100:7700"')
+const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 subnet like "10.1.0.0/16"')
+
+/** Every process: the keys are the command-line flags without their dashes. */
+const common = {
+  role: z.enum(ROLES).optional(),
+  data: path.optional(),
+  'key-file': path.optional(),
+  'log-level': z.enum(['error', 'warn', 'info', 'debug', 'silent']).optional(),
+  cluster: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be lowercase letters, digits and dashes').optional(),
+  group: z.ipv4().optional(),
+  'mcast-port': port.min(1).optional(),
+  interface: z.ipv4().optional(),
+  ttl: z.number().int().min(0).max(255).optional(),
+  'heartbeat-ms': z.number().int().min(10).max(60_000).optional(),
+  multicast: z.boolean().optional(),
+  peers: z.array(peer).optional(),
+  'peer-port': port.optional()
+}
+
+const member = z.strictObject({
+  ...common,
+  center: name.optional(),
+  slot: z.number().int().min(1).max(65535).optional(),
+  address: z.ipv4().optional(),
+  port: port.optional(),
+  'dns-sd': z.boolean().optional()
+})
+
+const manager = z.strictObject({
+  ...common,
+  centers: z.tuple([name, name]).optional(),
+  'center-subnets': z.record(name, cidr).optional(),
+  host: z.ipv4().optional(),
+  port: port.optional(),
+  'max-file-bytes': z.number().int().positive().optional(),
+  mapping: z.boolean().optional(),
+  'multicast-search': z.boolean().optional(),
+  'point-to-point': z.boolean().optional(),
+  'tokens-file': path.optional()
+})
+
+export const schemas = { node: member, directory: member, manager } as const
+
+export type MemberConfig = z.infer<typeof member>
+export type ManagerConfig = z.infer<typeof manager>
+export type HostConfig = (MemberConfig & { role: 'node' | 'directory' }) | (ManagerConfig & { role: 'manager' })
+
+/** The keys a config file of this role may hold. */
+export function keysOf (role: Role): string[] {
+  return Object.keys(schemas[role].shape)
+}

@@ -1,0 +1,104 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { readSecretFile } from '@mirrorcast/wire'
+import { ManagerError, ManagerErrorCode } from './errors.js'
+
+export type Access = 'read-only' | 'read-write'
+
+export interface AccessToken {
+  /** Names the token in logs; the token itself is never logged. */
+  name: string
+  access: Access
+  token: string
+}
+
+// 32 characters: at least 128 bits even for a hex token
+export const MIN_TOKEN_LENGTH = 32
+const REALM = 'mirrorcast'
+
+/**
+ * The tokens file: one token a line, `<access> <name> <token>`, `#` comments.
+ * `access` is read-only or read-write.
+ */
+export function parseTokens (text: string, file: string): AccessToken[] {
+  const tokens: AccessToken[] = []
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*/, '').trim()
+    if (line === '') return
+    const [access, name, token, extra] = line.split(/\s+/)
+    const where = `${file}:${i + 1}`
+    if (token === undefined || extra !== undefined) throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: a token line is "<read-only|read-write> <name> <token>"`)
+    if (access !== 'read-only' && access !== 'read-write') throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: access must be read-only or read-write, got ${JSON.stringify(access)}`)
+    if (token.length < MIN_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(token)) throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: token "${name ?? ''}" must be at least ${MIN_TOKEN_LENGTH} printable characters (e.g. openssl rand -hex 32)`)
+    if (tokens.some((t) => t.name === name)) throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: a second token named ${JSON.stringify(name)}`)
+    tokens.push({ access, name: name as string, token })
+  })
+  return tokens
+}
+
+/** Reads the tokens file, refusing one the group or others can read. */
+export async function readTokensFile (file: string): Promise<AccessToken[]> {
+  const tokens = parseTokens(await readSecretFile(file, 'tokens file'), file)
+  if (tokens.length === 0) throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${file} holds no token`)
+  return tokens
+}
+
+export function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
+}
+
+/**
+ * Access control of the HTTP API: with tokens configured, every request needs
+ * `Authorization: Bearer <token>`; reads (GET, HEAD) take any valid token,
+ * everything else a read-write one. Without tokens the API may listen on
+ * loopback only, where only this host's users reach it.
+ */
+export class Authorizer {
+  private readonly tokens: Array<{ name: string, access: Access, digest: Buffer }>
+
+  constructor (tokens: AccessToken[], host: string) {
+    if (tokens.length === 0 && !isLoopback(host)) {
+      throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `the HTTP API would listen on ${host}, which is not loopback, without access tokens: configure a tokens file (--tokens-file) or listen on 127.0.0.1`)
+    }
+    this.tokens = tokens.map((t) => ({ name: t.name, access: t.access, digest: digest(t.token) }))
+  }
+
+  get enabled (): boolean {
+    return this.tokens.length > 0
+  }
+
+  /** Throws the 401 or 403 to answer before anything of the request is done; returns the token's name. */
+  check (req: IncomingMessage, res: ServerResponse): string | undefined {
+    if (!this.enabled) return undefined
+    const header = req.headers.authorization
+    const presented = header === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1]
+    if (presented === undefined) {
+      res.setHeader('www-authenticate', `Bearer realm="${REALM}"`)
+      throw new ManagerError(ManagerErrorCode.UNAUTHORIZED, 'this API needs an access token (Authorization: Bearer <token>; the CLI reads it from --token-file or MIRRORCAST_TOKEN_FILE)')
+    }
+    const match = this.find(presented)
+    if (match === undefined) {
+      res.setHeader('www-authenticate', `Bearer realm="${REALM}", error="invalid_token"`)
+      throw new ManagerError(ManagerErrorCode.UNAUTHORIZED, 'the access token is not valid')
+    }
+    if (match.access === 'read-only' && req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('www-authenticate', `Bearer realm="${REALM}", error="insufficient_scope"`)
+      throw new ManagerError(ManagerErrorCode.FORBIDDEN, `token "${match.name}" is read-only: ${String(req.method)} needs a read-write token`)
+    }
+    return match.name
+  }
+
+  /** Compares against every token, in constant time: neither which one matched nor how much of it leaks. */
+  private find (presented: string): { name: string, access: Access } | undefined {
+    const d = digest(presented)
+    let found: { name: string, access: Access } | undefined
+    for (const t of this.tokens) if (timingSafeEqual(t.digest, d) && found === undefined) found = t
+    return found
+  }
+}
+
+// Hashing first gives equal lengths for timingSafeEqual, so a token's length does not leak either.
+function digest (token: string): Buffer {
+  return createHash('sha256').update(token).digest()
+}

@@ -1,0 +1,40 @@
+import test from 'ava'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Authorizer, isLoopback, parseTokens } from '../src/auth.js'
+
+const RW = 'a'.repeat(40)
+const RO = 'b'.repeat(40)
+
+function request (method: string, authorization?: string): { req: IncomingMessage, res: ServerResponse, headers: Record<string, string> } {
+  const headers: Record<string, string> = {}
+  const req = { method, headers: authorization === undefined ? {} : { authorization } } as unknown as IncomingMessage
+  const res = { setHeader: (k: string, v: string) => { headers[k] = v } } as unknown as ServerResponse
+  return { req, res, headers }
+}
+
+test('the tokens file: access, name, token a line; mistakes are named with file and line', (t) => {
+  t.deepEqual(parseTokens(`# comment\nread-write admin ${RW}\n\nread-only mon ${RO} # why\n`, 'f'), [{ access: 'read-write', name: 'admin', token: RW }, { access: 'read-only', name: 'mon', token: RO }])
+  t.throws(() => parseTokens(`write admin ${RW}`, 'f'), { code: 'ERR_BAD_TOKENS', message: 'f:1: access must be read-only or read-write, got "write"' })
+  t.throws(() => parseTokens(`read-only ${RO}`, 'f'), { code: 'ERR_BAD_TOKENS', message: /f:1: a token line is/ })
+  t.throws(() => parseTokens(`read-only a ${RO}\nread-only a ${RW}`, 'f'), { message: 'f:2: a second token named "a"' })
+})
+
+test('without tokens only loopback is allowed; with them reads need any token and writes a read-write one', (t) => {
+  t.true(isLoopback('127.0.0.1') && isLoopback('127.2.0.1') && isLoopback('::1') && isLoopback('localhost'))
+  t.false(isLoopback('0.0.0.0') || isLoopback('10.1.0.1'))
+  t.notThrows(() => new Authorizer([], '127.0.0.1').check(request('PUT').req, request('PUT').res))
+  t.throws(() => new Authorizer([], '0.0.0.0'), { code: 'ERR_BAD_TOKENS' })
+  const auth = new Authorizer(parseTokens(`read-write admin ${RW}\nread-only mon ${RO}`, 'f'), '0.0.0.0')
+  const none = request('GET')
+  t.throws(() => auth.check(none.req, none.res), { code: 'ERR_UNAUTHORIZED' })
+  t.is(none.headers['www-authenticate'], 'Bearer realm="mirrorcast"')
+  for (const method of ['GET', 'HEAD']) t.is(auth.check(request(method, `Bearer ${RO}`).req, request(method).res), 'mon')
+  for (const method of ['PUT', 'POST', 'DELETE']) {
+    const r = request(method, `Bearer ${RO}`)
+    t.throws(() => auth.check(r.req, r.res), { code: 'ERR_FORBIDDEN' })
+    t.is(auth.check(request(method, `bearer ${RW}`).req, r.res), 'admin')
+  }
+  const wrong = request('GET', `Bearer ${RW}x`)
+  t.throws(() => auth.check(wrong.req, wrong.res), { code: 'ERR_UNAUTHORIZED', message: 'the access token is not valid' })
+  t.throws(() => auth.check(request('GET', `Basic ${RW}`).req, wrong.res), { code: 'ERR_UNAUTHORIZED' })
+})
