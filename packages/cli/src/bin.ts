@@ -61,6 +61,10 @@ withMulticast(program.command('up'), false)
 for (const role of ['node', 'directory'] as const) {
   const cmd = withConfig(withInterface(withMulticast(program.command(role), true)), role, program)
   if (role === 'directory') cmd.option('--partition <n>', 'namespace partition held (default: the slot)')
+  if (role === 'node') {
+    cmd.option('--scrub-mb-per-s <n>', 'background scrub: MiB verified per second at most, 0 turns it off (default 8)')
+      .option('--scrub-interval-s <n>', 'background scrub: least seconds from one pass start to the next (default 3600)')
+  }
   cmd.description(role === 'node' ? 'run a storage node' : 'run a directory server')
     .requiredOption('--data <dir>', 'data directory')
     .requiredOption('--key-file <file>', 'cluster key file (hex, mode 600)')

@@ -1,7 +1,7 @@
 import { createLogger, type Logger } from '@mirrorcast/logger'
 import { readClusterKeyFile } from '@mirrorcast/wire'
 import { DEFAULT_MULTICAST_PORT, parsePeers, type PresenceOptions } from '@mirrorcast/discovery'
-import { StorageNode } from '@mirrorcast/node'
+import { StorageNode, type ScrubOptions } from '@mirrorcast/node'
 import { DirectoryServer } from '@mirrorcast/directory'
 import { Manager, readTokensFile } from '@mirrorcast/manager'
 import { CliError } from './errors.js'
@@ -70,6 +70,8 @@ export interface MemberServeOptions extends ServeOptions {
   partition?: string
   address: string
   port: string
+  scrubMbPerS?: string
+  scrubIntervalS?: string
 }
 
 export interface ManagerServeOptions extends ServeOptions {
@@ -90,7 +92,7 @@ export async function serveNode (role: 'storage' | 'directory', opts: MemberServ
   const key = await readClusterKeyFile(opts.keyFile)
   const logger = createLogger({ level: opts.logLevel, fields: { component: role === 'storage' ? 'node' : 'directory' } })
   const common = { dataDir: opts.data, key, center: opts.center, slot: parseInteger(opts.slot, 'slot'), address: opts.address, port: parseInteger(opts.port, 'port'), logger, presence: presenceOptions(opts) }
-  const service = role === 'storage' ? new StorageNode(common) : new DirectoryServer({ ...common, ...(opts.partition === undefined ? {} : { partition: parseInteger(opts.partition, 'partition') }) })
+  const service = role === 'storage' ? new StorageNode({ ...common, scrub: scrubOptions(opts) }) : new DirectoryServer({ ...common, ...(opts.partition === undefined ? {} : { partition: parseInteger(opts.partition, 'partition') }) })
   await run(service, logger, () => ({ role, id: service.id, address: service.address, port: service.port, center: opts.center, slot: common.slot }))
 }
 
@@ -139,6 +141,18 @@ async function run (service: Service, logger: Logger, ready: () => Record<string
     process.send({ type: 'ready', ...ready() })
   }
   logger.info('ready', ready())
+}
+
+/** `--scrub-mb-per-s` (MiB/s, fractions allowed, 0: off) and `--scrub-interval-s`; unset: the node's defaults. */
+function scrubOptions (opts: MemberServeOptions): ScrubOptions {
+  const out: ScrubOptions = {}
+  if (opts.scrubMbPerS !== undefined) {
+    const mb = Number(opts.scrubMbPerS)
+    if (!/^\d+(\.\d+)?$/.test(opts.scrubMbPerS) || !Number.isFinite(mb)) throw new CliError(`--scrub-mb-per-s must be a number of MiB per second (0: off), got ${JSON.stringify(opts.scrubMbPerS)}`)
+    out.bytesPerSecond = Math.round(mb * 1024 * 1024)
+  }
+  if (opts.scrubIntervalS !== undefined) out.intervalMs = parseInteger(opts.scrubIntervalS, 'scrub-interval-s') * 1000
+  return out
 }
 
 export function parseInteger (value: string, name: string): number {

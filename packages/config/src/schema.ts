@@ -48,9 +48,14 @@ const manager = z.strictObject({
   'tokens-file': path.optional()
 })
 
-export const schemas = { node: member, directory: member, manager } as const
+const node = member.extend({
+  'scrub-mb-per-s': z.number().min(0).optional(),
+  'scrub-interval-s': z.number().int().min(0).optional()
+})
 
-export type MemberConfig = z.infer<typeof member>
+export const schemas = { node, directory: member, manager } as const
+
+export type MemberConfig = z.infer<typeof node>
 export type ManagerConfig = z.infer<typeof manager>
 export type HostConfig = (MemberConfig & { role: 'node' | 'directory' }) | (ManagerConfig & { role: 'manager' })
 

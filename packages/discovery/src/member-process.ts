@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { loadOrCreateMemberId, newBootId, resolveMemberOptions, RpcServer, type MemberOptions, type RequestContext } from '@mirrorcast/rpc'
 import type { AnyEnvelope, MessageType } from '@mirrorcast/wire'
+import type { AnnounceInfo } from './announcer.js'
 import { MemberPresence, type PresenceOptions } from './presence.js'
 import type { Holding, SearchKind } from './search.js'
 
@@ -79,7 +80,7 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
   protected abstract shutdown (): Promise<void>
   protected abstract handle (req: AnyEnvelope, ctx: RequestContext): Promise<void>
   /** What the heartbeat says of its load; must not wait on the disk. */
-  protected abstract load (): { free: number, files: number }
+  protected abstract load (): Pick<AnnounceInfo, 'free' | 'files' | 'quarantined' | 'scrub'>
   /** Whether it holds a searched key, and what of it. */
   protected abstract holds (kind: SearchKind, key: string): Promise<Holding | undefined>
 

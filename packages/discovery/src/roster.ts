@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { AnyEnvelope, MessageBody } from '@mirrorcast/wire'
+import type { AnyEnvelope, MessageBody, ScrubSummary } from '@mirrorcast/wire'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { PhiAccrualDetector } from './phi-accrual.js'
 import type { MulticastChannel } from './multicast-channel.js'
@@ -18,6 +18,9 @@ export interface RosterMember {
   heartbeatMs: number
   free: number
   files: number
+  /** Storage nodes: bodies set aside as corrupt, waiting for a copy from a twin; and how their scrub goes. */
+  quarantined: number
+  scrub: ScrubSummary | undefined
   state: MemberState
   /** When the last announcement arrived (local clock, ms). */
   lastHeard: number
@@ -105,7 +108,7 @@ export class Roster extends EventEmitter<RosterEvents> {
     const now = this.now()
     const known = this.members.get(a.id)
     if (known === undefined) {
-      const member: RosterMember = { id: a.id, role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, state: 'healthy', lastHeard: now, since: now, restarts: 0, reason: 'announced' }
+      const member: RosterMember = { id: a.id, role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, quarantined: a.quarantined ?? 0, scrub: a.scrub, state: 'healthy', lastHeard: now, since: now, restarts: 0, reason: 'announced' }
       const detector = new PhiAccrualDetector(a.heartbeatMs)
       detector.heartbeat(now)
       this.members.set(a.id, { member, detector })
@@ -116,7 +119,7 @@ export class Roster extends EventEmitter<RosterEvents> {
     const { member } = known
     const restarted = member.bootId !== a.bootId
     const previousBootId = member.bootId
-    Object.assign(member, { role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, lastHeard: now })
+    Object.assign(member, { role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, quarantined: a.quarantined ?? 0, scrub: a.scrub, lastHeard: now })
     if (restarted) {
       // A new process: its timing history says nothing about the old one.
       known.detector = new PhiAccrualDetector(a.heartbeatMs)

@@ -17,6 +17,7 @@ import { ManagerError, ManagerErrorCode } from './errors.js'
 import { parseRange, pipeBody, requestBody, sendError, sendJson } from './http-util.js'
 import { Membership } from './membership.js'
 import { ObjectManager } from './object-manager.js'
+import { Integrity } from './integrity.js'
 
 export interface ManagerOptions {
   key: Uint8Array
@@ -65,6 +66,7 @@ export class Manager {
   private directories: DirectoryManager | undefined
   private logger: Logger
   private failbackTimer: NodeJS.Timeout | undefined
+  private integrity: Integrity | undefined
   private readonly auth: Authorizer
   id = ''
 
@@ -118,6 +120,8 @@ export class Manager {
     this.objects = new ObjectManager(this.membership, this.journal, locator, this.logger)
     this.directories = new DirectoryManager(this.membership, twins, locator, { partitions: this.options.directoryPartitions }, this.logger)
     this.directories.start()
+    this.integrity = new Integrity(this.membership, this.objects, this.logger)
+    this.integrity.start()
     const server = createServer((req, res) => { void this.route(req, res) })
     this.server = server
     server.listen(this.options.port, this.options.host)
@@ -140,6 +144,7 @@ export class Manager {
     server.closeAllConnections()
     await closed
     clearInterval(this.failbackTimer)
+    this.integrity?.close()
     this.objects?.close()
     this.directories?.close()
     await this.announcer?.close()
@@ -372,7 +377,7 @@ export class Manager {
 
   private cluster (): Record<string, unknown> {
     const twins = this.options.twinMap
-    return { manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions, nodes: (this.membership as Membership).view(), pairs: this.pairs() }
+    return { manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions, nodes: (this.membership as Membership).view(), pairs: this.pairs(), integrity: this.integrity?.stats }
   }
 
   /** Every twin pair, storage and directory, with the state of each side: what `mirrorcast status` shows. */

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { RpcClient } from '@mirrorcast/rpc'
 import type { Logger } from '@mirrorcast/logger'
 import type { Roster, RosterMember } from '@mirrorcast/discovery'
+import type { ScrubSummary } from '@mirrorcast/wire'
 import type { Place, TwinMap } from './twin-map.js'
 
 export type MemberRole = 'storage' | 'directory'
@@ -27,6 +28,9 @@ export interface MemberView {
   restarts: number
   free: number
   files: number
+  /** Storage nodes: corrupt bodies set aside, waiting for a good copy; how the background scrub goes. */
+  quarantined: number
+  scrub: ScrubSummary | null
 }
 
 export interface FailoverInfo {
@@ -246,7 +250,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
       lastHeard: new Date(m.info.lastHeard).toISOString(),
       restarts: m.info.restarts,
       free: m.info.free,
-      files: m.info.files
+      files: m.info.files,
+      quarantined: m.info.quarantined,
+      scrub: m.info.scrub ?? null
     }))
   }
 

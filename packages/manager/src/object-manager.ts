@@ -253,6 +253,16 @@ export class ObjectManager {
     if (failed !== undefined) throw failed
   }
 
+  /**
+   * Copies a body back onto a node that set its copy aside as corrupt, from
+   * the twin or wherever the locator finds a good copy; gives up quietly when
+   * none is left (the body was deleted meanwhile, or every copy is bad).
+   */
+  async restoreCopy (member: Member, file: { fileId: string, size: number, sha256: string }): Promise<void> {
+    const twin = this.membership.twinOf(member) ?? member
+    await this.repair(member, { op: 'put', ...file, source: replicaOf(twin) })
+  }
+
   private async repair (member: Member, op: RepairOp): Promise<void> {
     if (op.op === 'delete') {
       await member.client.request('blob.delete', { fileId: op.fileId }, 'blob.delete.ok')

@@ -1,7 +1,8 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto'
-import { link, mkdir, open, readdir, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
+import { link, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
+import type { Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
@@ -46,7 +47,10 @@ export class BlobStore {
   readonly dir: string
   private readonly blobsDir: string
   private readonly tmpDir: string
+  private readonly quarantineDir: string
   private readonly logger: Logger
+  /** Bodies found corrupt, set aside under quarantine/ until a good copy replaces them (or their file is deleted). */
+  readonly quarantined = new Map<string, Quarantined>()
   private readonly dirSyncer = new DirSyncer()
   private freeReading = { bytes: 0, at: 0, writtenSince: 0 }
   files = 0
@@ -56,6 +60,7 @@ export class BlobStore {
     this.dir = dir
     this.blobsDir = join(dir, 'blobs')
     this.tmpDir = join(dir, 'tmp')
+    this.quarantineDir = join(dir, 'quarantine')
     this.logger = logger
   }
 
@@ -64,6 +69,7 @@ export class BlobStore {
     try {
       await mkdir(this.blobsDir, { recursive: true })
       await mkdir(this.tmpDir, { recursive: true })
+      await mkdir(this.quarantineDir, { recursive: true })
     } catch (err) {
       throw new NodeError(NodeErrorCode.DATA_DIR, `data dir ${this.dir} is not usable: ${(err as Error).message}`, { cause: err })
     }
@@ -83,6 +89,10 @@ export class BlobStore {
           this.logger.warn('unreadable blob at start', { fileId: id, error: (err as Error).message })
         }
       }
+    }
+    this.quarantined.clear()
+    for (const id of (await readdir(this.quarantineDir)).filter((f) => FILE_ID.test(f))) {
+      this.quarantined.set(id, { fileId: id, ...await this.footerOf(join(this.quarantineDir, id), id), reason: 'found corrupt before this start' })
     }
   }
 
@@ -129,16 +139,73 @@ export class BlobStore {
     await this.dirSyncer.sync(shardDir)
     this.files++
     this.bytes += info.size
+    // A good copy is back in place: the corrupt one it replaces can go.
+    if (this.quarantined.delete(fileId)) await rm(join(this.quarantineDir, fileId), { force: true })
     return info
   }
 
   async stat (fileId: string): Promise<BlobInfo> {
     const fh = await this.openBlob(fileId)
     try {
-      const { size, sha256 } = await readFooter(fh, fileId)
+      const { size, sha256 } = await this.corruptionQuarantines(fileId, readFooter(fh, fileId))
       return { size, sha256 }
     } finally {
       await fh.close()
+    }
+  }
+
+  /**
+   * Sets a corrupt body aside: it leaves the store (never served again) for
+   * quarantine/, and is listed until a good copy is written under its id or
+   * its file is deleted. Its footer's size and sha256 go with it when readable.
+   */
+  async quarantine (fileId: string, reason: string): Promise<void> {
+    checkId(fileId)
+    const from = this.path(fileId)
+    const known = await this.footerOf(from, fileId)
+    try {
+      // No fsync: a quarantine lost in a crash is found again by the next scrub or read.
+      await rename(from, join(this.quarantineDir, fileId))
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return
+      throw err
+    }
+    this.files = Math.max(0, this.files - 1)
+    this.bytes = Math.max(0, this.bytes - (known.size ?? 0))
+    this.quarantined.set(fileId, { fileId, ...known, reason: reason.slice(0, 512) })
+    this.logger.warn('quarantined a corrupt body', { fileId, reason })
+  }
+
+  /** Runs a read step; a CORRUPT outcome quarantines the body before the error goes on. */
+  private async corruptionQuarantines<T> (fileId: string, step: Promise<T>): Promise<T> {
+    try {
+      return await step
+    } catch (err) {
+      if ((err as { code?: string }).code === NodeErrorCode.CORRUPT) await this.quarantine(fileId, (err as Error).message).catch(() => {})
+      throw err
+    }
+  }
+
+  private async * quarantineOnCorruption (fileId: string, body: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+    for (;;) {
+      const next = await this.corruptionQuarantines(fileId, body.next())
+      if (next.done === true) return
+      yield next.value
+    }
+  }
+
+  /** Size and sha256 from a blob file's footer, where it can still be read. */
+  private async footerOf (file: string, fileId: string): Promise<{ size?: number, sha256?: string }> {
+    try {
+      const fh = await open(file, 'r')
+      try {
+        const { size, sha256 } = await readFooter(fh, fileId)
+        return { size, sha256 }
+      } finally {
+        await fh.close()
+      }
+    } catch {
+      return {}
     }
   }
 
@@ -147,7 +214,7 @@ export class BlobStore {
     const fh = await this.openBlob(fileId)
     let footer: Footer
     try {
-      footer = await readFooter(fh, fileId)
+      footer = await this.corruptionQuarantines(fileId, readFooter(fh, fileId))
     } catch (err) {
       await fh.close()
       throw err
@@ -157,11 +224,14 @@ export class BlobStore {
       await fh.close()
       throw new NodeError(NodeErrorCode.BAD_RANGE, `range ${offset}+${len} is outside file ${fileId} of ${footer.size} bytes`)
     }
-    return { size: footer.size, sha256: footer.sha256, offset, length: len, body: readVerified(fh, fileId, footer, offset, len) }
+    return { size: footer.size, sha256: footer.sha256, offset, length: len, body: this.quarantineOnCorruption(fileId, readVerified(fh, fileId, footer, offset, len)) }
   }
 
   async delete (fileId: string): Promise<boolean> {
     checkId(fileId)
+    // A deleted file needs no repair: its quarantined copy goes too.
+    const wasQuarantined = this.quarantined.delete(fileId)
+    if (wasQuarantined) await rm(join(this.quarantineDir, fileId), { force: true })
     let size = 0
     try {
       size = (await this.stat(fileId)).size
@@ -171,7 +241,7 @@ export class BlobStore {
     try {
       await unlink(this.path(fileId))
     } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') return false
+      if ((err as { code?: string }).code === 'ENOENT') return wasQuarantined
       throw err
     }
     await this.dirSyncer.sync(join(this.blobsDir, fileId.slice(0, 2)))

@@ -9,7 +9,8 @@ export const NodeErrorCode = {
   EXISTS: 'ERR_NODE_EXISTS',
   BAD_ID: 'ERR_NODE_BAD_ID',
   DATA_DIR: 'ERR_NODE_DATA_DIR',
-  UNSUPPORTED: 'ERR_NODE_UNSUPPORTED'
+  UNSUPPORTED: 'ERR_NODE_UNSUPPORTED',
+  BAD_OPTIONS: 'ERR_NODE_BAD_OPTIONS'
 } as const
 
 export class NodeError extends CodedError {}

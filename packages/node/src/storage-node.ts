@@ -3,33 +3,48 @@ import { MemberProcess, type Holding, type MemberProcessOptions, type SearchKind
 import type { AnyEnvelope, MessageType } from '@mirrorcast/wire'
 import { BlobStore } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
+import { Scrubber, type ScrubOptions } from './scrubber.js'
 
 // 256 KiB: body bytes per frame on the wire
 const WIRE_CHUNK_BYTES = 256 * 1024
 
-export type StorageNodeOptions = MemberProcessOptions
+// 10,000: quarantined bodies listed per answer, as one list page
+const QUARANTINE_PAGE = 10_000
+
+export interface StorageNodeOptions extends MemberProcessOptions {
+  /** The background scrub's rate and pace (on by default). */
+  scrub?: ScrubOptions
+}
 
 /** A storage node: a blob store served over the node protocol, announced on the multicast group. */
 export class StorageNode extends MemberProcess<StorageNodeOptions> {
-  readonly store: BlobStore
+  store: BlobStore
+  private scrubber: Scrubber
   private free = 0
 
   constructor (options: StorageNodeOptions) {
     super(options, 'storage')
     this.store = new BlobStore(options.dataDir, this.logger)
+    this.scrubber = new Scrubber(this.store, options.scrub ?? {}, this.logger)
   }
 
   protected async open (): Promise<void> {
+    // The logger got the node id at start: the store and the scrub log with it.
+    this.store = new BlobStore(this.options.dataDir, this.logger)
+    this.scrubber = new Scrubber(this.store, this.options.scrub ?? {}, this.logger)
     await this.store.open()
     this.free = await this.store.free()
+    this.scrubber.start()
   }
 
-  protected async shutdown (): Promise<void> {}
+  protected async shutdown (): Promise<void> {
+    await this.scrubber.close()
+  }
 
-  protected load (): { free: number, files: number } {
+  protected load (): { free: number, files: number, quarantined: number, scrub: ReturnType<Scrubber['summary']> } {
     // Free space is refreshed in the background: a heartbeat never waits on the disk.
     void this.store.free().then((f) => { this.free = f }, () => {})
-    return { free: this.free, files: this.store.files }
+    return { free: this.free, files: this.store.files, quarantined: this.store.quarantined.size, scrub: this.scrubber.summary() }
   }
 
   protected async holds (kind: SearchKind, key: string): Promise<Holding | undefined> {
@@ -63,8 +78,13 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
         await ctx.reply('blob.delete.ok', { existed: await this.store.delete(req.body.fileId) })
         return
       case 'node.stats':
-        await ctx.reply('node.stats.ok', { id: this.id, role: 'storage', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, files: this.store.files, bytes: this.store.bytes, free: await this.store.free() })
+        await ctx.reply('node.stats.ok', { id: this.id, role: 'storage', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, files: this.store.files, bytes: this.store.bytes, free: await this.store.free(), quarantined: this.store.quarantined.size, scrub: this.scrubber.snapshot() })
         return
+      case 'blob.quarantined': {
+        const files = [...this.store.quarantined.values()]
+        await ctx.reply('blob.quarantined.ok', { files: files.slice(0, QUARANTINE_PAGE), more: files.length > QUARANTINE_PAGE })
+        return
+      }
       default:
         throw new NodeError(NodeErrorCode.UNSUPPORTED, `a storage node does not serve ${req.t}`)
     }

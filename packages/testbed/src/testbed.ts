@@ -7,6 +7,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { CLI_BIN } from '@mirrorcast/cli'
+import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
 import { TestNet, type Host } from './netns.js'
 
@@ -128,16 +130,18 @@ export interface HttpAnswer { status: number, headers: Record<string, string | s
 /** HTTP to the manager through the client host's relay (a Unix socket). */
 export class BedClient {
   private readonly socketPath: string
+  private readonly token: string
   private readonly agent: Agent
 
-  constructor (socketPath: string, maxSockets = 64) {
+  constructor (socketPath: string, token: string, maxSockets = 64) {
     this.socketPath = socketPath
+    this.token = token
     this.agent = new Agent({ keepAlive: true, maxSockets })
   }
 
   async request (method: string, path: string, body?: Buffer, headers: Record<string, string | number> = {}): Promise<HttpAnswer> {
     return await new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, agent: this.agent, method, path, timeout: REQUEST_TIMEOUT_MS, headers: { host: 'manager', ...(body === undefined ? {} : { 'content-length': body.length }), ...headers } }, (res) => {
+      const req = request({ socketPath: this.socketPath, agent: this.agent, method, path, timeout: REQUEST_TIMEOUT_MS, headers: { host: 'manager', authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-length': body.length }), ...headers } }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
@@ -291,6 +295,10 @@ export class Testbed {
     await mkdir(join(dir, 'logs'), { recursive: true })
     const keyFile = join(dir, 'cluster.key')
     await writeClusterKeyFile(keyFile, generateClusterKey())
+    // The manager listens on its LAN address, which takes access tokens.
+    const token = randomBytes(32).toString('hex')
+    const tokensFile = join(dir, 'tokens')
+    await writeFile(tokensFile, `read-write testbed ${token}\n`, { mode: 0o600 })
     const routed = this.topology === 'routed'
     if (routed) {
       await this.net.addSegment('east')
@@ -327,20 +335,20 @@ export class Testbed {
       host: managerHost,
       dataDir: join(dir, 'manager'),
       logFile: this.managerLog,
-      argv: ['manager', '--data', join(dir, 'manager'), '--centers', 'east,west', '--center-subnets', subnets, '--host', managerHost.address, '--port', String(MANAGER_PORT), '--interface', managerHost.address, ...common, ...this.options.managerArgs ?? []]
+      argv: ['manager', '--data', join(dir, 'manager'), '--centers', 'east,west', '--center-subnets', subnets, '--host', managerHost.address, '--port', String(MANAGER_PORT), '--interface', managerHost.address, '--tokens-file', tokensFile, ...common, ...this.options.managerArgs ?? []]
     })
     await this.manager.start()
-    this.client = await this.startClient(hostOptions('east'))
+    this.client = await this.startClient(hostOptions('east'), token)
     await this.waitHealthy(READY_TIMEOUT_MS)
   }
 
   /** The client host: a relay from a Unix socket in the run dir to the manager's HTTP port. */
-  private async startClient (options: { segment?: string, gateway?: string }): Promise<BedClient> {
+  private async startClient (options: { segment?: string, gateway?: string }, token: string): Promise<BedClient> {
     const host = await this.net.addHost('client', '10.1.3.1', options)
     const socketPath = join(this.dir, 'manager.sock')
     const child = this.net.spawn(host, process.execPath, [RELAY_BIN, socketPath, this.manager.address, String(MANAGER_PORT)], { output: 'ignore', ipc: true })
     await readyMessage(child, 'relay', socketPath)
-    return new BedClient(socketPath)
+    return new BedClient(socketPath, token)
   }
 
   private async prepareDataDir (name: string, dataDir: string): Promise<void> {

@@ -20,6 +20,25 @@ export const clusterSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'a cl
 // 900 characters: a search key (file id or path) that still fits a 1,200-byte datagram
 export const MAX_SEARCH_KEY_LENGTH = 900
 
+/** What a heartbeat says of a storage node's scrub: passes done, what the current pass verified, corrupt bodies found in all. */
+export const scrubSummarySchema = z.object({ passes: uintSchema, files: uintSchema, bytes: uintSchema, corrupt: uintSchema })
+export type ScrubSummary = z.infer<typeof scrubSummarySchema>
+export const scrubStatsSchema = scrubSummarySchema.extend({
+  /** Bytes verified since the node started, over every pass. */
+  totalBytes: uintSchema,
+  /** The configured rate (0: scrub off) and the pause between pass starts. */
+  bytesPerSecond: uintSchema,
+  intervalMs: uintSchema,
+  running: z.boolean(),
+  /** When the last whole pass ended (ms since the epoch) and how long it took; 0 before the first. */
+  lastPassAt: uintSchema,
+  lastPassMs: uintSchema
+})
+export type ScrubStats = z.infer<typeof scrubStatsSchema>
+/** A quarantined body: its size and sha256 when its footer was still readable. */
+export const quarantinedSchema = z.object({ fileId: z.string().regex(/^[0-9a-f]{32}$/), size: uintSchema.optional(), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(), reason: z.string().max(512) })
+export type Quarantined = z.infer<typeof quarantinedSchema>
+
 export const replicaSchema = z.object({ node: idSchema, center: centerSchema, slot: slotSchema })
 export type Replica = z.infer<typeof replicaSchema>
 
@@ -107,7 +126,10 @@ export const messageSchemas = {
   'blob.delete': z.object({ fileId: fileIdSchema }),
   'blob.delete.ok': z.object({ existed: z.boolean() }),
   'node.stats': z.object({}),
-  'node.stats.ok': z.object({ ...memberInfo, files: uintSchema, bytes: uintSchema, free: uintSchema }),
+  'node.stats.ok': z.object({ ...memberInfo, files: uintSchema, bytes: uintSchema, free: uintSchema, quarantined: uintSchema, scrub: scrubStatsSchema }),
+  /** Bodies the node set aside as corrupt (found by its scrub or by a read), waiting to be copied back from a twin. */
+  'blob.quarantined': z.object({}),
+  'blob.quarantined.ok': z.object({ files: z.array(quarantinedSchema).max(MAX_LIST_ENTRIES), more: z.boolean() }),
 
   // directory server
   'dir.put': z.object({ entry: fileEntrySchema.omit({ version: true, mtime: true }) }),
@@ -143,7 +165,7 @@ export const messageSchemas = {
 
   // multicast protocol (datagrams)
   /** Heartbeat: who I am, where I listen, how full I am. */
-  announce: z.object({ cluster: clusterSchema, ...memberInfo, heartbeatMs: uintSchema, free: uintSchema, files: uintSchema }),
+  announce: z.object({ cluster: clusterSchema, ...memberInfo, heartbeatMs: uintSchema, free: uintSchema, files: uintSchema, quarantined: uintSchema.optional(), scrub: scrubSummarySchema.optional() }),
   /** A clean shutdown: forget me now rather than waiting for the detector. */
   goodbye: z.object({ cluster: clusterSchema, id: idSchema, role: roleSchema, bootId: idSchema }),
   /** "Who holds <key>?", scoped to one center or all; holders answer by unicast to replyTo after a random delay in [0, windowMs]. */
