@@ -216,27 +216,32 @@ export async function flipByte (node: string, dataDir: string): Promise<BitRot |
   const files: string[] = []
   for (const shard of await readdir(blobs)) for (const id of await readdir(join(blobs, shard))) files.push(id)
   for (const fileId of shuffle(files)) {
-    const fh = await open(join(blobs, fileId.slice(0, 2), fileId), 'r+').catch(() => undefined)
-    if (fh === undefined) continue
-    try {
-      const { size: fileSize } = await fh.stat()
-      if (fileSize < FOOTER_BYTES) continue
-      const footer = Buffer.alloc(FOOTER_BYTES)
-      await fh.read(footer, 0, FOOTER_BYTES, fileSize - FOOTER_BYTES)
-      const size = Number(footer.readBigUInt64BE(16))
-      if (size === 0) continue
-      const offset = Math.floor(Math.random() * size)
-      const byte = Buffer.alloc(1)
-      await fh.read(byte, 0, 1, offset)
-      byte[0] = (byte[0] as number) ^ 0xff
-      await fh.write(byte, 0, 1, offset)
-      await fh.datasync()
-      return { node, dataDir, fileId, offset }
-    } finally {
-      await fh.close()
-    }
+    const offset = await flipBodyByte(dataDir, fileId).catch(() => undefined)
+    if (offset !== undefined) return { node, dataDir, fileId, offset }
   }
   return undefined
+}
+
+/** Flips one byte (at `offset`, or a random one) of a stored body, as bit rot would; resolves with its offset. */
+export async function flipBodyByte (dataDir: string, fileId: string, offset?: number): Promise<number | undefined> {
+  const fh = await open(join(dataDir, 'blobs', fileId.slice(0, 2), fileId), 'r+')
+  try {
+    const { size: fileSize } = await fh.stat()
+    if (fileSize < FOOTER_BYTES) return undefined
+    const footer = Buffer.alloc(FOOTER_BYTES)
+    await fh.read(footer, 0, FOOTER_BYTES, fileSize - FOOTER_BYTES)
+    const size = Number(footer.readBigUInt64BE(16))
+    if (size === 0) return undefined
+    const at = offset ?? Math.floor(Math.random() * size)
+    const byte = Buffer.alloc(1)
+    await fh.read(byte, 0, 1, at)
+    byte[0] = (byte[0] as number) ^ 0xff
+    await fh.write(byte, 0, 1, at)
+    await fh.datasync()
+    return at
+  } finally {
+    await fh.close()
+  }
 }
 
 export type BlobState = 'intact' | 'corrupt' | 'quarantined' | 'absent'

@@ -27,7 +27,7 @@ export type Topology = 'one-segment' | 'routed' | 'local-twins'
 
 export interface TestbedOptions {
   topology?: Topology
-  /** Storage nodes per center (default 2). */
+  /** Twin pairs of storage nodes (default 2). */
   nodes?: number
   /** A directory for data and logs; a new temp dir (removed by destroy) if omitted. */
   dir?: string
@@ -51,6 +51,9 @@ const READY_TIMEOUT_MS = 30_000
 export const REQUEST_TIMEOUT_MS = 60_000
 
 export const CENTER_SUBNETS = { east: '10.1.0.0/16', west: '10.2.0.0/16' }
+export const MANAGER_ADDRESS = '10.1.2.1'
+// 7700: the default multicast port, where static peers get unicast announcements too
+const DEFAULT_MCAST_PORT = 7700
 const CENTER_NET = { east: 1, west: 2 } as const
 type Center = keyof typeof CENTER_NET
 
@@ -308,25 +311,24 @@ export class Testbed {
     const hostOptions = (center: Center): { segment?: string, gateway?: string } => routed ? { segment: center, gateway: `10.${CENTER_NET[center]}.255.254` } : {}
     const logLevel = this.options.logLevel ?? 'info'
     const common = ['--key-file', keyFile, '--ttl', '1', '--log-level', logLevel]
-    const nodes = this.options.nodes ?? 2
-    for (const center of ['east', 'west'] as const) {
-      const specs: Array<{ role: 'storage' | 'directory', slot: number }> = [
-        ...Array.from({ length: nodes }, (_, i) => ({ role: 'storage' as const, slot: i + 1 })),
-        { role: 'directory', slot: 1 }
-      ]
-      for (const { role, slot } of specs) {
-        const name = `${center}-${role === 'storage' ? 'node' : 'dir'}${slot}`
-        const address = `10.${CENTER_NET[center]}.${role === 'storage' ? 0 : 1}.${slot}`
-        const host = await this.net.addHost(name, address, hostOptions(center))
-        const dataDir = join(dir, name)
-        await this.prepareDataDir(name, dataDir)
-        const argv = [role === 'storage' ? 'node' : 'directory', '--data', dataDir, '--center', center, '--slot', String(slot), '--address', address, '--port', String(MEMBER_PORT), '--interface', address, ...common, ...(role === 'storage' ? this.options.nodeArgs ?? [] : [])]
-        this.members.push(new MemberHandle(this.net, { name, role, center, slot, host, dataDir, logFile: join(dir, 'logs', `${name}.log`), argv }))
-      }
+    for (const spec of this.memberSpecs()) {
+      const { role, center, slot } = spec
+      const name = `${center}-${role === 'storage' ? 'node' : 'dir'}${slot}`
+      const address = `10.${CENTER_NET[center]}.${role === 'storage' ? 0 : 1}.${slot}`
+      const host = await this.net.addHost(name, address, hostOptions(center))
+      const dataDir = join(dir, name)
+      await this.prepareDataDir(name, dataDir)
+      // Routed: the manager cannot hear the west segment's multicast, so west members also announce to it by unicast.
+      const peers = routed && center === 'west' ? ['--peers', `${MANAGER_ADDRESS}:${DEFAULT_MCAST_PORT}`] : []
+      const argv = [role === 'storage' ? 'node' : 'directory', '--data', dataDir, '--center', center, '--slot', String(slot), ...spec.extra, '--address', address, '--port', String(MEMBER_PORT), '--interface', address, ...peers, ...common, ...(role === 'storage' ? this.options.nodeArgs ?? [] : [])]
+      this.members.push(new MemberHandle(this.net, { name, role, center, slot, host, dataDir, logFile: join(dir, 'logs', `${name}.log`), argv }))
     }
     await Promise.all(this.members.map(async (m) => { await m.start() }))
-    const managerHost = await this.net.addHost('manager', '10.1.2.1', hostOptions('east'))
+    const managerHost = await this.net.addHost('manager', MANAGER_ADDRESS, hostOptions('east'))
     const subnets = Object.entries(CENTER_SUBNETS).map(([c, s]) => `${c}=${s}`).join(',')
+    const twins = this.topology === 'local-twins' ? ['--centers', 'east', '--local-twins'] : ['--centers', 'east,west', '--center-subnets', subnets]
+    // Routed: it hears its own segment on the group, the far one's static-peer announcements on this port.
+    const peerPort = routed ? ['--peer-port', String(DEFAULT_MCAST_PORT)] : []
     this.manager = new MemberHandle(this.net, {
       name: 'manager',
       role: 'manager',
@@ -335,11 +337,30 @@ export class Testbed {
       host: managerHost,
       dataDir: join(dir, 'manager'),
       logFile: this.managerLog,
-      argv: ['manager', '--data', join(dir, 'manager'), '--centers', 'east,west', '--center-subnets', subnets, '--host', managerHost.address, '--port', String(MANAGER_PORT), '--interface', managerHost.address, '--tokens-file', tokensFile, ...common, ...this.options.managerArgs ?? []]
+      argv: ['manager', '--data', join(dir, 'manager'), ...twins, '--host', managerHost.address, '--port', String(MANAGER_PORT), '--interface', managerHost.address, ...peerPort, '--tokens-file', tokensFile, ...common, ...this.options.managerArgs ?? []]
     })
     await this.manager.start()
     this.client = await this.startClient(hostOptions('east'), token)
     await this.waitHealthy(READY_TIMEOUT_MS)
+  }
+
+  /**
+   * Two centers: storage slots 1..n and directory server 1 in each. Local
+   * twins: all in east, storage pairs on slots 1↔2, 3↔4…, and directory
+   * servers 1 and 2 both holding partition 1.
+   */
+  private memberSpecs (): Array<{ role: 'storage' | 'directory', center: Center, slot: number, extra: string[] }> {
+    const nodes = this.options.nodes ?? 2
+    if (this.topology === 'local-twins') {
+      return [
+        ...Array.from({ length: 2 * nodes }, (_, i) => ({ role: 'storage' as const, center: 'east' as const, slot: i + 1, extra: [] })),
+        ...[1, 2].map((slot) => ({ role: 'directory' as const, center: 'east' as const, slot, extra: ['--partition', '1'] }))
+      ]
+    }
+    return (['east', 'west'] as const).flatMap((center) => [
+      ...Array.from({ length: nodes }, (_, i) => ({ role: 'storage' as const, center, slot: i + 1, extra: [] })),
+      { role: 'directory' as const, center, slot: 1, extra: [] }
+    ])
   }
 
   /** The client host: a relay from a Unix socket in the run dir to the manager's HTTP port. */
