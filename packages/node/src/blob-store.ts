@@ -236,7 +236,7 @@ export class BlobStore {
     try {
       size = (await this.stat(fileId)).size
     } catch (err) {
-      if ((err as { code?: string }).code === NodeErrorCode.NOT_FOUND) return false
+      if ((err as { code?: string }).code === NodeErrorCode.NOT_FOUND) return wasQuarantined
     }
     try {
       await unlink(this.path(fileId))

@@ -1,0 +1,90 @@
+import test, { type ExecutionContext } from 'ava'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, open, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { RpcClient } from '@mirrorcast/rpc'
+import { StorageNode, type ScrubOptions } from '../src/index.js'
+
+const KEY = Buffer.alloc(32, 5)
+const newId = (): string => randomBytes(16).toString('hex')
+
+async function startNode (t: ExecutionContext, scrub: ScrubOptions): Promise<{ node: StorageNode, client: RpcClient, dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'mc-integrity-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const node = new StorageNode({ dataDir: dir, key: KEY, center: 'east', slot: 1, scrub })
+  await node.start()
+  t.teardown(async () => { await node.close() })
+  const client = new RpcClient({ key: KEY, selfId: 'test', host: '127.0.0.1', port: node.port })
+  t.teardown(async () => { await client.close() })
+  return { node, client, dir }
+}
+
+async function put (client: RpcClient, fileId: string, body: Buffer): Promise<void> {
+  const up = await client.upload('blob.put', { fileId, size: body.length }, 'blob.put.ok')
+  await up.write(body)
+  await up.finish()
+}
+
+async function flip (dir: string, fileId: string, offset: number): Promise<void> {
+  const fh = await open(join(dir, 'blobs', fileId.slice(0, 2), fileId), 'r+')
+  const b = Buffer.alloc(1)
+  await fh.read(b, 0, 1, offset)
+  b[0] = (b[0] as number) ^ 0x01
+  await fh.write(b, 0, 1, offset)
+  await fh.close()
+}
+
+async function until (check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+const quarantined = async (client: RpcClient): Promise<string[]> => (await client.request('blob.quarantined', {}, 'blob.quarantined.ok')).body.files.map((f) => f.fileId)
+
+test('the scrub finds a flipped bit without a read, quarantines the body and counts it; a good copy put under its id ends the quarantine', async (t) => {
+  const { client, dir } = await startNode(t, { bytesPerSecond: 64 * 1024 * 1024, intervalMs: 50 })
+  const good = newId()
+  const bad = newId()
+  const body = randomBytes(1_500_000)
+  await put(client, good, randomBytes(10_000))
+  await put(client, bad, body)
+  await flip(dir, bad, 1_200_000)
+
+  await until(async () => (await quarantined(client)).includes(bad), 'the scrub to quarantine the body')
+  const stats = (await client.request('node.stats', {}, 'node.stats.ok')).body
+  t.is(stats.quarantined, 1)
+  t.is(stats.files, 1)
+  t.true(stats.scrub.corrupt >= 1 && stats.scrub.totalBytes > 0 && stats.scrub.bytesPerSecond === 64 * 1024 * 1024, JSON.stringify(stats.scrub))
+  const listed = (await client.request('blob.quarantined', {}, 'blob.quarantined.ok')).body.files[0]
+  t.like(listed, { fileId: bad, size: body.length })
+  const err = await t.throwsAsync(client.request('blob.get', { fileId: bad, offset: 0 }, 'blob.get.ok'))
+  t.is((err as { code?: string }).code, 'ERR_NODE_NOT_FOUND', 'a quarantined body is never served')
+
+  await put(client, bad, body)
+  t.deepEqual(await quarantined(client), [])
+  await t.throwsAsync(stat(join(dir, 'quarantine', bad)))
+  t.true((await client.request('blob.stat', { fileId: bad }, 'blob.stat.ok')).body.size === body.length)
+})
+
+test('a read that meets a bad block fails with ERR_NODE_CORRUPT and quarantines the body; deleting the file ends the quarantine; scrub 0 is off', async (t) => {
+  const { client, dir, node } = await startNode(t, { bytesPerSecond: 0 })
+  const id = newId()
+  await put(client, id, randomBytes(50_000))
+  await flip(dir, id, 49_000)
+  const { body } = await client.download('blob.get', { fileId: id, offset: 0 }, 'blob.get.ok')
+  const err = await t.throwsAsync(async () => { for await (const chunk of body) t.truthy(chunk) })
+  t.is((err as { code?: string }).code, 'ERR_NODE_CORRUPT')
+  t.deepEqual(await quarantined(client), [id])
+  t.is((await client.request('node.stats', {}, 'node.stats.ok')).body.scrub.running, false)
+
+  t.true((await client.request('blob.delete', { fileId: id }, 'blob.delete.ok')).body.existed)
+  t.deepEqual(await quarantined(client), [])
+  // A restart finds what is still in quarantine (nothing now) and serves on.
+  await node.close()
+  await node.start()
+  t.is(node.store.quarantined.size, 0)
+})
