@@ -34,6 +34,8 @@ export interface NemesisOptions {
   recoveryTimeoutMs?: number
   /** dir-kill waits (up to 2 s) until this says renames are in flight. */
   renamesInFlight?: () => number
+  /** bit-rot flips a byte of one of these file ids where the node holds one (files no client rewrites). */
+  bitRotPrefers?: () => Set<string>
 }
 
 export interface FaultWindow {
@@ -63,7 +65,7 @@ export class Nemesis {
   readonly windows: FaultWindow[] = []
   readonly bitRots: BitRot[] = []
   private readonly bed: Testbed
-  private readonly options: Required<Omit<NemesisOptions, 'smallDiskNode' | 'renamesInFlight'>> & Pick<NemesisOptions, 'smallDiskNode' | 'renamesInFlight'>
+  private readonly options: Required<Omit<NemesisOptions, 'smallDiskNode' | 'renamesInFlight' | 'bitRotPrefers'>> & Pick<NemesisOptions, 'smallDiskNode' | 'renamesInFlight' | 'bitRotPrefers'>
 
   constructor (bed: Testbed, options: NemesisOptions = {}) {
     this.bed = bed
@@ -93,7 +95,14 @@ export class Nemesis {
     const victim = target ?? this.pickTarget(kind)
     const window: FaultWindow = { kind, target: victim.name, detail: '', start: performance.now(), healed: Infinity, recovered: Infinity }
     this.windows.push(window)
-    const heal = await this.inject(kind, victim, window)
+    let heal: () => Promise<void>
+    try {
+      heal = await this.inject(kind, victim, window)
+    } catch (err) {
+      window.healed = window.recovered = performance.now()
+      window.error = `could not inject: ${(err as Error).message}`
+      throw err
+    }
     await sleep(this.options.faultMs)
     await heal()
     window.healed = performance.now()
@@ -146,7 +155,7 @@ export class Nemesis {
         return async () => { await rm(join(m.dataDir, FILLER), { force: true }) }
       }
       case 'bit-rot': {
-        const rot = await flipByte(m.name, m.dataDir)
+        const rot = await flipByte(m.name, m.dataDir, this.options.bitRotPrefers?.())
         if (rot === undefined) window.detail = 'no blob to flip'
         else {
           this.bitRots.push(rot)
@@ -210,12 +219,13 @@ async function fill (file: string): Promise<number> {
 // magic(8) version(4) blockSize(4) size(8) sha256(32): the blob footer of packages/node
 const FOOTER_BYTES = 56
 
-/** Flips one byte in the body of a random blob of a storage node's data dir. */
-export async function flipByte (node: string, dataDir: string): Promise<BitRot | undefined> {
+/** Flips one byte in the body of a random blob of a storage node's data dir, one of `prefer` where it holds one. */
+export async function flipByte (node: string, dataDir: string, prefer = new Set<string>()): Promise<BitRot | undefined> {
   const blobs = join(dataDir, 'blobs')
   const files: string[] = []
   for (const shard of await readdir(blobs)) for (const id of await readdir(join(blobs, shard))) files.push(id)
-  for (const fileId of shuffle(files)) {
+  const preferred = shuffle(files.filter((id) => prefer.has(id)))
+  for (const fileId of [...preferred, ...shuffle(files.filter((id) => !prefer.has(id)))]) {
     const offset = await flipBodyByte(dataDir, fileId).catch(() => undefined)
     if (offset !== undefined) return { node, dataDir, fileId, offset }
   }

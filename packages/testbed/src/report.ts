@@ -32,11 +32,11 @@ export function formatNemesisReport (r: NemesisReport): string {
   return [
     `nemesis run of ${r.seconds.toFixed(0)} s`,
     '',
-    formatTable(['fault', 'injected', 'targets', 'slowest recovery after heal', 'not recovered'], [...faults].map(([k, f]) => [k, f.n, [...f.targets].sort().join(' '), `${(f.maxRecovery / 1000).toFixed(1)} s`, f.failed])),
+    formatTable(['fault', 'injected', 'targets', 'slowest recovery after heal', 'not recovered', 'slowest op during'], [...faults].map(([k, f]) => [k, f.n, [...f.targets].sort().join(' '), `${(f.maxRecovery / 1000).toFixed(1)} s`, f.failed, `${(slowest(r, k) / 1000).toFixed(1)} s`])),
     formatTable(['operation', 'total', 'ok', '404', 'errors'], ops),
     errorRows.length === 0 ? 'client-visible errors: none\n' : formatTable(['errors during', ...KINDS, 'answers'], errorRows),
     formatTable(['checker', 'count'], [
-      ['final reads (3 passes: all up, east out, west out)', r.finalReads.length],
+      ['final reads (every path; all up, east out, west out)', r.finalReads.length],
       ['stale version read', counts.stale],
       ['deleted file read', counts.deleted],
       ['wrong bytes read', counts.wrong],
@@ -47,6 +47,11 @@ export function formatNemesisReport (r: NemesisReport): string {
     ...r.check.anomalies.slice(0, 20).map((a) => `anomaly: ${a.kind} ${a.path} (op ${a.op}): ${a.detail}`),
     `nemesis: ops=${s.ops} faults=${s.faults} errors=${s.errors} lost=${s.lost} stale=${s.stale}`
   ].join('\n') + '\n'
+}
+
+/** The longest client request while a fault of this kind was on (or being recovered from), ms. */
+function slowest (r: NemesisReport, fault: string): number {
+  return r.ops.filter((o) => o.fault === fault).reduce((max, o) => Math.max(max, o.end - o.start), 0)
 }
 
 function codes (r: NemesisReport, fault: string): string {

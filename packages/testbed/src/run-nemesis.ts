@@ -7,7 +7,7 @@ import { Workload, type WorkloadOptions } from './workload.js'
 export interface NemesisRunOptions {
   durationMs: number
   workload?: WorkloadOptions
-  nemesis?: Omit<NemesisOptions, 'renamesInFlight'>
+  nemesis?: Omit<NemesisOptions, 'renamesInFlight' | 'bitRotPrefers'>
   /** How long a bit-rotted copy may take to be found and repaired after the run (default 60 s). */
   repairTimeoutMs?: number
   /** Progress lines (a fault injected, a phase begun). */
@@ -39,7 +39,7 @@ export async function runNemesis (bed: Testbed, options: NemesisRunOptions): Pro
   const started = performance.now()
   const workload = new Workload(bed.client, options.workload)
   await workload.setup()
-  const nemesis = new Nemesis(bed, { ...options.nemesis, renamesInFlight: () => workload.pending('rename') })
+  const nemesis = new Nemesis(bed, { ...options.nemesis, renamesInFlight: () => workload.pending('rename'), bitRotPrefers: () => workload.coldIds })
   workload.start()
   try {
     const run = nemesis.run(options.durationMs)

@@ -14,6 +14,8 @@ export interface WorkloadOptions {
   mix?: Partial<Record<OpKind, number>>
   /** Share of PUTs with a body of several 1 MiB blocks (default 0.05). */
   largeShare?: number
+  /** Files written once at setup and then only read (default 8): bit rot in them lives until found. */
+  coldFiles?: number
 }
 
 // 24 paths: few enough that clients collide on them all the time
@@ -32,6 +34,9 @@ export class Workload {
   /** write id → sha256 of its bytes, for every PUT ever sent. */
   readonly writes = new Map<string, string>()
   readonly paths: string[]
+  readonly coldPaths: string[]
+  /** File ids of the cold files, once written. */
+  readonly coldIds = new Set<string>()
   private readonly bySha = new Map<string, string>()
   private readonly client: BedClient
   private readonly options: Required<Omit<WorkloadOptions, 'mix'>> & { mix: Record<OpKind, number> }
@@ -45,8 +50,9 @@ export class Workload {
     const paths = options.paths ?? DEFAULT_PATHS
     if (!Number.isInteger(paths) || paths < 2) throw new TypeError('a workload needs at least 2 paths')
     this.client = client
-    this.options = { clients: 4, paths, root: '/nemesis', largeShare: 0.05, ...options, mix: { ...DEFAULT_MIX, ...options.mix } }
+    this.options = { clients: 4, paths, root: '/nemesis', largeShare: 0.05, coldFiles: 8, ...options, mix: { ...DEFAULT_MIX, ...options.mix } }
     this.paths = Array.from({ length: paths }, (_, i) => `${this.options.root}/d${i % 2}/f${i}`)
+    this.coldPaths = Array.from({ length: this.options.coldFiles }, (_, i) => `${this.options.root}/cold/c${i}`)
   }
 
   /** Operations of a kind now waiting for their answer. */
@@ -58,6 +64,13 @@ export class Workload {
     for (const d of ['d0', 'd1']) {
       const r = await this.client.request('POST', `/files${this.options.root}/${d}/?mkdir&parents`)
       if (r.status !== 201) throw new Error(`mkdir ${this.options.root}/${d}: ${r.status} ${r.body.toString()}`)
+    }
+    for (const path of this.coldPaths) {
+      let answer: HttpAnswer | undefined
+      const op = await this.put(path, (a) => { answer = a })
+      this.ops.push(op)
+      if (op.outcome !== 'ok' || answer === undefined) throw new Error(`PUT ${path}: ${op.error ?? '?'}`)
+      this.coldIds.add((JSON.parse(answer.body.toString('utf8')) as { id: string }).id)
     }
   }
 
@@ -75,13 +88,14 @@ export class Workload {
   /** A GET of every path, recorded apart from the run: what the checker compares with the history. */
   async readAll (): Promise<Op[]> {
     const out: Op[] = []
-    for (const path of this.paths) out.push(await this.get(path))
+    for (const path of [...this.paths, ...this.coldPaths]) out.push(await this.get(path))
     return out
   }
 
   private async step (): Promise<void> {
     const kind = this.pickKind()
-    const path = this.pickPath()
+    // One read in four is of a cold file: they are only ever read.
+    const path = kind === 'get' && this.coldPaths.length > 0 && Math.random() < 0.25 ? this.coldPaths[Math.floor(Math.random() * this.coldPaths.length)] as string : this.pickPath()
     if (kind === 'put') this.ops.push(await this.put(path))
     else if (kind === 'get') this.ops.push(await this.get(path))
     else if (kind === 'delete') this.ops.push(await this.run({ kind, path }, async () => await this.client.request('DELETE', `/files${path}`)))
@@ -92,10 +106,14 @@ export class Workload {
     }
   }
 
-  private async put (path: string): Promise<Op> {
+  private async put (path: string, answered?: (a: HttpAnswer) => void): Promise<Op> {
     const write = `w${this.writeCount++}`
     const body = this.body(write)
-    return await this.run({ kind: 'put', path, write }, async () => await this.client.request('PUT', `/files${path}`, body), 201)
+    return await this.run({ kind: 'put', path, write }, async () => {
+      const a = await this.client.request('PUT', `/files${path}`, body)
+      answered?.(a)
+      return a
+    }, 201)
   }
 
   private async get (path: string): Promise<Op> {
