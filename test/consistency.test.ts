@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { eventually, http, json, startUp, tempDir, type ClusterFile, type FileJson } from './helpers/cluster.js'
-import { failoverByHand, readClusterJson, statusOf } from './helpers/failover.js'
+import { failoverByHand, killMember, readClusterJson, startByHand, statusOf } from './helpers/failover.js'
 
 /** A second manager on the same cluster, started by hand as an operator would; resolves with its URL. */
 async function secondManager (t: ExecutionContext, dir: string, cluster: ClusterFile): Promise<string> {
@@ -50,8 +50,7 @@ test('two managers: each reads the other\'s writes at once; a node killed while 
 
   const victim = cluster.nodes.find((n) => n.role === 'storage' && n.center === 'east')
   if (victim === undefined) { t.fail('no east node'); return }
-  process.kill(victim.pid, 'SIGKILL')
-  for (const url of [a.url, b]) await eventually(async () => await statusOf(url, victim.id) === 'failed-over', 10_000, `${url} to fail the node over`)
+  await killMember([a.url, b], victim)
   const written: string[] = []
   for (let i = 0; i < 10; i++) {
     for (const [name, url] of [['a', a.url], ['b', b]] as const) {
@@ -60,9 +59,7 @@ test('two managers: each reads the other\'s writes at once; a node killed while 
       written.push(json<FileJson>(r).id)
     }
   }
-  const [cmd, ...args] = victim.argv
-  const restarted = spawn(cmd as string, args, { stdio: 'ignore' })
-  t.teardown(() => { restarted.kill('SIGKILL') })
+  startByHand(t, victim.argv)
   for (const url of [a.url, b]) await eventually(async () => await statusOf(url, victim.id) === 'healthy', 20_000, `${url} to resync the node`)
   const held = await blobIds(dir, 'east-node1')
   t.deepEqual(written.filter((id) => !held.has(id)), [], 'the returning node holds every file written through either manager')
