@@ -46,7 +46,7 @@ netnsTest(test, 'netdiag on a healthy LAN cluster: every check ok, exit 0', asyn
   t.regex(r.stdout, /^ok\s+interface\s+10\.1\.0\.100: on eth0: up, carrier, multicast$/m)
   t.regex(r.stdout, /^ok\s+route\s+239\.192\.77\.1: the group's route leaves through eth0$/m)
   t.regex(r.stdout, /^ok\s+listen\s+heard 2 storage node\(s\), 2 directory server\(s\), 1 manager\(s\)/m)
-  t.regex(r.stdout, /^ok\s+twins\s+2 twin pair\(s\), every slot has its twin in the other center; twin addresses differ only in the subnet part \(east 10\.1\.0\.0\/16 ↔ west 10\.2\.0\.0\/16\)$/m)
+  t.regex(r.stdout, /^ok\s+twins\s+2 twin pair\(s\), every member has its twin in the other center; twin addresses differ only in the subnet part \(east 10\.1\.0\.0\/16 ↔ west 10\.2\.0\.0\/16\)$/m)
   t.regex(r.stdout, /^OK: \d+ ok, 0 warn, 0 fail$/m)
 })
 

@@ -18,9 +18,18 @@ export async function failoverByHand (url: string, id: string, action: 'failover
 }
 
 /** The manager's "file located after failover" log lines: how each read found its file. */
-export async function locateLog (dir: string): Promise<Array<{ fileId: string, method: string, center: string, member: string }>> {
+export async function locateLog (dir: string): Promise<Array<{ fileId: string, method: string, center: string, member: string, at: number }>> {
+  return await logLines(dir, 'file located after failover')
+}
+
+/** The manager's "directory located after failover" log lines: how each partition's copy was found. */
+export async function directoryLocateLog (dir: string): Promise<Array<{ partition: number, method: string, center: string, member: string }>> {
+  return await logLines(dir, 'directory located after failover')
+}
+
+async function logLines<T> (dir: string, message: string): Promise<T[]> {
   const text = await readFile(join(dir, 'logs', 'manager.log'), 'utf8')
-  return text.split('\n').filter((l) => l.includes('file located after failover')).map((l) => JSON.parse(l) as { fileId: string, method: string, center: string, member: string })
+  return text.split('\n').filter((l) => l.includes(message)).map((l) => JSON.parse(l) as T)
 }
 
 /** The storage node (from cluster.json) that is the home of a stored file. */

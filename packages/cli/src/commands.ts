@@ -132,7 +132,17 @@ export async function status (client: ManagerClient, json: boolean): Promise<voi
   const header = ['ROLE', 'CENTER', 'SLOT', 'ADDRESS', 'STATE', 'STATUS', 'LAST HEARD', 'ID', 'TWIN', 'BOOT']
   const ago = (iso: unknown): string => `${((Date.now() - Date.parse(String(iso))) / 1000).toFixed(1)}s ago`
   const table = [header, ...rows.map((n) => [n.role, n.center, n.slot, `${String(n.address)}:${String(n.port)}`, n.state, n.status, ago(n.lastHeard), n.id, n.twin ?? '-', n.bootId].map(String))]
-  const widths = header.map((_, i) => Math.max(...table.map((r) => (r[i] as string).length)))
+  printColumns(table)
+  out('')
+  out(`twin pairs (${String(cluster.twins)} twins, ${String(cluster.directoryPartitions)} directory partition${cluster.directoryPartitions === 1 ? '' : 's'}):`)
+  type Side = { name: string, address: string, status: string, failover: { since: string, reason: string } | null } | null
+  const side = (s: Side): string => s === null ? 'missing' : `${s.name} ${s.address} ${s.status}${s.failover === null ? '' : ` since ${s.failover.since} (${s.failover.reason})`}`
+  const pairs = cluster.pairs as Array<{ role: string, index: number, primary: Side, twin: Side }>
+  printColumns([['PAIR', 'PRIMARY', 'TWIN'], ...pairs.map((p) => [`${p.role === 'storage' ? 'storage' : 'directory partition'} ${p.index}`, side(p.primary), side(p.twin)])])
+}
+
+function printColumns (table: string[][]): void {
+  const widths = (table[0] as string[]).map((_, i) => Math.max(...table.map((r) => (r[i] as string).length)))
   for (const r of table) out(r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd())
 }
 

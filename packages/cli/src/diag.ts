@@ -1,7 +1,7 @@
 import { Command } from 'commander'
 import { formatText, runDiagnostics, settingsFromConfig, settingsFromUpDir, type DiagExtras, type Expected } from '@mirrorcast/netdiag'
 import { CliError } from './errors.js'
-import { parseCenters, parseSubnets } from './serve.js'
+import { parseCenter, parseCenters, parseSubnets } from './serve.js'
 
 interface DiagFlags {
   config?: string
@@ -11,6 +11,7 @@ interface DiagFlags {
   fileId?: string
   expect?: string
   centers?: string
+  localTwins?: boolean
   centerSubnets?: string
 }
 
@@ -28,6 +29,7 @@ export function diagCommand (name = 'diag'): Command {
     .option('--file-id <id>', 'a file id to search for (the "id" of `mirrorcast stat`)')
     .option('--expect <list>', 'node-protocol addresses that should answer, e.g. 10.1.0.1:8701,10.2.0.1:8701')
     .option('--centers <a,b>', 'primary and backup center (default: from a manager config, or the two heard)')
+    .option('--local-twins', 'twins are slots 1↔2, 3↔4… of one center')
     .option('--center-subnets <list>', 'each center\'s subnet, e.g. east=10.1.0.0/16,west=10.2.0.0/16, to check the twin rule')
     .action(async (o: DiagFlags) => {
       if ((o.config === undefined) === (o.data === undefined)) throw new CliError('give either --config FILE or --data DIR')
@@ -46,7 +48,8 @@ function diagExtras (o: DiagFlags): DiagExtras {
     listenMs: Math.round(seconds * 1000),
     ...(o.fileId === undefined ? {} : { fileId: o.fileId }),
     ...(o.expect === undefined ? {} : { expect: parseExpect(o.expect) }),
-    ...(o.centers === undefined ? {} : { centers: parseCenters(o.centers) }),
+    ...(o.centers === undefined ? {} : { centers: o.localTwins === true ? [parseCenter(o.centers)] : parseCenters(o.centers) }),
+    ...(o.localTwins === true ? { localTwins: true } : {}),
     ...(o.centerSubnets === undefined ? {} : { centerSubnets: parseSubnets(o.centerSubnets) })
   }
 }

@@ -67,12 +67,15 @@ export function multicastArgv (f: MulticastFlags): string[] {
 export interface MemberServeOptions extends ServeOptions {
   center: string
   slot: string
+  partition?: string
   address: string
   port: string
 }
 
 export interface ManagerServeOptions extends ServeOptions {
   centers: string
+  localTwins?: boolean
+  directoryPartitions: string
   centerSubnets?: string
   mapping?: boolean
   multicastSearch?: boolean
@@ -87,7 +90,7 @@ export async function serveNode (role: 'storage' | 'directory', opts: MemberServ
   const key = await readClusterKeyFile(opts.keyFile)
   const logger = createLogger({ level: opts.logLevel, fields: { component: role === 'storage' ? 'node' : 'directory' } })
   const common = { dataDir: opts.data, key, center: opts.center, slot: parseInteger(opts.slot, 'slot'), address: opts.address, port: parseInteger(opts.port, 'port'), logger, presence: presenceOptions(opts) }
-  const service = role === 'storage' ? new StorageNode(common) : new DirectoryServer(common)
+  const service = role === 'storage' ? new StorageNode(common) : new DirectoryServer({ ...common, ...(opts.partition === undefined ? {} : { partition: parseInteger(opts.partition, 'partition') }) })
   await run(service, logger, () => ({ role, id: service.id, address: service.address, port: service.port, center: opts.center, slot: common.slot }))
 }
 
@@ -98,7 +101,9 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     key,
     multicast: presenceOptions(opts),
     ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: parseInteger(opts.heartbeatMs, 'heartbeat-ms') }),
-    centers: parseCenters(opts.centers),
+    centers: opts.localTwins === true ? [parseCenter(opts.centers)] : parseCenters(opts.centers),
+    twins: opts.localTwins === true ? 'local' : 'centers',
+    directoryPartitions: parseInteger(opts.directoryPartitions, 'directory-partitions'),
     ...(opts.centerSubnets === undefined ? {} : { centerSubnets: parseSubnets(opts.centerSubnets) }),
     locate: { mapping: opts.mapping !== false, multicast: opts.multicastSearch !== false, pointToPoint: opts.pointToPoint !== false },
     dataDir: opts.data,
@@ -140,6 +145,12 @@ export function parseInteger (value: string, name: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new CliError(`--${name} must be a whole number, got ${JSON.stringify(value)}`)
   return n
+}
+
+export function parseCenter (value: string): string {
+  const center = value.trim()
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(center)) throw new CliError('--centers with --local-twins names one center, e.g. east')
+  return center
 }
 
 export function parseCenters (value: string): [string, string] {

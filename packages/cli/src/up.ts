@@ -14,6 +14,8 @@ export interface UpOptions extends MulticastFlags {
   nodePort: string
   centers: string
   nodes: string
+  dirs: string
+  localTwins?: boolean
   maxFileBytes?: string
   logLevel?: string
   /** Extra manager flags, e.g. to switch a location method off in a test. */
@@ -25,6 +27,7 @@ interface Spec {
   role: 'storage' | 'directory' | 'manager'
   center?: string
   slot?: number
+  partition?: number
   address?: string
   argv: string[]
   logFile: string
@@ -51,40 +54,48 @@ export function memberAddress (centerIndex: number, role: 'storage' | 'directory
   return `127.${centerIndex + 1}.${role === 'storage' ? 0 : 1}.${slot}`
 }
 
-/** `mirrorcast up`: a whole two-center cluster of real processes on loopback. */
+/**
+ * `mirrorcast up`: a whole cluster of real processes on loopback: `nodes`
+ * twin pairs of storage nodes and `dirs` twin pairs of directory servers
+ * (one per namespace partition), in two centers, or with local twins all in
+ * the first center.
+ */
 export async function up (opts: UpOptions): Promise<void> {
   const dir = resolve(opts.data)
-  const centers = parseCenters(opts.centers)
+  const local = opts.localTwins === true
+  const centers = local ? [parseCenters(opts.centers)[0]] : parseCenters(opts.centers)
   const nodes = parseInteger(opts.nodes, 'nodes')
-  if (nodes < 1 || nodes > 250) throw new CliError('--nodes must be 1 to 250')
+  if (nodes < 1 || nodes > 120) throw new CliError('--nodes must be 1 to 120')
+  const dirs = parseInteger(opts.dirs, 'dirs')
+  if (dirs < 1 || dirs > 64) throw new CliError('--dirs must be 1 to 64')
   const port = parseInteger(opts.port, 'port')
   const nodePort = parseInteger(opts.nodePort, 'node-port')
   await mkdir(join(dir, 'logs'), { recursive: true })
   const keyFile = await ensureKey(dir)
   const common = ['--key-file', keyFile, ...(opts.logLevel === undefined ? [] : ['--log-level', opts.logLevel])]
 
+  // Local twins: both of a pair in one center, slots 2i-1 and 2i; directory pair i holds partition i.
+  const perCenter = local ? 2 : 1
   const members: Spec[] = []
   centers.forEach((center, ci) => {
-    for (let slot = 1; slot <= nodes; slot++) members.push(memberSpec(dir, common, opts, 'storage', center, ci, slot, nodePort))
-    members.push(memberSpec(dir, common, opts, 'directory', center, ci, 1, nodePort))
+    for (let slot = 1; slot <= nodes * perCenter; slot++) members.push(memberSpec(dir, common, opts, 'storage', center, ci, slot, nodePort))
+    for (let slot = 1; slot <= dirs * perCenter; slot++) members.push(memberSpec(dir, common, opts, 'directory', center, ci, slot, nodePort, Math.ceil(slot / perCenter)))
   })
+  const managerArgv = ['manager', '--data', join(dir, 'manager'), '--centers', centers.join(','), '--directory-partitions', String(dirs),
+    ...(local ? ['--local-twins'] : ['--center-subnets', centers.map((c, i) => `${c}=127.${i + 1}.0.0/16`).join(',')]),
+    '--port', String(port), ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common, ...discoveryArgv(opts, undefined)]
   const running: Started[] = []
   const stop = async (): Promise<void> => { await stopAll(running) }
   try {
     running.push(...await Promise.all(members.map(startChild)))
-    const manager = await startChild({
-      name: 'manager',
-      role: 'manager',
-      argv: ['manager', '--data', join(dir, 'manager'), '--centers', centers.join(','), '--center-subnets', centers.map((c, i) => `${c}=127.${i + 1}.0.0/16`).join(','), '--port', String(port), ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common, ...discoveryArgv(opts, undefined)],
-      logFile: join(dir, 'logs', 'manager.log')
-    })
+    const manager = await startChild({ name: 'manager', role: 'manager', argv: managerArgv, logFile: join(dir, 'logs', 'manager.log') })
     running.push(manager)
     const url = String(manager.ready.url)
     await waitForMembers(url, running.filter((m) => m.role !== 'manager').map((m) => String(m.ready.id)))
     await writeJson(join(dir, 'cluster.json'), {
       manager: { url, pid: manager.child.pid, argv: fixedPortArgv(manager) },
       nodes: running.filter((m) => m.role !== 'manager').map((m) => ({
-        id: m.ready.id, role: m.role, center: m.center, slot: m.slot, address: m.address, port: m.ready.port, pid: m.child.pid, argv: fixedPortArgv(m)
+        id: m.ready.id, role: m.role, center: m.center, slot: m.slot, ...(m.partition === undefined ? {} : { partition: m.partition }), address: m.address, port: m.ready.port, pid: m.child.pid, argv: fixedPortArgv(m)
       }))
     })
     process.stdout.write(`mirrorcast is up: ${url}\n`)
@@ -122,7 +133,7 @@ function discoveryArgv (opts: UpOptions, memberAddress: string | undefined): str
   return multicastArgv({ ...opts, interface: memberAddress ?? MANAGER_ADDRESS, ttl: '0', peers })
 }
 
-function memberSpec (dir: string, common: string[], opts: UpOptions, role: 'storage' | 'directory', center: string, ci: number, slot: number, port: number): Spec {
+function memberSpec (dir: string, common: string[], opts: UpOptions, role: 'storage' | 'directory', center: string, ci: number, slot: number, port: number, partition?: number): Spec {
   const address = memberAddress(ci, role, slot)
   const name = `${center}-${role === 'storage' ? 'node' : 'dir'}${slot}`
   return {
@@ -130,8 +141,9 @@ function memberSpec (dir: string, common: string[], opts: UpOptions, role: 'stor
     role,
     center,
     slot,
+    ...(partition === undefined ? {} : { partition }),
     address,
-    argv: [role === 'storage' ? 'node' : 'directory', '--data', join(dir, center, name), '--center', center, '--slot', String(slot), '--address', address, '--port', String(port), ...common, ...discoveryArgv(opts, address)],
+    argv: [role === 'storage' ? 'node' : 'directory', '--data', join(dir, center, name), '--center', center, '--slot', String(slot), ...(partition === undefined ? [] : ['--partition', String(partition)]), '--address', address, '--port', String(port), ...common, ...discoveryArgv(opts, address)],
     logFile: join(dir, 'logs', `${name}.log`)
   }
 }

@@ -6,14 +6,23 @@ import type { AnyEnvelope } from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
 import { Namespace } from './namespace.js'
 
-export type DirectoryServerOptions = MemberProcessOptions
+export interface DirectoryServerOptions extends MemberProcessOptions {
+  /**
+   * Which part of the namespace this server holds (1 to the cluster's number
+   * of partitions); its slot unless its twin sits in the same center.
+   */
+  partition?: number
+}
 
-/** A directory server: the namespace in LMDB, served over the node protocol. */
+/** A directory server: one partition of the namespace in LMDB, served over the node protocol. */
 export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
   private ns: Namespace | undefined
+  readonly partition: number
 
   constructor (options: DirectoryServerOptions) {
     super(options, 'directory')
+    this.partition = options.partition ?? options.slot
+    if (!Number.isInteger(this.partition) || this.partition < 1 || this.partition > 65535) throw new TypeError(`partition ${this.partition} must be 1 to 65535`)
   }
 
   get namespace (): Namespace {
@@ -35,8 +44,11 @@ export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
     return { free: 0, files: this.ns?.entryCount ?? 0 }
   }
 
+  /** Answers searches for an entry it holds, or for its partition (with its sequence number). */
   protected async holds (kind: SearchKind, key: string): Promise<Holding | undefined> {
-    if (kind !== 'entry' || this.ns === undefined) return undefined
+    if (this.ns === undefined) return undefined
+    if (kind === 'partition') return key === String(this.partition) ? { version: this.ns.seq } : undefined
+    if (kind !== 'entry') return undefined
     const entry = this.ns.lookup(key)
     return entry === undefined ? undefined : { version: entry.version }
   }
@@ -48,6 +60,10 @@ export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
       case 'dir.mkdir': return await ctx.reply('dir.change.ok', await ns.mkdir(req.body.path, req.body.parents))
       case 'dir.rename': return await ctx.reply('dir.change.ok', await ns.rename(req.body.path, req.body.to))
       case 'dir.remove': return await ctx.reply('dir.change.ok', await ns.remove(req.body.path, req.body.recursive))
+      case 'dir.move-out': return await ctx.reply('dir.change.ok', await ns.moveOut(req.body.path, req.body.to, req.body.intent))
+      case 'dir.move-in': return await ctx.reply('dir.change.ok', await ns.moveIn(req.body.path, req.body.to, req.body.intent, req.body.tree))
+      case 'dir.move-done': return await ctx.reply('dir.change.ok', await ns.moveDone(req.body.intent))
+      case 'dir.intents': return await ctx.reply('dir.intents.ok', ns.intents())
       case 'dir.stat': {
         const entry = req.body.optional === true ? ns.lookup(req.body.path) : ns.stat(req.body.path)
         return await ctx.reply('dir.stat.ok', entry === undefined ? {} : { entry })
@@ -59,7 +75,7 @@ export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
         this.logger.warn('namespace reset for a rebuild from the twin', { seq: ns.seq })
         await ns.reset()
         return await ctx.reply('ok', {})
-      case 'dir.info': return await ctx.reply('dir.info.ok', { id: this.id, role: 'directory', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, seq: ns.seq, entries: ns.entryCount })
+      case 'dir.info': return await ctx.reply('dir.info.ok', { id: this.id, role: 'directory', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, partition: this.partition, seq: ns.seq, entries: ns.entryCount, intents: ns.pendingMoves })
       default: throw new DirectoryError(DirectoryErrorCode.UNSUPPORTED, `a directory server does not serve ${req.t}`)
     }
   }

@@ -1,5 +1,14 @@
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, parentPath, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
+
+/** A cross-partition move whose subtree left this partition and is not yet known to have arrived. */
+export interface PendingMove {
+  intent: string
+  path: string
+  to: string
+  mtime: number
+  tree: Entry[]
+}
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
 
 /*
@@ -50,12 +59,15 @@ export class Namespace {
   private readonly nodes: Database<Stored, Buffer>
   private readonly log: Database<Change, Buffer>
   private readonly meta: Database<number, string>
+  /** Pending move-outs by intent id (insertion order is not kept: listed by mtime). */
+  private readonly outbox: Database<PendingMove, string>
 
   private constructor (root: RootDatabase) {
     this.root = root
     this.nodes = root.openDB<Stored, Buffer>({ name: 'nodes', keyEncoding: 'binary' })
     this.log = root.openDB<Change, Buffer>({ name: 'changes', keyEncoding: 'binary' })
     this.meta = root.openDB<number, string>({ name: 'meta' })
+    this.outbox = root.openDB<PendingMove, string>({ name: 'outbox' })
   }
 
   static open (path: string): Namespace {
@@ -73,6 +85,23 @@ export class Namespace {
 
   get entryCount (): number {
     return this.nodes.getCount()
+  }
+
+  get pendingMoves (): number {
+    return this.outbox.getCount()
+  }
+
+  /** Pending move-outs, oldest first, as many as fit one page of entries. */
+  intents (): { intents: PendingMove[], more: boolean } {
+    const all = [...this.outbox.getRange().map(({ value }) => value)].sort((a, b) => a.mtime - b.mtime)
+    const intents: PendingMove[] = []
+    let entries = 0
+    for (const p of all) {
+      if (intents.length > 0 && entries + p.tree.length > MAX_LIST_ENTRIES) return { intents, more: true }
+      intents.push(p)
+      entries += p.tree.length
+    }
+    return { intents, more: false }
   }
 
   stat (input: string): Entry {
@@ -139,6 +168,30 @@ export class Namespace {
     return await this.commit((seq, mtime) => ({ op: 'remove', seq, mtime, path, recursive }))
   }
 
+  /** Takes the subtree at `path` out, to be moved to `to` in another partition. */
+  async moveOut (input: string, toInput: string, intent: string): Promise<ChangeResult> {
+    const path = normalizePath(input)
+    const to = normalizePath(toInput)
+    if (path === '/' || to === '/') throw new DirectoryError(DirectoryErrorCode.INVALID, 'the root cannot be moved or replaced')
+    return await this.commit((seq, mtime) => ({ op: 'move-out', seq, mtime, path, to, intent, tree: this.subtree(path) }))
+  }
+
+  /** Puts a subtree taken out of another partition at `to`; a second call with the same intent changes nothing. */
+  async moveIn (input: string, toInput: string, intent: string, tree: Entry[]): Promise<ChangeResult> {
+    const path = normalizePath(input)
+    const to = normalizePath(toInput)
+    if (tree[0]?.path !== path || tree.some((e) => !isWithin(e.path, path))) throw new DirectoryError(DirectoryErrorCode.INVALID, `a moved tree must start at ${path} and stay below it`)
+    const done = this.meta.get(`moved-in:${intent}`)
+    // Asked again (the first answer was lost): the change that did it, and nothing more to remove.
+    if (done !== undefined) return { change: this.log.get(seqKey(done)) as Change, removed: [] }
+    return await this.commit((seq, mtime) => ({ op: 'move-in', seq, mtime, path, to, intent, tree }))
+  }
+
+  /** Drops a pending move-out once its subtree arrived (or came back). */
+  async moveDone (intent: string): Promise<ChangeResult> {
+    return await this.commit((seq, mtime) => ({ op: 'move-done', seq, mtime, intent }))
+  }
+
   /**
    * Replays changes from the twin's log, in one transaction. Those already
    * applied are skipped; a gap is refused (nothing of the batch is applied):
@@ -161,6 +214,7 @@ export class Namespace {
   async reset (): Promise<void> {
     await this.root.childTransaction(() => {
       for (const db of [this.nodes, this.log]) for (const key of db.getKeys()) db.removeSync(key)
+      for (const key of this.outbox.getKeys()) this.outbox.removeSync(key)
       for (const key of this.meta.getKeys()) this.meta.removeSync(key)
     })
   }
@@ -192,6 +246,69 @@ export class Namespace {
         return []
       case 'rename': return this.effectRename(change.path, change.to, change.seq, change.mtime)
       case 'remove': return this.effectRemove(change.path, change.recursive)
+      case 'move-out': return this.effectMoveOut(change)
+      case 'move-in': return this.effectMoveIn(change)
+      case 'move-done':
+        this.outbox.removeSync(change.intent)
+        return []
+    }
+  }
+
+  private effectMoveOut (change: Extract<Change, { op: 'move-out' }>): FileEntry[] {
+    const { parentId, value } = this.resolve(change.path)
+    if (value === undefined) throw notFound(change.path)
+    const doomed = [key(parentId, baseName(change.path))]
+    if (value.type === 'dir') this.collect(value.dirId, change.path, doomed, [])
+    for (const k of doomed) this.nodes.removeSync(k)
+    this.outbox.putSync(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, tree: change.tree })
+    // The bodies moved with their entries: nothing is to be deleted.
+    return []
+  }
+
+  /**
+   * Writes a moved subtree below `to`. Every entry takes this change's
+   * sequence number as its version, so a path's versions keep growing in the
+   * partition that now holds it.
+   */
+  private effectMoveIn (change: Extract<Change, { op: 'move-in' }>): FileEntry[] {
+    const { path: from, to, tree, seq, mtime } = change
+    const top = tree[0] as Entry
+    const toParent = this.dirIdOf(parentPath(to))
+    const target = this.nodes.get(key(toParent, baseName(to)))
+    if (target !== undefined && (target.type === 'dir' || top.type === 'dir')) throw new DirectoryError(DirectoryErrorCode.EXISTS, `${to} already exists`)
+    const dirIds = new Map<string, number>([[parentPath(from), toParent]])
+    for (const entry of tree) {
+      const parentId = dirIds.get(parentPath(entry.path))
+      if (parentId === undefined) throw new DirectoryError(DirectoryErrorCode.INVALID, `moved tree lists ${entry.path} before its directory`)
+      const name = entry.path === from ? baseName(to) : baseName(entry.path)
+      if (entry.type === 'dir') {
+        const dirId = this.nextDirId()
+        dirIds.set(entry.path, dirId)
+        this.nodes.putSync(key(parentId, name), { type: 'dir', dirId, version: seq, mtime: entry === top ? mtime : entry.mtime })
+      } else {
+        const { path: _, ...stored } = entry
+        this.nodes.putSync(key(parentId, name), { ...stored, version: seq, mtime: entry === top ? mtime : entry.mtime })
+      }
+    }
+    this.meta.putSync(`moved-in:${change.intent}`, seq)
+    return target === undefined ? [] : [toEntry(to, target) as FileEntry]
+  }
+
+  /** The entries at and below `path`, each directory before what it holds. */
+  private subtree (path: string): Entry[] {
+    const { value } = this.resolve(path)
+    if (value === undefined) throw notFound(path)
+    const tree: Entry[] = [toEntry(path, value)]
+    if (value.type === 'dir') this.walk(value.dirId, path, tree)
+    return tree
+  }
+
+  private walk (dirId: number, path: string, out: Entry[]): void {
+    for (const { key: k, value } of this.nodes.getRange({ start: key(dirId), end: key(dirId + 1) })) {
+      const childPath = `${path}/${k.subarray(8).toString('utf8')}`
+      out.push(toEntry(childPath, value))
+      if (out.length > MAX_LIST_ENTRIES) throw new DirectoryError(DirectoryErrorCode.TOO_LARGE, `${path} holds more than ${MAX_LIST_ENTRIES} entries: move it to another top-level directory in parts`)
+      if (value.type === 'dir') this.walk(value.dirId, childPath, out)
     }
   }
 

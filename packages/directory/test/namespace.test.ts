@@ -164,3 +164,50 @@ test('concurrent operations are serialised: every change gets its own sequence n
   t.deepEqual(failing.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled'], 'a failing operation does not abort its batch')
   t.is(ns.seq, 52)
 })
+
+test('a move between two partitions: out of one, into the other once, done; twins replaying both logs agree', async (t) => {
+  const { ns: source } = await tempNs(t)
+  const { ns: dest } = await tempNs(t)
+  await source.put(file('/a/dir/one', 1))
+  await source.put(file('/a/dir/sub/two', 2))
+  await source.mkdir('/a/dir/empty', false)
+  await dest.mkdir('/b', false)
+  await dest.put(file('/b/x', 7))
+  const before = dest.seq
+  const intent = 'c'.repeat(32)
+
+  const out = await source.moveOut('/a/dir', '/b/moved', intent)
+  t.is(out.change.op, 'move-out')
+  t.is(await code(() => source.stat('/a/dir')), 'ERR_DIR_NOT_FOUND', 'the subtree left the source')
+  t.deepEqual(source.intents().intents.map((i) => [i.intent, i.path, i.to]), [[intent, '/a/dir', '/b/moved']])
+  const tree = out.change.op === 'move-out' ? out.change.tree : []
+  t.deepEqual(tree.map((e) => e.path), ['/a/dir', '/a/dir/empty', '/a/dir/one', '/a/dir/sub', '/a/dir/sub/two'], 'pre-order: each directory before its contents')
+
+  const moved = await dest.moveIn('/a/dir', '/b/moved', intent, tree)
+  t.deepEqual(moved.removed, [])
+  const again = await dest.moveIn('/a/dir', '/b/moved', intent, tree)
+  t.is(again.change.seq, moved.change.seq, 'the same intent is applied once')
+  t.is(dest.seq, before + 1)
+  const two = dest.stat('/b/moved/sub/two')
+  t.true(two.type === 'file' && two.fileId === file('/', 2).fileId && two.version === dest.seq, 'moved entries take the new sequence number as version')
+  t.deepEqual(dump(dest).map((e) => e.path), ['/b', '/b/moved', '/b/moved/empty', '/b/moved/one', '/b/moved/sub', '/b/moved/sub/two', '/b/x'])
+  await source.moveDone(intent)
+  t.deepEqual(source.intents().intents, [])
+
+  // A file moved onto a file replaces it; onto a directory, or a directory onto anything, is refused.
+  await source.put(file('/a/f', 3))
+  const fileOut = await source.moveOut('/a/f', '/b/x', 'd'.repeat(32))
+  const fileTree = fileOut.change.op === 'move-out' ? fileOut.change.tree : []
+  const replaced = await dest.moveIn('/a/f', '/b/x', 'd'.repeat(32), fileTree)
+  t.is(replaced.removed[0]?.fileId, file('/', 7).fileId)
+  t.is(await code(dest.moveIn('/a/f', '/b/moved', 'e'.repeat(32), fileTree)), 'ERR_DIR_EXISTS')
+  t.is(await code(dest.moveIn('/a/f', '/nowhere/f', 'e'.repeat(32), fileTree)), 'ERR_DIR_NOT_FOUND')
+  t.is(await code(dest.moveIn('/a/g', '/b/y', 'e'.repeat(32), fileTree)), 'ERR_DIR_INVALID', 'a tree must start at the path it claims')
+
+  for (const ns of [source, dest]) {
+    const { ns: twin } = await tempNs(t)
+    await twin.apply(ns.changes(0).changes)
+    t.deepEqual(dump(twin), dump(ns))
+    t.deepEqual(twin.intents(), ns.intents())
+  }
+})

@@ -22,6 +22,8 @@ export interface SearchOptions {
   timeoutMs?: number
   /** Resolve at the first reply instead of waiting for the deadline. */
   first?: boolean
+  /** Only replies this accepts are collected (and count as the first). */
+  accept?: (reply: SearchReply) => boolean
   signal?: AbortSignal
 }
 
@@ -52,6 +54,7 @@ export async function search (channel: MulticastChannel, options: SearchOptions)
     const onAbort = (): void => finish()
     const onMessage = (msg: AnyEnvelope): void => {
       if (msg.t !== 'search.reply' || msg.body.queryId !== queryId || seen.has(msg.body.id)) return
+      if (options.accept !== undefined && !options.accept(msg.body)) return
       seen.add(msg.body.id)
       replies.push({ reply: msg.body, elapsedMs: performance.now() - started })
       if (options.first === true) finish()

@@ -1,46 +1,77 @@
+import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure } from '@mirrorcast/rpc'
-import type { Change, Entry, FileEntry, MessageBody } from '@mirrorcast/wire'
+import { isWithin, MAX_LIST_ENTRIES, parentPath, type Entry, type FileEntry, type MessageBody } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from './errors.js'
+import type { Locator } from './locator.js'
 import type { Member, Membership } from './membership.js'
+import { PartitionReplicator, type ChangeResult } from './partition-replicator.js'
+import { pickSlot } from './placement.js'
+import type { TwinMap } from './twin-map.js'
 
-type ChangeResult = MessageBody<'dir.change.ok'>
+export type { ChangeResult } from './partition-replicator.js'
 
-// 1,000: changes per request when a directory server catches up from the log
-const CATCH_UP_PAGE = 1000
+// 5 s: how often pending cross-partition moves are looked for (left by a crash, here or in another manager)
+const RECOVERY_INTERVAL_MS = 5000
+// 10 s: a pending move younger than this may still be under way in another manager
+const RECOVERY_MIN_AGE_MS = 10_000
+
+export interface DirectoryManagerOptions {
+  /** How many partitions the namespace is cut into; fixed for the life of a cluster. */
+  partitions: number
+}
+
+interface Fence { path: string, to: string, done: Promise<void> }
+
+/** A move whose subtree left its source partition: what steps 2 and 3 need. */
+interface Move { intent: string, path: string, to: string, tree: Entry[] }
 
 /**
- * The directory manager. The primary directory server leads while it is
- * usable, its twin otherwise: the leader orders every change (its sequence
- * number) and each change is applied, in order, to the other server before it
- * is acknowledged. A server that comes back catches up from the leader's log
- * before it is used again.
+ * The directory manager. The namespace is partitioned by top-level name among
+ * the directory servers of a center: server k holds partition k, and its twin
+ * holds the duplicate (claim 25). Each partition has its own leader and
+ * follower; a rename between two partitions moves the subtree in three
+ * logged steps and is fenced so that a client sees it at one place or the
+ * other, never both nor neither.
  */
 export class DirectoryManager {
   private readonly membership: Membership
-  private readonly centers: [string, string]
+  private readonly replicators: PartitionReplicator[]
   private readonly logger: Logger
-  private readonly pending = new Map<number, { change: Change, resolve: () => void, reject: (e: Error) => void }>()
-  private followerSeq: { id: string, seq: number } | undefined
-  private currentLeader: Member | undefined
-  /** The leader the pending changes were made on. */
-  private pendingLeader: Member | undefined
-  private draining: Promise<void> | undefined
+  private readonly fences = new Set<Fence>()
+  private readonly moving = new Set<string>()
+  private timer: NodeJS.Timeout | undefined
+  private recovering: Promise<void> | undefined
 
-  constructor (membership: Membership, centers: [string, string], logger: Logger) {
+  constructor (membership: Membership, twins: TwinMap, locator: Locator, options: DirectoryManagerOptions, logger: Logger) {
+    if (!Number.isInteger(options.partitions) || options.partitions < 1 || options.partitions > 1024) throw new TypeError('directory partitions must be 1 to 1024')
     this.membership = membership
-    this.centers = centers
     this.logger = logger
+    this.replicators = Array.from({ length: options.partitions }, (_, i) => new PartitionReplicator(i + 1, membership, twins, locator, logger))
   }
 
   start (): void {
-    this.membership.on('available', (member) => {
-      if (member.role !== 'directory') return
-      this.followerSeq = undefined
-      void this.kick()
+    const mine = (m: Member): PartitionReplicator[] => m.role === 'directory' ? this.replicators.filter((r) => r.holds(m)) : []
+    this.membership.on('available', (m) => { for (const r of mine(m)) r.onAvailable() })
+    this.membership.on('failover', (m) => { for (const r of mine(m)) r.onFailover(m) })
+    this.membership.on('failback', (m) => {
+      const owners = mine(m)
+      if (m.role === 'directory' && owners.length === 0) this.logger.warn('directory server holds no partition of this cluster', { member: m.name })
+      for (const r of owners) void r.catchUp(m)
     })
-    this.membership.on('failback', (member) => { if (member.role === 'directory') void this.catchUp(member) })
-    this.membership.on('failover', (member) => { if (member.role === 'directory') this.failPending(new Error(`${member.name} failed over`)) })
+    this.timer = setInterval(() => { void this.recover() }, RECOVERY_INTERVAL_MS)
+    this.timer.unref()
+  }
+
+  close (): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  /** The partition of a path: by its top-level name, so a subtree never spans two. */
+  partitionOf (path: string): number {
+    const top = path === '/' ? '' : path.split('/')[1] as string
+    return pickSlot(top, this.replicators.map((r) => r.partition)) as number
   }
 
   async stat (path: string, signal?: AbortSignal): Promise<Entry> {
@@ -51,220 +82,136 @@ export class DirectoryManager {
 
   /** The entry at `path`, or undefined when there is none. */
   async lookup (path: string, optional = true, signal?: AbortSignal): Promise<Entry | undefined> {
-    return await this.onLeader(async (leader) => (await leader.client.request('dir.stat', { path, optional }, 'dir.stat.ok', { signal })).body.entry)
+    await this.fenced(path)
+    return await this.route(path).read(async (leader) => (await leader.client.request('dir.stat', { path, optional }, 'dir.stat.ok', { signal })).body.entry)
   }
 
   async list (path: string, after: string | undefined, limit: number | undefined, signal?: AbortSignal): Promise<MessageBody<'dir.list.ok'>> {
+    await this.fenced(path)
     const body: MessageBody<'dir.list'> = { path, ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) }
-    return await this.onLeader(async (leader) => (await leader.client.request('dir.list', body, 'dir.list.ok', { signal })).body)
+    const page = async (r: PartitionReplicator): Promise<MessageBody<'dir.list.ok'>> => await r.read(async (leader) => (await leader.client.request('dir.list', body, 'dir.list.ok', { signal })).body)
+    if (path !== '/' || this.replicators.length === 1) return await page(this.route(path))
+    // The root holds every partition's top-level names: each partition's first page, merged.
+    const pages = await Promise.all(this.replicators.map(page))
+    const max = limit ?? MAX_LIST_ENTRIES
+    const merged = pages.flatMap((p) => p.entries).sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+    return { entries: merged.slice(0, max), more: merged.length > max || pages.some((p) => p.more) }
   }
 
   async put (entry: Omit<FileEntry, 'version' | 'mtime'>): Promise<ChangeResult> {
-    return await this.mutate(async (p) => await p.client.request('dir.put', { entry }, 'dir.change.ok'))
+    await this.fenced(entry.path)
+    return await this.route(entry.path).change(async (p) => await p.client.request('dir.put', { entry }, 'dir.change.ok'))
   }
 
   async mkdir (path: string, parents: boolean): Promise<ChangeResult> {
-    return await this.mutate(async (p) => await p.client.request('dir.mkdir', { path, parents }, 'dir.change.ok'))
-  }
-
-  async rename (path: string, to: string): Promise<ChangeResult> {
-    return await this.mutate(async (p) => await p.client.request('dir.rename', { path, to }, 'dir.change.ok'))
+    await this.fenced(path)
+    return await this.route(path).change(async (p) => await p.client.request('dir.mkdir', { path, parents }, 'dir.change.ok'))
   }
 
   async remove (path: string, recursive: boolean): Promise<ChangeResult> {
-    return await this.mutate(async (p) => await p.client.request('dir.remove', { path, recursive }, 'dir.change.ok'))
+    await this.fenced(path)
+    return await this.route(path).change(async (p) => await p.client.request('dir.remove', { path, recursive }, 'dir.change.ok'))
   }
 
-  /**
-   * Runs a change on the leader and replicates it. If the leader dies before
-   * its follower took the change, the change was never acknowledged: it is
-   * made again on the new leader, so nothing acknowledged lives on one dead copy.
-   */
-  private async mutate (op: (leader: Member) => Promise<{ body: ChangeResult }>): Promise<ChangeResult> {
-    for (let attempt = 0; ; attempt++) {
-      const leader = this.leader()
-      const body = await this.onLeader(async (l) => (await op(l)).body)
-      try {
-        if (this.follower()?.usable === true) await this.replicate(body.change)
-        return body
-      } catch (err) {
-        if (leader.usable || attempt > 0) throw err
-        this.logger.warn('leader lost before its follower took a change: making it again', { seq: body.change.seq, leader: leader.name })
-      }
+  async rename (path: string, to: string): Promise<{ removed: FileEntry[] }> {
+    await this.fenced(path)
+    await this.fenced(to)
+    const source = this.route(path)
+    const target = this.route(to)
+    if (source === target) return await source.change(async (p) => await p.client.request('dir.rename', { path, to }, 'dir.change.ok'))
+    return await this.fence(path, to, async () => await this.move(source, target, path, to))
+  }
+
+  private route (path: string): PartitionReplicator {
+    return this.replicators[this.partitionOf(path) - 1] as PartitionReplicator
+  }
+
+  /** Waits for the cross-partition moves under way here that touch `path`, its subtree or its listing. */
+  private async fenced (path: string): Promise<void> {
+    for (const f of this.fences) {
+      const touches = isWithin(path, f.path) || isWithin(path, f.to) || path === parentPath(f.path) || path === parentPath(f.to)
+      if (touches) await f.done
     }
   }
 
-  /**
-   * Runs a request on the leader. A leader that fails with a transport error
-   * is failed over and the request goes to the other server once: reads and
-   * writes keep working while one of the pair lives.
-   */
-  private async onLeader<X> (fn: (leader: Member) => Promise<X>): Promise<X> {
-    const leader = this.leader()
-    try {
-      return await fn(leader)
-    } catch (err) {
-      if (!isTransportFailure(err)) throw err
-      this.membership.noteFailure(leader, err as Error)
-      this.failPending(err as Error)
-      return await fn(this.leader())
-    }
-  }
-
-  /** Resolves once the follower holds `change`. */
-  private async replicate (change: Change): Promise<void> {
-    this.pendingLeader = this.leader()
-    const applied = new Promise<void>((resolve, reject) => this.pending.set(change.seq, { change, resolve, reject }))
-    void this.kick()
-    await applied
-  }
-
-  private async kick (): Promise<void> {
-    if (this.draining !== undefined) return
-    this.draining = this.drain().catch((err: Error) => {
-      this.logger.warn('directory replication failed', { error: err.message, pending: this.pending.size })
-      this.failPending(err)
-    }).finally(() => {
-      this.draining = undefined
-      if (this.pending.size > 0) void this.kick()
-    })
-  }
-
-  /**
-   * Settles changes still waiting for the follower. The follower lost: they
-   * are acknowledged on the leader alone and wait for its return. The leader
-   * lost (or both usable, yet replication failed): they were never acknowledged
-   * and fail, so that their callers make them again on the new leader.
-   */
-  private failPending (err: Error): void {
-    const leaders = this.centers.map((c) => this.server(c)).filter((m): m is Member => m !== undefined)
-    const followerGone = leaders.filter((m) => m.usable).length === 1 && this.pendingLeader?.usable === true
-    for (const [seq, p] of this.pending) {
-      this.pending.delete(seq)
-      if (followerGone) p.resolve()
-      else p.reject(new ManagerError(ManagerErrorCode.UNAVAILABLE, `directory twin could not take change ${seq}: ${err.message}`, { cause: err }))
-    }
-  }
-
-  /**
-   * Applies changes to the follower strictly in sequence order: those this
-   * manager holds, and any it lacks (made before a restart, or by another
-   * manager) read from the leader's log.
-   */
-  private async drain (): Promise<void> {
-    const leader = this.leader()
-    const follower = this.follower()
-    if (follower === undefined || !follower.usable) {
-      this.failPending(new Error('no usable follower'))
-      return
-    }
-    if (this.followerSeq?.id !== follower.id) {
-      this.followerSeq = { id: follower.id, seq: await this.seqOf(follower) }
-    }
-    for (;;) {
-      const at = this.followerSeq.seq
-      let batch: Change[] = []
-      for (let seq = at + 1; this.pending.has(seq) && batch.length < CATCH_UP_PAGE; seq++) batch.push((this.pending.get(seq) as { change: Change }).change)
-      if (batch.length === 0) {
-        if (this.pending.size === 0 && await this.seqOf(leader) <= at) return
-        batch = (await this.call(leader, async () => await leader.client.request('dir.changes', { after: at, limit: CATCH_UP_PAGE }, 'dir.changes.ok'))).body.changes
-        if (batch.length === 0) return
-      }
-      const { body } = await this.call(follower, async () => await follower.client.request('dir.apply', { changes: batch }, 'dir.apply.ok'))
-      this.followerSeq = { id: follower.id, seq: body.seq }
-      for (const [seq, p] of this.pending) {
-        if (seq <= body.seq) {
-          this.pending.delete(seq)
-          p.resolve()
-        }
-      }
-    }
-  }
-
-  /**
-   * Brings a returning directory server up to the leader from its change log,
-   * then puts it back into use. One whose log diverged from the leader's (it
-   * took a change that was never acknowledged before it failed) is left failed
-   * over, for an operator: replaying on top of it would be wrong.
-   */
-  private async catchUp (member: Member): Promise<void> {
-    try {
-      const leader = this.leaderExcept(member)
-      if (leader === undefined) {
-        // Nobody else to learn from: it is the only copy of the namespace.
-        this.membership.completeFailback(member)
-        return
-      }
-      let seq = await this.seqOf(member)
-      if (seq > 0 && !await this.sameChange(leader, member, seq)) {
-        // It took a change that was never acknowledged before it failed: rebuild it
-        // from the leader's whole log (the log is never truncated).
-        this.logger.warn('directory log diverged: rebuilding it from the leader', { member: member.name, seq, leader: leader.name })
-        await member.client.request('dir.reset', {}, 'ok')
-        seq = 0
-      }
-      for (;;) {
-        const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE }, 'dir.changes.ok')).body
-        if (changes.length === 0) break
-        seq = (await member.client.request('dir.apply', { changes }, 'dir.apply.ok')).body.seq
-      }
-      this.followerSeq = undefined
-      this.membership.completeFailback(member)
-      void this.kick()
-    } catch (err) {
-      this.logger.warn('directory catch-up failed', { member: member.name, error: (err as Error).message })
-      if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
-    }
-  }
-
-  private async sameChange (a: Member, b: Member, seq: number): Promise<boolean> {
-    const get = async (m: Member): Promise<Change | undefined> => (await m.client.request('dir.changes', { after: seq - 1, limit: 1 }, 'dir.changes.ok')).body.changes[0]
-    const [x, y] = await Promise.all([get(a), get(b)])
-    return x !== undefined && JSON.stringify(x) === JSON.stringify(y)
-  }
-
-  private async seqOf (member: Member): Promise<number> {
-    return (await this.call(member, async () => await member.client.request('dir.info', {}, 'dir.info.ok'))).body.seq
-  }
-
-  private server (center: string): Member | undefined {
-    return this.membership.find('directory', center, 1)
-  }
-
-  /**
-   * The leader stays the leader while it is usable: a server that comes back
-   * follows (and catches up) rather than taking over with an older log. A new
-   * leader is the primary center's server if usable, else its twin.
-   */
-  private leader (): Member {
-    if (this.currentLeader?.usable === true && this.server(this.currentLeader.center) === this.currentLeader) return this.currentLeader
-    const [p, t] = this.centers.map((c) => this.server(c))
-    const next = p?.usable === true ? p : t?.usable === true ? t : undefined
-    if (next === undefined) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, 'no directory server is usable')
-    if (this.currentLeader !== undefined && next !== this.currentLeader) this.logger.warn('directory leader changed', { from: this.currentLeader.name, to: next.name })
-    this.currentLeader = next
-    this.followerSeq = undefined
-    return next
-  }
-
-  private leaderExcept (member: Member): Member | undefined {
-    return this.centers.map((c) => this.server(c)).find((m) => m !== undefined && m !== member && m.usable)
-  }
-
-  private follower (): Member | undefined {
-    const leader = this.leader()
-    return this.centers.map((c) => this.server(c)).find((m) => m !== undefined && m !== leader)
-  }
-
-  private async call<X> (member: Member, fn: () => Promise<X>): Promise<X> {
+  private async fence<X> (path: string, to: string, fn: () => Promise<X>): Promise<X> {
+    let release = (): void => {}
+    const fence: Fence = { path, to, done: new Promise<void>((resolve) => { release = resolve }) }
+    this.fences.add(fence)
     try {
       return await fn()
-    } catch (err) {
-      if (isTransportFailure(err)) {
-        this.membership.noteFailure(member, err as Error)
-        this.followerSeq = undefined
-      }
-      throw err
+    } finally {
+      this.fences.delete(fence)
+      release()
     }
   }
+
+  /**
+   * A rename between partitions. What the destination would refuse is refused
+   * before anything moves; then the subtree moves out of the source (kept
+   * there as a pending intent), into the destination, and the intent is dropped.
+   */
+  private async move (source: PartitionReplicator, target: PartitionReplicator, path: string, to: string): Promise<{ removed: FileEntry[] }> {
+    const [from, parent, existing] = await Promise.all([source.read(stat(path)), target.read(stat(parentPath(to))), target.read(stat(to))])
+    if (from === undefined) throw new ManagerError('ERR_DIR_NOT_FOUND', `${path} does not exist`)
+    if (parent === undefined) throw new ManagerError('ERR_DIR_NOT_FOUND', `${parentPath(to)} does not exist`)
+    if (parent.type !== 'dir') throw new ManagerError('ERR_DIR_NOT_A_DIRECTORY', `${parentPath(to)} is a file, not a directory`)
+    if (existing !== undefined && (existing.type === 'dir' || from.type === 'dir')) throw new ManagerError('ERR_DIR_EXISTS', `${to} already exists`)
+    const intent = randomBytes(16).toString('hex')
+    this.moving.add(intent)
+    try {
+      const out = await source.change(async (p) => await p.client.request('dir.move-out', { path, to, intent }, 'dir.change.ok'))
+      if (out.change.op !== 'move-out') throw new Error(`directory answered a move-out with a ${out.change.op}`)
+      return await this.finishMove(source, target, { intent, path, to, tree: out.change.tree })
+    } finally {
+      this.moving.delete(intent)
+    }
+  }
+
+  /**
+   * Steps 2 and 3 of a move, also for one a crash left pending. A destination
+   * that refuses the subtree gets nothing: it goes back where it came from.
+   * A destination that cannot be reached leaves the intent pending, to be
+   * finished by the recovery once it is back.
+   */
+  private async finishMove (source: PartitionReplicator, target: PartitionReplicator, m: Move): Promise<{ removed: FileEntry[] }> {
+    let removed: FileEntry[] = []
+    try {
+      removed = (await target.change(async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.to, intent: m.intent, tree: m.tree }, 'dir.change.ok'))).removed
+    } catch (err) {
+      if (isTransportFailure(err) || (err as { code?: string }).code === ManagerErrorCode.UNAVAILABLE) {
+        throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `${m.path} is on its way to ${m.to}: the move finishes when partition ${target.partition} is back (${(err as Error).message})`, { cause: err })
+      }
+      this.logger.warn('cross-partition move refused by its destination: moving it back', { intent: m.intent, path: m.path, to: m.to, error: (err as Error).message })
+      const back = createHash('sha256').update(m.intent).update('back').digest('hex').slice(0, 32)
+      await source.change(async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.path, intent: back, tree: m.tree }, 'dir.change.ok'))
+      await source.change(async (p) => await p.client.request('dir.move-done', { intent: m.intent }, 'dir.change.ok'))
+      throw err
+    }
+    await source.change(async (p) => await p.client.request('dir.move-done', { intent: m.intent }, 'dir.change.ok'))
+    return { removed }
+  }
+
+  /** Finishes the moves a crash left pending in any partition (one pass at a time). */
+  async recover (): Promise<void> {
+    this.recovering ??= (async () => {
+      for (const source of this.replicators) {
+        try {
+          const { intents } = await source.read(async (l) => (await l.client.request('dir.intents', {}, 'dir.intents.ok')).body)
+          for (const m of intents) {
+            if (this.moving.has(m.intent) || Date.now() - m.mtime < RECOVERY_MIN_AGE_MS) continue
+            this.logger.warn('finishing a cross-partition move left pending', { intent: m.intent, path: m.path, to: m.to })
+            await this.fence(m.path, m.to, async () => await this.finishMove(source, this.route(m.to), m))
+          }
+        } catch (err) {
+          this.logger.debug('pending moves not recovered yet', { partition: source.partition, error: (err as Error).message })
+        }
+      }
+    })().finally(() => { this.recovering = undefined })
+    await this.recovering
+  }
+}
+
+function stat (path: string): (leader: Member) => Promise<Entry | undefined> {
+  return async (leader) => (await leader.client.request('dir.stat', { path, optional: true }, 'dir.stat.ok')).body.entry
 }

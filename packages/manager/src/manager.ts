@@ -9,6 +9,7 @@ import { Locator, type LocateOptions } from './locator.js'
 import { Authorizer, type AccessToken } from './auth.js'
 import { RepairJournal } from './repair-journal.js'
 import { SubnetMap } from './subnet-map.js'
+import { TwinMap, type TwinMode } from './twin-map.js'
 import { normalizePath, PathError, type Entry, type FileEntry } from '@mirrorcast/wire'
 import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES } from './config.js'
 import { DirectoryManager } from './directory-manager.js'
@@ -22,8 +23,12 @@ export interface ManagerOptions {
   /** The multicast group where members announce themselves (the key is taken from above). */
   multicast?: Omit<MulticastOptions, 'key' | 'logger'>
   heartbeatMs?: number
-  /** [primary center, backup center]. */
-  centers?: [string, string]
+  /** [primary center, backup center]; for local twins, the one center. */
+  centers?: string[]
+  /** Twins in two centers (default) or in one (`local`: slots 1↔2, 3↔4…). */
+  twins?: TwinMode
+  /** Partitions of the namespace: directory server k of a center holds partition k. Fixed for a cluster's life. */
+  directoryPartitions?: number
   /** Where the manager keeps its id; without one it takes a new id each start. */
   dataDir?: string
   host?: string
@@ -38,7 +43,7 @@ export interface ManagerOptions {
   logger?: Logger
 }
 
-type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets'>> & { dataDir: string | undefined, logger: Logger, heartbeatMs: number | undefined, subnets: SubnetMap | undefined }
+type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets' | 'centers' | 'twins'>> & { dataDir: string | undefined, logger: Logger, heartbeatMs: number | undefined, subnets: SubnetMap | undefined, twinMap: TwinMap }
 
 const FILES_PREFIX = '/files'
 const SHA256_HEADER = 'x-mirrorcast-sha256'
@@ -62,8 +67,9 @@ export class Manager {
 
   constructor (options: ManagerOptions) {
     if (options.key.length < 16) throw new TypeError('cluster key must be at least 16 bytes')
-    const centers = options.centers ?? ['east', 'west']
-    if (centers.length !== 2 || centers[0] === centers[1]) throw new TypeError('centers must name two different centers: primary, backup')
+    const twinMap = new TwinMap(options.centers ?? (options.twins === 'local' ? ['east'] : ['east', 'west']), options.twins ?? 'centers')
+    const directoryPartitions = options.directoryPartitions ?? 1
+    if (!Number.isInteger(directoryPartitions) || directoryPartitions < 1 || directoryPartitions > 1024) throw new TypeError('directoryPartitions must be 1 to 1024')
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES
     if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes <= 0) throw new TypeError('maxFileBytes must be a positive integer')
     this.options = {
@@ -75,7 +81,8 @@ export class Manager {
       ...options,
       subnets: options.centerSubnets === undefined ? undefined : new SubnetMap(options.centerSubnets),
       heartbeatMs: options.heartbeatMs,
-      centers,
+      twinMap,
+      directoryPartitions,
       maxFileBytes,
       dataDir: options.dataDir,
       logger: options.logger ?? silentLogger()
@@ -98,15 +105,15 @@ export class Manager {
     if (this.server !== undefined) return
     this.id = this.options.dataDir === undefined ? `mgr-${randomBytes(6).toString('hex')}` : await loadOrCreateMemberId(this.options.dataDir, 'mgr')
     this.logger = this.options.logger.child({ component: 'manager', nodeId: this.id })
-    const { key, centers } = this.options
+    const { key, twinMap: twins } = this.options
     this.channel = new MulticastChannel(this.id, { ...this.options.multicast, key, logger: this.logger })
     this.roster = new Roster({ logger: this.logger })
-    this.membership = new Membership({ key, selfId: this.id, centers, roster: this.roster, logger: this.logger })
+    this.membership = new Membership({ key, selfId: this.id, twins, roster: this.roster, logger: this.logger })
     this.journal = new RepairJournal(this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'repair-journal'))
     await this.journal.open()
-    const locator = new Locator(this.membership, centers, this.options.subnets, () => this.channel, this.options.locate, this.logger)
-    this.objects = new ObjectManager(this.membership, centers, this.journal, locator, this.logger)
-    this.directories = new DirectoryManager(this.membership, centers, this.logger)
+    const locator = new Locator(this.membership, twins, this.options.subnets, () => this.channel, this.options.locate, this.logger)
+    this.objects = new ObjectManager(this.membership, this.journal, locator, this.logger)
+    this.directories = new DirectoryManager(this.membership, twins, locator, { partitions: this.options.directoryPartitions }, this.logger)
     this.directories.start()
     const server = createServer((req, res) => { void this.route(req, res) })
     this.server = server
@@ -115,7 +122,7 @@ export class Manager {
     await this.channel.start()
     this.roster.start(this.channel)
     const bootId = newBootId()
-    this.announcer = new Announcer(this.channel, () => ({ id: this.id, role: 'manager', center: centers[0], slot: 1, address: this.options.host, port: this.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
+    this.announcer = new Announcer(this.channel, () => ({ id: this.id, role: 'manager', center: twins.primary, slot: 1, address: this.options.host, port: this.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
     await this.announcer.start()
     this.logger.info('manager listening', { url: this.url, group: `${this.channel.options.group}:${this.channel.options.port}`, interface: this.channel.options.interface })
   }
@@ -128,6 +135,7 @@ export class Manager {
     server.closeAllConnections()
     await closed
     this.objects?.close()
+    this.directories?.close()
     await this.announcer?.close()
     this.roster?.close()
     await this.channel?.close()
@@ -185,8 +193,7 @@ export class Manager {
       fileId = entry.fileId
     }
     const center = q.get('center')
-    const [primary, backup] = this.options.centers
-    const centers = center === null ? [backup, primary] : [center]
+    const centers = center === null ? this.options.twinMap.searchOrder(this.options.twinMap.primary) : [center]
     const rounds = []
     for (const c of centers) {
       const { replies } = await search(this.channel as MulticastChannel, { kind: 'blob', key: fileId, center: c, windowMs: 100, timeoutMs: 600 })
@@ -358,7 +365,24 @@ export class Manager {
   }
 
   private cluster (): Record<string, unknown> {
-    return { manager: { id: this.id, url: this.url }, centers: this.options.centers, nodes: (this.membership as Membership).view() }
+    const twins = this.options.twinMap
+    return { manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions, nodes: (this.membership as Membership).view(), pairs: this.pairs() }
+  }
+
+  /** Every twin pair, storage and directory, with the state of each side: what `mirrorcast status` shows. */
+  private pairs (): Array<Record<string, unknown>> {
+    const membership = this.membership as Membership
+    const twins = this.options.twinMap
+    const side = (m: ReturnType<Membership['atPlace']>): Record<string, unknown> | null => m === undefined ? null : { id: m.id, name: m.name, address: m.address, status: m.health, failover: m.failover === undefined ? null : { since: new Date(m.failover.since).toISOString(), reason: m.failover.reason, manual: m.failover.manual } }
+    const out: Array<Record<string, unknown>> = []
+    for (const role of ['storage', 'directory'] as const) {
+      const indexes = new Set(membership.all().filter((m) => m.role === role).map((m) => twins.pairIndex(m)).filter((i): i is number => i !== undefined))
+      for (const index of [...indexes].sort((a, b) => a - b)) {
+        const [p, t] = twins.pairPlaces(index).map((place) => membership.atPlace(role, place))
+        out.push({ role, index, primary: side(p), twin: side(t) })
+      }
+    }
+    return out
   }
 }
 

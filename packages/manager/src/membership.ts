@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { RpcClient } from '@mirrorcast/rpc'
 import type { Logger } from '@mirrorcast/logger'
 import type { Roster, RosterMember } from '@mirrorcast/discovery'
+import type { Place, TwinMap } from './twin-map.js'
 
 export type MemberRole = 'storage' | 'directory'
 
@@ -74,9 +75,15 @@ export class Member {
 export interface MembershipOptions {
   key: Uint8Array
   selfId: string
-  centers: [string, string]
+  twins: TwinMap
   roster: Roster
   logger: Logger
+}
+
+/** A twin pair: pair `index` of a role, its primary member first. */
+export interface Pair {
+  index: number
+  members: [Member, Member]
 }
 
 export interface MembershipEvents {
@@ -144,16 +151,25 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return best
   }
 
-  /** Slots that have a member of `role` in both centers: the twin pairs. */
-  pairedSlots (role: MemberRole): number[] {
-    const [a, b] = this.options.centers
-    const slots = new Set(this.all().filter((m) => m.role === role && m.center === a).map((m) => m.slot))
-    return [...slots].filter((s) => this.find(role, b, s) !== undefined).sort((x, y) => x - y)
+  atPlace (role: MemberRole, place: Place): Member | undefined {
+    return this.find(role, place.center, place.slot)
   }
 
+  /** The pairs of `role` whose two places both have a member. */
+  pairs (role: MemberRole): Pair[] {
+    const { twins } = this.options
+    const indexes = new Set(this.all().filter((m) => m.role === role).map((m) => twins.pairIndex(m)).filter((i): i is number => i !== undefined))
+    const pairs: Pair[] = []
+    for (const index of [...indexes].sort((a, b) => a - b)) {
+      const [p, t] = twins.pairPlaces(index).map((place) => this.atPlace(role, place))
+      if (p !== undefined && t !== undefined) pairs.push({ index, members: [p, t] })
+    }
+    return pairs
+  }
+
+  /** The member at the twin's place, by the one-to-one mapping of slots (claims 5, 15, 25). */
   twinOf (member: Member): Member | undefined {
-    const [a, b] = this.options.centers
-    return this.find(member.role, member.center === a ? b : a, member.slot)
+    return this.atPlace(member.role, this.options.twins.twinPlace(member))
   }
 
   /** A hard error of the node protocol (refused, reset, timeout) puts the member in failover. */

@@ -22,6 +22,8 @@ interface Copy {
 
 // 1 s: pause before a resync that failed is tried again
 const RESYNC_RETRY_MS = 1000
+// 8: journal entries repaired at once during a resync (copies stream from the twin)
+const RESYNC_CONCURRENCY = 8
 
 /**
  * The object manager: places bodies on a twin pair, streams them to both
@@ -31,20 +33,28 @@ const RESYNC_RETRY_MS = 1000
  */
 export class ObjectManager {
   private readonly membership: Membership
-  private readonly centers: [string, string]
   private readonly journal: RepairJournal
   private readonly locator: Locator
   private readonly logger: Logger
   private readonly resyncing = new Set<string>()
   private closed = false
 
-  constructor (membership: Membership, centers: [string, string], journal: RepairJournal, locator: Locator, logger: Logger) {
+  constructor (membership: Membership, journal: RepairJournal, locator: Locator, logger: Logger) {
     this.membership = membership
-    this.centers = centers
     this.journal = journal
     this.locator = locator
     this.logger = logger
     membership.on('failback', (member) => { if (member.role === 'storage') void this.resync(member) })
+    // A member heard for the first time may have missed writes journaled before this manager restarted.
+    membership.on('available', (member) => { if (member.role === 'storage') void this.resyncIfJournaled(member) })
+  }
+
+  private async resyncIfJournaled (member: Member): Promise<void> {
+    try {
+      if ((await this.journal.pending(member.id)).length > 0 && member.usable) this.membership.requestFailback(member, false)
+    } catch (err) {
+      this.logger.error('repair journal unreadable', { member: member.name, error: (err as Error).message })
+    }
   }
 
   close (): void {
@@ -57,12 +67,13 @@ export class ObjectManager {
    * is journaled).
    */
   place (fileId: string): Member[] {
-    const pairs = this.membership.pairedSlots('storage').map((slot) => ({ slot, members: this.centers.map((c) => this.membership.find('storage', c, slot) as Member) }))
+    const pairs = this.membership.pairs('storage')
     const whole = pairs.filter((p) => p.members.every((m) => m.usable))
     const degraded = pairs.filter((p) => p.members.some((m) => m.usable))
-    const slot = pickSlot(fileId, (whole.length > 0 ? whole : degraded).map((p) => p.slot))
-    if (slot === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, pairs.length === 0 ? 'no storage twin pair has been discovered' : 'every storage node is failed over')
-    return pairs.find((p) => p.slot === slot)?.members as Member[]
+    const index = pickSlot(fileId, (whole.length > 0 ? whole : degraded).map((p) => p.index))
+    const pair = pairs.find((p) => p.index === index)
+    if (pair === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, pairs.length === 0 ? 'no storage twin pair has been discovered' : 'every storage node is failed over')
+    return pair.members
   }
 
   /**
@@ -145,7 +156,8 @@ export class ObjectManager {
     let lastError: Error | undefined
     const home = entry.replicas[0]
     if (home === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `${entry.fileId} has no replica`)
-    for await (const { member, method, center } of this.locator.candidates(entry.fileId, home)) {
+    const query = { role: 'storage' as const, home: { center: home.center, slot: home.slot, node: home.node }, kind: 'blob' as const, key: entry.fileId, holds: async (m: Member) => await m.client.request('blob.stat', { fileId: entry.fileId }, 'blob.stat.ok').then(() => true) }
+    for await (const { member, method, center } of this.locator.candidates(query)) {
       try {
         const { body } = await member.client.download('blob.get', { fileId: entry.fileId, offset: position, length: end - position }, 'blob.get.ok', { signal })
         if (method !== 'home') this.logger.info('file located after failover', { fileId: entry.fileId, method, center, member: member.name, at: position })
@@ -211,7 +223,7 @@ export class ObjectManager {
           this.membership.completeFailback(member)
           return
         }
-        for (const op of ops) await this.repair(member, op)
+        await this.repairAll(member, ops)
         repaired += ops.length
         await this.journal.done(member.id, ops.length)
       }
@@ -222,6 +234,23 @@ export class ObjectManager {
     } finally {
       this.resyncing.delete(member.id)
     }
+  }
+
+  /**
+   * Replays journal entries on a returning node, several at once. A body
+   * written and deleted while the node was out is not copied at all: its
+   * delete is all that is left to do.
+   */
+  private async repairAll (member: Member, ops: RepairOp[]): Promise<void> {
+    const deleted = new Set(ops.filter((op) => op.op === 'delete').map((op) => op.fileId))
+    const todo = ops.filter((op) => op.op === 'delete' || !deleted.has(op.fileId))
+    let next = 0
+    let failed: unknown
+    // Every worker stops at the first failure, and the resync waits for all of them before it retries.
+    await Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, todo.length) }, async () => {
+      while (next < todo.length && failed === undefined) await this.repair(member, todo[next++] as RepairOp).catch((err: unknown) => { failed ??= err })
+    }))
+    if (failed !== undefined) throw failed
   }
 
   private async repair (member: Member, op: RepairOp): Promise<void> {

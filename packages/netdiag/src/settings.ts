@@ -24,8 +24,10 @@ export interface DiagSettings {
   ttl: number
   multicast: boolean
   peers: Peer[]
-  /** [primary, backup]; when unknown, the two centers heard. */
-  centers?: [string, string]
+  /** [primary, backup] (one center with local twins); when unknown, the centers heard. */
+  centers?: string[]
+  /** Twins are neighbouring slots of one center (claims 6, 16, 26). */
+  localTwins: boolean
   centerSubnets?: Record<string, string>
   expect: Expected[]
   /** How long to listen to the group. */
@@ -41,7 +43,8 @@ export interface DiagExtras {
   listenMs?: number
   fileId?: string
   expect?: Expected[]
-  centers?: [string, string]
+  centers?: string[]
+  localTwins?: boolean
   centerSubnets?: Record<string, string>
 }
 
@@ -64,6 +67,7 @@ export async function settingsFromConfig (file: string, extras: DiagExtras = {})
     multicast: config.multicast,
     peers: config.peers === undefined ? [] : parsePeers(config.peers, config['mcast-port']),
     centers: config.role === 'manager' ? config.centers : undefined,
+    localTwins: config.role === 'manager' ? config['local-twins'] : undefined,
     centerSubnets: config.role === 'manager' ? config['center-subnets'] : undefined,
     expect: own === undefined ? [] : [own],
     source: `config ${file}`
@@ -92,7 +96,7 @@ export async function settingsFromUpDir (dir: string, extras: DiagExtras = {}): 
   const argv = cluster.manager.argv
   const flag = (name: string): string | undefined => { const at = argv.indexOf(name); return at < 0 ? undefined : argv[at + 1] }
   const number = (name: string): number | undefined => flag(name) === undefined ? undefined : Number(flag(name))
-  const centers = flag('--centers')?.split(',') as [string, string] | undefined
+  const centers = flag('--centers')?.split(',')
   const subnets = flag('--center-subnets')
   return build({
     key: await readClusterKeyFile(join(dir, 'cluster.key')),
@@ -104,6 +108,7 @@ export async function settingsFromUpDir (dir: string, extras: DiagExtras = {}): 
     multicast: !argv.includes('--no-multicast'),
     peers: [],
     centers,
+    localTwins: argv.includes('--local-twins'),
     centerSubnets: subnets === undefined ? undefined : Object.fromEntries(subnets.split(',').map((p) => p.split('=') as [string, string])),
     expect: cluster.nodes.map((n) => ({ address: n.address, port: n.port, name: `${n.center}/${n.role === 'storage' ? 'node' : 'dir'}${n.slot}` })),
     source: `data dir ${resolve(dir)}`
@@ -119,7 +124,8 @@ interface Gathered {
   ttl: number | undefined
   multicast: boolean | undefined
   peers: Peer[]
-  centers: [string, string] | undefined
+  centers: string[] | undefined
+  localTwins: boolean | undefined
   centerSubnets: Record<string, string> | undefined
   expect: Expected[]
   source: string
@@ -148,6 +154,7 @@ function build (p: Gathered, extras: DiagExtras): DiagSettings {
     interface: resolved.interface,
     ttl: resolved.ttl,
     multicast: p.multicast ?? true,
+    localTwins: extras.localTwins ?? p.localTwins ?? false,
     peers: p.peers,
     ...(centers === undefined ? {} : { centers }),
     ...(centerSubnets === undefined ? {} : { centerSubnets }),

@@ -46,15 +46,28 @@ export type DirEntry = z.infer<typeof dirEntrySchema>
 export const entrySchema = z.discriminatedUnion('type', [fileEntrySchema, dirEntrySchema])
 export type Entry = z.infer<typeof entrySchema>
 
+export const intentSchema = z.string().regex(/^[0-9a-f]{32}$/, 'an intent id is 32 lowercase hex digits')
+/** A subtree in pre-order (every directory before what it holds), with the paths it had at its source. */
+export const treeSchema = z.array(entrySchema).min(1).max(MAX_LIST_ENTRIES)
+
 /**
  * A change is the effect of an operation, not the request: replaying the same
  * changes in sequence order on the twin directory gives the same namespace.
+ *
+ * A rename between two partitions is three changes: `move-out` takes the
+ * subtree out of the source partition and keeps it there as a pending intent,
+ * `move-in` puts it into the destination partition (once per intent), and
+ * `move-done` drops the intent. An intent left pending by a crash is finished
+ * by whoever finds it, so the move is never half done.
  */
 export const changeSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('put'), seq: uintSchema, mtime: uintSchema, entry: fileEntrySchema }),
   z.object({ op: z.literal('mkdir'), seq: uintSchema, mtime: uintSchema, path: pathSchema }),
   z.object({ op: z.literal('rename'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema }),
-  z.object({ op: z.literal('remove'), seq: uintSchema, mtime: uintSchema, path: pathSchema, recursive: z.boolean() })
+  z.object({ op: z.literal('remove'), seq: uintSchema, mtime: uintSchema, path: pathSchema, recursive: z.boolean() }),
+  z.object({ op: z.literal('move-out'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema }),
+  z.object({ op: z.literal('move-in'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema }),
+  z.object({ op: z.literal('move-done'), seq: uintSchema, mtime: uintSchema, intent: intentSchema })
 ])
 export type Change = z.infer<typeof changeSchema>
 
@@ -116,7 +129,17 @@ export const messageSchemas = {
   /** Empties the namespace and its log: the start of a rebuild from the twin's whole log. */
   'dir.reset': z.object({}),
   'dir.info': z.object({}),
-  'dir.info.ok': z.object({ ...memberInfo, seq: uintSchema, entries: uintSchema }),
+  /** `partition`: which part of the namespace this server holds; `intents`: cross-partition moves it has pending. */
+  'dir.info.ok': z.object({ ...memberInfo, partition: slotSchema, seq: uintSchema, entries: uintSchema, intents: uintSchema }),
+  /** Step 1 of a rename to another partition, on the source's leader. */
+  'dir.move-out': z.object({ path: pathSchema, to: pathSchema, intent: intentSchema }),
+  /** Step 2, on the destination's leader: `tree` is the move-out's. */
+  'dir.move-in': z.object({ path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema }),
+  /** Step 3, on the source's leader. */
+  'dir.move-done': z.object({ intent: intentSchema }),
+  /** Pending move-outs, oldest first, as many as fit one page of entries. */
+  'dir.intents': z.object({}),
+  'dir.intents.ok': z.object({ intents: z.array(z.object({ intent: intentSchema, path: pathSchema, to: pathSchema, mtime: uintSchema, tree: treeSchema })).max(MAX_LIST_ENTRIES), more: z.boolean() }),
 
   // multicast protocol (datagrams)
   /** Heartbeat: who I am, where I listen, how full I am. */
@@ -127,7 +150,7 @@ export const messageSchemas = {
   search: z.object({
     cluster: clusterSchema,
     queryId: z.string().regex(/^[0-9a-f]{16,32}$/),
-    kind: z.enum(['blob', 'entry']),
+    kind: z.enum(['blob', 'entry', 'partition']),
     key: z.string().min(1).max(MAX_SEARCH_KEY_LENGTH),
     center: centerSchema.optional(),
     replyAddress: addressSchema,

@@ -1,0 +1,285 @@
+import type { Logger } from '@mirrorcast/logger'
+import { isTransportFailure } from '@mirrorcast/rpc'
+import type { Change, MessageBody } from '@mirrorcast/wire'
+import { ManagerError, ManagerErrorCode } from './errors.js'
+import type { Locator } from './locator.js'
+import type { Member, Membership } from './membership.js'
+import type { TwinMap } from './twin-map.js'
+
+export type ChangeResult = MessageBody<'dir.change.ok'>
+
+// 1,000: changes per request when a directory server catches up from the log
+const CATCH_UP_PAGE = 1000
+
+/**
+ * One partition of the namespace, held by a twin pair of directory servers.
+ * The primary server leads while it is usable; otherwise the copy found by the
+ * location methods (the twin mapping, a multicast search of the backup center
+ * then of the primary center, point-to-point queries) leads, and stays leader
+ * while it is usable. The leader orders every change (its sequence number) and
+ * each change is applied, in order, to the other server before it is
+ * acknowledged. A server that comes back catches up from the leader's log
+ * before it is used again.
+ */
+export class PartitionReplicator {
+  readonly partition: number
+  private readonly membership: Membership
+  private readonly twins: TwinMap
+  private readonly locator: Locator
+  private readonly logger: Logger
+  private readonly pending = new Map<number, { change: Change, resolve: () => void, reject: (e: Error) => void }>()
+  private followerSeq: { id: string, seq: number } | undefined
+  private currentLeader: Member | undefined
+  /** The leader the pending changes were made on. */
+  private pendingLeader: Member | undefined
+  private draining: Promise<void> | undefined
+  private locating: Promise<Member | undefined> | undefined
+
+  constructor (partition: number, membership: Membership, twins: TwinMap, locator: Locator, logger: Logger) {
+    this.partition = partition
+    this.membership = membership
+    this.twins = twins
+    this.locator = locator
+    this.logger = logger
+  }
+
+  /** Whether a directory server is one this partition uses. */
+  holds (member: Member): boolean {
+    return member === this.currentLeader || this.places().includes(member)
+  }
+
+  onAvailable (): void {
+    this.followerSeq = undefined
+    void this.kick()
+  }
+
+  onFailover (member: Member): void {
+    this.failPending(new Error(`${member.name} failed over`))
+  }
+
+  /** Runs a read on the leader; a leader lost to a transport error is failed over and the read goes to the new one. */
+  async read<X> (fn: (leader: Member) => Promise<X>): Promise<X> {
+    return (await this.onLeader(fn)).value
+  }
+
+  /**
+   * Runs a change on the leader and replicates it. If the leader dies before
+   * its follower took the change, the change was never acknowledged: unless
+   * the new leader holds it after all, it is made again there, so nothing
+   * acknowledged lives on one dead copy.
+   */
+  async change (op: (leader: Member) => Promise<{ body: ChangeResult }>): Promise<ChangeResult> {
+    for (let attempt = 0; ; attempt++) {
+      const { value: body, leader } = await this.onLeader(async (l) => (await op(l)).body)
+      try {
+        if (this.follower(leader)?.usable === true) await this.replicate(body.change, leader)
+        return body
+      } catch (err) {
+        if (leader.usable || attempt > 0) throw err
+        if (await this.holdsChange(await this.leader(), body.change)) return body
+        this.logger.warn('leader lost before its follower took a change: making it again', { partition: this.partition, seq: body.change.seq, leader: leader.name })
+      }
+    }
+  }
+
+  /**
+   * Brings a returning directory server up to the leader from its change log,
+   * then puts it back into use. One whose log diverged from the leader's (it
+   * took a change that was never acknowledged before it failed) is emptied and
+   * rebuilt from the leader's whole log, which is never truncated.
+   */
+  async catchUp (member: Member): Promise<void> {
+    try {
+      const leader = [this.currentLeader, ...this.places()].find((m) => m !== undefined && m !== member && m.usable)
+      if (leader === undefined) {
+        // Nobody else to learn from: it is the only copy of the partition.
+        this.membership.completeFailback(member)
+        return
+      }
+      let seq = await this.seqOf(member)
+      const last = seq > 0 ? await this.changeAt(member, seq) : undefined
+      if (seq > 0 && (last === undefined || !await this.holdsChange(leader, last))) {
+        this.logger.warn('directory log diverged: rebuilding it from the leader', { partition: this.partition, member: member.name, seq, leader: leader.name })
+        await member.client.request('dir.reset', {}, 'ok')
+        seq = 0
+      }
+      for (;;) {
+        const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE }, 'dir.changes.ok')).body
+        if (changes.length === 0) break
+        seq = (await member.client.request('dir.apply', { changes }, 'dir.apply.ok')).body.seq
+      }
+      this.followerSeq = undefined
+      this.membership.completeFailback(member)
+      void this.kick()
+    } catch (err) {
+      this.logger.warn('directory catch-up failed', { partition: this.partition, member: member.name, error: (err as Error).message })
+      if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
+    }
+  }
+
+  /** [primary, twin]: the members at this partition's two places. */
+  private places (): Member[] {
+    return this.twins.pairPlaces(this.partition).map((p) => this.membership.atPlace('directory', p)).filter((m): m is Member => m !== undefined)
+  }
+
+  private async onLeader<X> (fn: (leader: Member) => Promise<X>): Promise<{ value: X, leader: Member }> {
+    const leader = await this.leader()
+    try {
+      return { value: await fn(leader), leader }
+    } catch (err) {
+      if (!isTransportFailure(err)) throw err
+      this.membership.noteFailure(leader, err as Error)
+      this.failPending(err as Error)
+      const next = await this.leader()
+      return { value: await fn(next), leader: next }
+    }
+  }
+
+  /**
+   * The leader stays the leader while it is usable: a server that comes back
+   * follows (and catches up) rather than taking over with an older log. A new
+   * leader is the primary server if usable, else the copy the location methods find.
+   */
+  private async leader (): Promise<Member> {
+    if (this.currentLeader?.usable === true) return this.currentLeader
+    const [primary] = this.twins.pairPlaces(this.partition).map((p) => this.membership.atPlace('directory', p))
+    const next = primary?.usable === true ? primary : await this.locate()
+    if (next === undefined || !next.usable) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `no directory server of partition ${this.partition} is usable`)
+    if (this.currentLeader !== undefined && next !== this.currentLeader) this.logger.warn('directory leader changed', { partition: this.partition, from: this.currentLeader.name, to: next.name })
+    this.currentLeader = next
+    this.followerSeq = undefined
+    return next
+  }
+
+  /** The failover condition for the primary server: find the partition's other copy (one search at a time). */
+  private async locate (): Promise<Member | undefined> {
+    this.locating ??= (async () => {
+      const [home] = this.twins.pairPlaces(this.partition)
+      const query = {
+        role: 'directory' as const,
+        home,
+        kind: 'partition' as const,
+        key: String(this.partition),
+        holds: async (m: Member) => (await m.client.request('dir.info', {}, 'dir.info.ok')).body.partition === this.partition
+      }
+      for await (const { member, method, center } of this.locator.candidates(query)) {
+        if (method === 'home') continue
+        this.logger.info('directory located after failover', { partition: this.partition, method, center, member: member.name })
+        return member
+      }
+      return undefined
+    })().finally(() => { this.locating = undefined })
+    return await this.locating
+  }
+
+  /** The server the leader replicates to: the partition's other place, usable first. */
+  private follower (leader: Member): Member | undefined {
+    const others = this.places().filter((m) => m !== leader)
+    return others.find((m) => m.usable) ?? others[0]
+  }
+
+  /** Resolves once the follower holds `change`. */
+  private async replicate (change: Change, leader: Member): Promise<void> {
+    this.pendingLeader = leader
+    const applied = new Promise<void>((resolve, reject) => this.pending.set(change.seq, { change, resolve, reject }))
+    void this.kick()
+    await applied
+  }
+
+  private async kick (): Promise<void> {
+    if (this.draining !== undefined) return
+    this.draining = this.drain().catch((err: Error) => {
+      this.logger.warn('directory replication failed', { partition: this.partition, error: err.message, pending: this.pending.size })
+      this.failPending(err)
+    }).finally(() => {
+      this.draining = undefined
+      if (this.pending.size > 0) void this.kick()
+    })
+  }
+
+  /**
+   * Settles changes still waiting for the follower. The follower lost: they
+   * are acknowledged on the leader alone and wait for its return. The leader
+   * lost (or both usable, yet replication failed): they were never acknowledged
+   * and fail, so that their callers make them again on the new leader.
+   */
+  private failPending (err: Error): void {
+    const usable = this.places().filter((m) => m.usable)
+    const followerGone = usable.length === 1 && this.pendingLeader?.usable === true
+    for (const [seq, p] of this.pending) {
+      this.pending.delete(seq)
+      if (followerGone) p.resolve()
+      else p.reject(new ManagerError(ManagerErrorCode.UNAVAILABLE, `directory twin could not take change ${seq}: ${err.message}`, { cause: err }))
+    }
+  }
+
+  /**
+   * Applies changes to the follower strictly in sequence order: those this
+   * manager holds, and any it lacks (made before a restart, or by another
+   * manager) read from the leader's log.
+   */
+  private async drain (): Promise<void> {
+    const leader = await this.leader()
+    const follower = this.follower(leader)
+    if (follower === undefined || !follower.usable) {
+      this.failPending(new Error('no usable follower'))
+      return
+    }
+    if (this.followerSeq?.id !== follower.id) {
+      this.followerSeq = { id: follower.id, seq: await this.seqOf(follower) }
+    }
+    for (;;) {
+      const at = this.followerSeq.seq
+      let batch: Change[] = []
+      for (let seq = at + 1; this.pending.has(seq) && batch.length < CATCH_UP_PAGE; seq++) batch.push((this.pending.get(seq) as { change: Change }).change)
+      if (batch.length === 0) {
+        if (this.pending.size === 0 && await this.seqOf(leader) <= at) return
+        batch = (await this.call(leader, async () => await leader.client.request('dir.changes', { after: at, limit: CATCH_UP_PAGE }, 'dir.changes.ok'))).body.changes
+        if (batch.length === 0) return
+      }
+      const { body } = await this.call(follower, async () => await follower.client.request('dir.apply', { changes: batch }, 'dir.apply.ok'))
+      this.followerSeq = { id: follower.id, seq: body.seq }
+      for (const [seq, p] of this.pending) {
+        if (seq <= body.seq) {
+          this.pending.delete(seq)
+          p.resolve()
+        }
+      }
+    }
+  }
+
+  private async changeAt (member: Member, seq: number): Promise<Change | undefined> {
+    return (await member.client.request('dir.changes', { after: seq - 1, limit: 1 }, 'dir.changes.ok')).body.changes[0]
+  }
+
+  /** Whether `member`'s log holds exactly this change at its sequence number. */
+  private async holdsChange (member: Member, change: Change): Promise<boolean> {
+    const at = await this.changeAt(member, change.seq)
+    return at !== undefined && JSON.stringify(at) === JSON.stringify(change)
+  }
+
+  /**
+   * A server's sequence number. One that holds another partition than it
+   * should is failed over: its log must never be mixed with this one.
+   */
+  private async seqOf (member: Member): Promise<number> {
+    const info = (await this.call(member, async () => await member.client.request('dir.info', {}, 'dir.info.ok'))).body
+    if (info.partition !== this.partition) {
+      this.membership.enterFailover(member, `holds directory partition ${info.partition}, expected ${this.partition}`, true)
+      throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `${member.name} holds partition ${info.partition}, not ${this.partition}`)
+    }
+    return info.seq
+  }
+
+  private async call<X> (member: Member, fn: () => Promise<X>): Promise<X> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (isTransportFailure(err)) {
+        this.membership.noteFailure(member, err as Error)
+        this.followerSeq = undefined
+      }
+      throw err
+    }
+  }
+}
