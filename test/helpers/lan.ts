@@ -74,21 +74,39 @@ export async function cliIn (net: TestNet, host: Host, args: string[], env: Reco
   }
 }
 
+/**
+ * The environment that shifts a process's wall clock (Date.now) by `offset`
+ * with libfaketime, preloaded into the process itself: the `faketime` wrapper
+ * would fork, and killing it would leave the process behind. The monotonic
+ * clock, which timers use, stays true.
+ */
+export async function fakeTime (offset: string): Promise<NodeJS.ProcessEnv> {
+  await ensureCommand('faketime', 'faketime')
+  const { stdout } = await run('dpkg', ['-L', 'libfaketime'])
+  // The multi-threaded variant: node runs threads.
+  const lib = stdout.split('\n').find((l) => l.endsWith('/libfaketimeMT.so.1'))
+  if (lib === undefined) throw new Error('libfaketimeMT.so.1 not found in the libfaketime package')
+  return { LD_PRELOAD: lib, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1' }
+}
+
+/** Appends iptables rules in a host (its own namespace, never the machine's). */
+async function iptables (net: TestNet, host: Host, rules: string[][]): Promise<void> {
+  await ensureCommand('iptables', 'iptables')
+  for (const rule of rules) await net.exec(host, 'iptables', rule)
+}
+
 /** Drops every multicast datagram a host sends or receives; returns how many were dropped so far. */
 export async function blockMulticast (net: TestNet, host: Host): Promise<() => Promise<number>> {
-  await ensureCommand('nft', 'nftables')
-  const rules = [
-    'add table ip mirrorcast_test',
-    'add chain ip mirrorcast_test out { type filter hook output priority 0 ; }',
-    'add chain ip mirrorcast_test in { type filter hook input priority 0 ; }',
-    'add rule ip mirrorcast_test out ip daddr 224.0.0.0/4 counter drop',
-    'add rule ip mirrorcast_test in ip daddr 224.0.0.0/4 counter drop'
-  ]
-  for (const rule of rules) await net.exec(host, 'nft', rule.split(' '))
+  await iptables(net, host, [['-A', 'OUTPUT', '-d', '224.0.0.0/4', '-j', 'DROP'], ['-A', 'INPUT', '-d', '224.0.0.0/4', '-j', 'DROP']])
   return async () => {
-    const { stdout } = await net.exec(host, 'nft', ['list', 'table', 'ip', 'mirrorcast_test'])
-    return [...stdout.matchAll(/counter packets (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0)
+    const { stdout } = await net.exec(host, 'iptables-save', ['-c'])
+    return [...stdout.matchAll(/^\[(\d+):\d+\] .*-d 224\.0\.0\.0\/4 -j DROP$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
   }
+}
+
+/** Drops the multicast datagrams a host receives from one source address. */
+export async function dropMulticastFrom (net: TestNet, host: Host, source: string): Promise<void> {
+  await iptables(net, host, [['-A', 'INPUT', '-s', source, '-d', '224.0.0.0/4', '-j', 'DROP']])
 }
 
 /** The multicast groups a host's eth0 has joined (`ip maddr`). */
@@ -124,7 +142,8 @@ export interface LanCluster {
   dir: string
   keyFile: string
   managerHost: Host
-  manager: LanProcess
+  /** Absent when the test runs no manager (the hosts and config file are there all the same). */
+  manager: LanProcess | undefined
   members: Map<string, LanProcess>
   /** Each host's config file, by host name ('mgr' for the manager). */
   configs: Map<string, string>
@@ -133,8 +152,12 @@ export interface LanCluster {
 export interface LanClusterOptions {
   /** Storage nodes per center (east 10.1.0.<slot>, west 10.2.0.<slot>); directory servers at 10.<c>.1.1. */
   nodes?: number
-  /** The manager's config on top of the defaults (host 10.1.0.100). */
-  manager?: HostSettings
+  /** The manager's config on top of the defaults (host 10.1.0.100); false: no manager process. */
+  manager?: HostSettings | false
+  /** Directory servers too (default true). */
+  directories?: boolean
+  /** A member's address, when not the one its slot maps to. */
+  addressOf?: (m: LanMember) => string | undefined
   /** A member's config on top of the defaults. */
   member?: (m: LanMember) => HostSettings
   /** Extra environment of a member's process. */
@@ -154,19 +177,20 @@ export async function startLanCluster (net: TestNet, dir: string, options: LanCl
   const specs: LanMember[] = []
   for (const [c, center] of ['east', 'west'].entries()) {
     for (let slot = 1; slot <= (options.nodes ?? 1); slot++) specs.push({ name: `${center}-n${slot}`, role: 'node', center, slot, address: `10.${c + 1}.0.${slot}` })
-    specs.push({ name: `${center}-d1`, role: 'directory', center, slot: 1, address: `10.${c + 1}.1.1` })
+    if (options.directories !== false) specs.push({ name: `${center}-d1`, role: 'directory', center, slot: 1, address: `10.${c + 1}.1.1` })
   }
+  for (const m of specs) m.address = options.addressOf?.(m) ?? m.address
   const managerHost = await net.addHost('mgr', MANAGER_ADDRESS)
   const hosts = await Promise.all(specs.map(async (m) => await net.addHost(m.name, m.address)))
   const configs = new Map<string, string>()
   const common = { 'key-file': keyFile, 'log-level': 'info' }
-  configs.set('mgr', await writeConfig(join(dir, 'mgr.toml'), { role: 'manager', data: join(dir, 'mgr'), interface: MANAGER_ADDRESS, 'center-subnets': { east: '10.1.0.0/16', west: '10.2.0.0/16' }, port: 8700, ...common, ...options.manager }))
+  configs.set('mgr', await writeConfig(join(dir, 'mgr.toml'), { role: 'manager', data: join(dir, 'mgr'), interface: MANAGER_ADDRESS, 'center-subnets': { east: '10.1.0.0/16', west: '10.2.0.0/16' }, port: 8700, ...common, ...options.manager === false ? {} : options.manager }))
   for (const m of specs) {
     configs.set(m.name, await writeConfig(join(dir, `${m.name}.toml`), { role: m.role, data: join(dir, m.name), center: m.center, slot: m.slot, address: m.address, port: 8701, interface: m.address, 'dns-sd': false, ...common, ...options.member?.(m) }))
   }
-  const manager = await startIn(net, managerHost, ['manager', '--config', configs.get('mgr') as string])
+  const manager = options.manager === false ? undefined : await startIn(net, managerHost, ['manager', '--config', configs.get('mgr') as string])
   const started = await Promise.all(specs.map(async (m, i) => await startIn(net, hosts[i] as Host, [m.role, '--config', configs.get(m.name) as string], options.env?.(m))))
   const members = new Map(specs.map((m, i) => [m.name, started[i] as LanProcess]))
-  await eventually(() => new Set(manager.logs.filter((l) => l.message === 'member joined').map((l) => l.member)).size >= specs.length, 15_000, 'the manager to hear every member')
+  if (manager !== undefined) await eventually(() => new Set(manager.logs.filter((l) => l.message === 'member joined').map((l) => l.member)).size >= specs.length, 15_000, 'the manager to hear every member')
   return { net, dir, keyFile, managerHost, manager, members, configs }
 }

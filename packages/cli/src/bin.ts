@@ -8,6 +8,7 @@ import { failover, get, ls, mkdirPath, mv, put, rmPath, searchCommand, statPath,
 import { serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
 import { up, type UpOptions } from './up.js'
 import { withConfig } from './config-flags.js'
+import { diagCommand } from './diag.js'
 
 const program = new Command('mirrorcast')
   .description('mirrorcast: a distributed object store and virtual file system over two storage centers')
@@ -115,6 +116,8 @@ program.command('search <key>').description('multicast search for the holders of
   .action(async (key: string, o: { center?: string, json?: boolean }) => { await searchCommand(await client(), key, o.center, o.json === true) })
 program.command('status').alias('members').description('every storage node and directory server: role, center, slot, address, state, last heard').option('--json', 'print JSON')
   .action(async (o: { json?: boolean }) => { await status(await client(), o.json === true) })
+
+program.addCommand(diagCommand())
 
 program.parseAsync().catch((err: Error) => {
   process.stderr.write(`mirrorcast: ${err.message}\n`)

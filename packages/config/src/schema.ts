@@ -26,18 +26,25 @@ const common = {
   'peer-port': port.optional()
 }
 
+const slot = z.number().int().min(1).max(65535)
+
 const member = z.strictObject({
   ...common,
   center: name.optional(),
-  slot: z.number().int().min(1).max(65535).optional(),
+  slot: slot.optional(),
   address: z.ipv4().optional(),
   port: port.optional(),
   'dns-sd': z.boolean().optional()
 })
 
+const directory = member.extend({ partition: slot.optional() })
+
 const manager = z.strictObject({
   ...common,
-  centers: z.tuple([name, name]).optional(),
+  /** [primary, backup]; with local twins the one center. */
+  centers: z.union([z.tuple([name, name]), z.tuple([name])]).optional(),
+  'local-twins': z.boolean().optional(),
+  'directory-partitions': z.number().int().min(1).max(65535).optional(),
   'center-subnets': z.record(name, cidr).optional(),
   host: z.ipv4().optional(),
   port: port.optional(),
@@ -53,9 +60,9 @@ const node = member.extend({
   'scrub-interval-s': z.number().int().min(0).optional()
 })
 
-export const schemas = { node, directory: member, manager } as const
+export const schemas = { node, directory, manager } as const
 
-export type MemberConfig = z.infer<typeof node>
+export type MemberConfig = z.infer<typeof node> & z.infer<typeof directory>
 export type ManagerConfig = z.infer<typeof manager>
 export type HostConfig = (MemberConfig & { role: 'node' | 'directory' }) | (ManagerConfig & { role: 'manager' })
 

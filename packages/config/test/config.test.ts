@@ -37,6 +37,8 @@ multicast-search = false
 point-to-point = true
 tokens-file = "/etc/mirrorcast/tokens"
 interface = "10.1.0.100"
+local-twins = false
+directory-partitions = 2
 `
 
 test('a node and a manager file with every key are read with their types', (t) => {
@@ -52,6 +54,8 @@ test('the command gives the role when the file does not, and a file of another r
   t.throws(() => parseConfig('role = "node"', 'a.toml', 'manager'), { code: 'ERR_CONFIG_INVALID', message: 'a.toml: role = "node", but this is `mirrorcast manager`' })
   t.throws(() => parseConfig('slot = 1', 'a.toml'), { code: 'ERR_CONFIG_INVALID', message: /role = "node", "directory" or "manager"/ })
   t.throws(() => parseConfig('role = "storage"', 'a.toml'), { code: 'ERR_CONFIG_INVALID', message: /role must be one of node, directory, manager, got "storage"/ })
+  t.like(parseConfig('partition = 2', 'd.toml', 'directory'), { role: 'directory', partition: 2 })
+  t.throws(() => parseConfig('role = "node"\npartition = 2', 'n.toml'), { message: /unknown key "partition" for a node \(it is a directory setting\)/ })
 })
 
 test('unknown keys are named, with the likely intended key or the role they belong to', (t) => {
@@ -76,7 +80,7 @@ test('wrong types and values are named with their key', (t) => {
   for (const [line, message] of cases) {
     t.throws(() => parseConfig(`role = "node"\n${line}`, 'n.toml'), { code: 'ERR_CONFIG_INVALID', message }, line)
   }
-  t.throws(() => parseConfig('role = "manager"\ncenters = ["east"]', 'm.toml'), { message: /key "centers"/ })
+  t.throws(() => parseConfig('role = "manager"\ncenters = "east,west"', 'm.toml'), { message: /key "centers"/ })
   t.throws(() => parseConfig('role = "manager"\ncenter-subnets = { east = "10.1.0.0" }', 'm.toml'), { message: /key "center-subnets.east": must be an IPv4 subnet/ })
 })
 
