@@ -21,6 +21,8 @@ heartbeat-ms = 100
 multicast = true
 peers = ["10.1.0.100:7700", "10.2.0.100"]
 peer-port = 7700
+scrub-mb-per-s = 2.5
+scrub-interval-s = 600
 `
 
 const MANAGER = `

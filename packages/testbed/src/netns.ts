@@ -63,10 +63,14 @@ export class TestNet {
     this.prefix = `mct${process.pid.toString(36)}${randomBytes(3).toString('hex')}`
   }
 
-  /** A new net with its switch and the `lan` segment; call destroy() when done. */
-  static async create (): Promise<TestNet> {
+  /**
+   * A new net with its switch and the `lan` segment. Given an owner (an ava
+   * test context), it is destroyed at the owner's teardown; otherwise call destroy().
+   */
+  static async create (owner?: { teardown: (fn: () => Promise<void>) => void }): Promise<TestNet> {
     const net = new TestNet()
     live.add(net)
+    owner?.teardown(async () => { await net.destroy() })
     try {
       await net.addNamespace(net.switchNs)
       await net.addSegment('lan')
