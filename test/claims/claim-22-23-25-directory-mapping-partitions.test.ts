@@ -20,7 +20,8 @@ test('two directory partitions: each pair holds its part, and a failed directory
 
   for (const name of [...IN_P1, ...IN_P2]) t.is((await http(c.url, 'POST', `/files/${name}/sub/?mkdir&parents`)).status, 201)
   const entries = async (): Promise<Record<string, number>> => Object.fromEntries((await members(c.url)).filter((m) => m.role === 'directory').map((m) => [`${m.center}/${m.slot}`, (m as unknown as { files: number }).files]))
-  await eventually(async () => { const e = await entries(); return e['east/1'] === 6 && e['east/2'] === 6 }, 5000, 'announced entry counts')
+  // Counts come with heartbeats: the followers' may lag the leaders' by one.
+  await eventually(async () => Object.values(await entries()).every((n) => n === 6), 5000, 'announced entry counts')
   t.deepEqual(await entries(), { 'east/1': 6, 'east/2': 6, 'west/1': 6, 'west/2': 6 }, 'each partition holds its three top-level trees, twice')
   t.deepEqual(json<ListJson>(await http(c.url, 'GET', '/files/')).entries.map((e) => e.path), ['/a', '/alpha', '/b', '/beta', '/gamma', '/x'], 'the root lists every partition')
   t.deepEqual(json<ListJson>(await http(c.url, 'GET', '/files/?limit=4')).entries.map((e) => e.path), ['/a', '/alpha', '/b', '/beta'])
@@ -30,7 +31,8 @@ test('two directory partitions: each pair holds its part, and a failed directory
   await failoverByHand(c.url, east2?.id ?? '')
   t.is((await http(c.url, 'POST', '/files/x/made-during/?mkdir')).status, 201)
   t.is((await http(c.url, 'GET', '/files/a/sub?stat')).status, 200)
-  t.like((await directoryLocateLog(dir)).find((l) => l.partition === 2), { method: 'twin-subnet-mapping', center: 'west', member: 'west/dir2' })
+  // The last: a manager may also log one at its start, when a pair's backup server is heard before its primary.
+  t.like((await directoryLocateLog(dir)).filter((l) => l.partition === 2).at(-1), { method: 'twin-subnet-mapping', center: 'west', member: 'west/dir2' })
   await failoverByHand(c.url, east2?.id ?? '', 'failback')
   await eventually(async () => await statusOf(c.url, east2?.id ?? '') === 'healthy', 10_000, 'east/dir2 to catch up')
   await failoverByHand(c.url, dirs.find((d) => d.center === 'west' && d.slot === 2)?.id ?? '')
