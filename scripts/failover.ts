@@ -23,10 +23,10 @@ async function memberStatus (url: string, id: string): Promise<string | undefine
   return cluster.nodes.find((n) => n.id === id)?.status
 }
 
-async function until (check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function until (what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!await check()) {
-    if (Date.now() > deadline) throw new Error('timed out')
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
@@ -34,7 +34,7 @@ async function until (check: () => Promise<boolean>, timeoutMs: number): Promise
 async function main (): Promise<void> {
   await withTempDir('mirrorcast-failover-', async (dir) => {
     // One twin pair: every write made while the node is out must be journaled and resynced.
-    const cluster = await launchUp(join(dir, 'c'), ['--nodes', '1', '--port', '0', '--node-port', '0', '--mcast-port', String(20000 + Math.floor(Math.random() * 40000)), '--log-level', 'warn'])
+    const cluster = await launchUp(join(dir, 'c'), ['--nodes', '1', '--port', '0', '--node-port', '0', '--mcast-port', String(20000 + Math.floor(Math.random() * 40000)), '--log-level', 'info'])
     const client = new BenchClient(cluster.url, CONCURRENCY)
     try {
       const cj = JSON.parse(await readFile(join(dir, 'c', 'cluster.json'), 'utf8')) as { nodes: Array<{ id: string, role: string, center: string, slot: number, pid: number, argv: string[] }> }
@@ -66,14 +66,14 @@ async function main (): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 2000))
       const killedAt = Date.now()
       process.kill(victim.pid, 'SIGKILL')
-      await until(async () => await memberStatus(cluster.url, victim.id) === 'failed-over', 10_000)
+      await until('the node to be failed over', async () => await memberStatus(cluster.url, victim.id) === 'failed-over', 10_000)
       const detectedMs = Date.now() - killedAt
       await new Promise((resolve) => setTimeout(resolve, OUT_FOR_MS))
       const [cmd, ...args] = victim.argv
       const restartedAt = Date.now()
       const child = spawn(cmd as string, args, { stdio: 'ignore' })
       let resyncStarted = 0
-      await until(async () => {
+      await until('the node to be resynced and healthy', async () => {
         const s = await memberStatus(cluster.url, victim.id)
         if (s === 'resyncing' && resyncStarted === 0) resyncStarted = Date.now()
         return s === 'healthy'

@@ -48,10 +48,15 @@ function formatNumber (n: number): string {
 
 export async function withTempDir<T> (prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
+  let ok = false
   try {
-    return await fn(dir)
+    const result = await fn(dir)
+    ok = true
+    return result
   } finally {
-    await rm(dir, { recursive: true, force: true })
+    // MIRRORCAST_KEEP_TEST_DIRS=1 keeps a failed run's data dirs and logs for a post-mortem.
+    if (!ok && process.env.MIRRORCAST_KEEP_TEST_DIRS === '1') process.stderr.write(`kept ${dir}\n`)
+    else await rm(dir, { recursive: true, force: true })
   }
 }
 

@@ -62,3 +62,35 @@ test('the CLI puts, gets, lists, stats, moves and removes like a file system, an
   t.is(unreachable.code, 1)
   t.regex(unreachable.stderr, /cannot reach the manager/)
 })
+
+test('mirrorcast search asks the backup center first, then the primary; failover, failback and status show each twin pair', async (t) => {
+  const dir = await tempDir(t)
+  const c = await startUp(t, dir)
+  const local = join(dir, 'f.bin')
+  await writeFile(local, randomBytes(100_000))
+  const entry = JSON.parse((await cli(c.url, 'put', local, '/s/f.bin', '--json')).stdout) as { id: string, replicas: Array<{ node: string, center: string, slot: number }> }
+  const [home, twin] = entry.replicas
+
+  const search = await cli(c.url, 'search', '/s/f.bin')
+  t.is(search.code, 0, search.stderr)
+  const lines = search.stdout.split('\n')
+  t.is(lines[0], `file ${entry.id}`)
+  t.regex(lines[1] ?? '', /^center west:/, 'the backup center is asked first')
+  t.true((lines[2] ?? '').includes(twin?.node ?? '?'))
+  t.regex(lines[3] ?? '', /^center east:/, 'then the primary center')
+  t.true((lines[4] ?? '').includes(home?.node ?? '?'))
+  t.regex(lines[2] ?? '', /\d+(\.\d+)? ms$/, 'each holder with its reply time')
+  const scoped = JSON.parse((await cli(c.url, 'search', entry.id, '--center', 'east', '--json')).stdout) as { rounds: Array<{ center: string, holders: Array<{ id: string }> }> }
+  t.deepEqual(scoped.rounds.map((r) => [r.center, r.holders.map((h) => h.id)]), [['east', [home?.node]]])
+
+  const out = await cli(c.url, 'failover', home?.node ?? '')
+  t.is(out.stdout.trim(), `${home?.node ?? ''}: failed-over`)
+  const status = await cli(c.url, 'status')
+  const pairLine = status.stdout.split('\n').find((l) => l.startsWith(`storage ${home?.slot ?? 0} `))
+  t.regex(pairLine ?? '', new RegExp(`east/node${home?.slot ?? 0} \\S+ failed-over since \\S+ \\(by hand\\)\\s+west/node${twin?.slot ?? 0} \\S+ healthy`))
+  const back = await cli(c.url, 'failback', home?.node ?? '')
+  t.regex(back.stdout, /: (resyncing|healthy)$/m)
+  const unknown = await cli(c.url, 'failover', 'node-nope')
+  t.is(unknown.code, 1)
+  t.regex(unknown.stderr, /no member "node-nope"/)
+})

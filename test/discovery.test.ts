@@ -1,9 +1,9 @@
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { CLI_BIN } from '@mirrorcast/cli'
 import { eventually, http, json, readClusterJson, startUp, tempDir } from './helpers/cluster.js'
+import { startByHand } from './helpers/failover.js'
 
 const run = promisify(execFile)
 
@@ -29,9 +29,7 @@ test('members are found by multicast alone; kill -9 of a node shows it dead, its
   }, 10_000, 'the killed node to be dead')
   t.log(`kill -9 detected after ${detectedAfter} ms (polling every 50 ms)`)
 
-  const [cmd, ...args] = victim.argv
-  const restarted = spawn(cmd as string, args, { stdio: 'ignore' })
-  t.teardown(() => { restarted.kill('SIGKILL') })
+  startByHand(t, victim.argv)
   await eventually(async () => {
     const n = json<ClusterView>(await http(c.url, 'GET', '/cluster')).nodes.find((x) => x.id === victim.id)
     return n?.state === 'healthy'
@@ -47,5 +45,7 @@ test('members are found by multicast alone; kill -9 of a node shows it dead, its
   t.true(members.every((m) => typeof m.lastHeard === 'string' && m.state === 'healthy'))
   const table = (await run(process.execPath, [CLI_BIN, 'members', '--url', c.url])).stdout
   t.regex(table, /LAST HEARD/)
-  t.is(table.trim().split('\n').length, 1 + cluster.nodes.length + 1)
+  const [memberLines, pairs] = table.trim().split('\n\n')
+  t.is(memberLines?.split('\n').length, 1 + cluster.nodes.length + 1, 'the manager, a header and a line per member')
+  t.is(pairs?.split('\n').length, 1 + 1 + cluster.nodes.length / 2, 'a title, a header and a line per twin pair')
 })

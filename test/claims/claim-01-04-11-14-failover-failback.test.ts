@@ -1,10 +1,9 @@
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { eventually, http, json, startUp, tempDir, type FileJson } from '../helpers/cluster.js'
-import { locateLog, readClusterJson, statusOf } from '../helpers/failover.js'
+import { killMember, locateLog, readClusterJson, startByHand, statusOf } from '../helpers/failover.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -110,8 +109,7 @@ test('kill -9 of a storage node during a GET/PUT/DELETE loop: no failed request,
   const workers = Array.from({ length: 4 }, loop)
 
   await eventually(() => ops > 40, 20_000, 'traffic before the kill')
-  process.kill(victim.pid, 'SIGKILL')
-  await eventually(async () => await statusOf(c.url, victim.id) === 'failed-over', 10_000, 'the node to be failed over')
+  await killMember([c.url], victim)
   const opsAtFailover = ops
   const pathsAtFailover = new Set(stored.keys())
   const deletedAtFailover = deleted.size
@@ -119,9 +117,7 @@ test('kill -9 of a storage node during a GET/PUT/DELETE loop: no failed request,
   const writtenWhileOut = [...stored.keys()].filter((p) => !pathsAtFailover.has(p)).length
   const deletedWhileOut = deleted.size - deletedAtFailover
 
-  const [cmd, ...args] = victim.argv
-  const restarted = spawn(cmd as string, args, { stdio: 'ignore' })
-  t.teardown(() => { restarted.kill('SIGKILL') })
+  startByHand(t, victim.argv)
   const seen = new Set<string>()
   await eventually(async () => {
     const s = await statusOf(c.url, victim.id)

@@ -1,7 +1,6 @@
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { eventually, http, json, startUp, tempDir, type ListJson } from '../helpers/cluster.js'
-import { failoverByHand, readClusterJson, statusOf } from '../helpers/failover.js'
+import { failoverByHand, killMember, readClusterJson, startByHand, statusOf } from '../helpers/failover.js'
 
 /** Every path below `dir` through the manager, depth first. */
 async function tree (url: string, dir = '/'): Promise<string[]> {
@@ -47,14 +46,11 @@ test('kill -9 of the primary directory server during mkdir/put/mv/rm: no failed 
   }
   const workers = [0, 1, 2].map(worker)
   await eventually(() => ops > 30, 20_000, 'traffic before the kill')
-  process.kill(victim.pid, 'SIGKILL')
-  await eventually(async () => await statusOf(c.url, victim.id) === 'failed-over', 10_000, 'the directory server to be failed over')
+  await killMember([c.url], victim)
   const atFailover = ops
   await eventually(() => ops > atFailover + 40, 30_000, 'operations during the failover')
 
-  const [cmd, ...args] = victim.argv
-  const restarted = spawn(cmd as string, args, { stdio: 'ignore' })
-  t.teardown(() => { restarted.kill('SIGKILL') })
+  startByHand(t, victim.argv)
   await eventually(async () => await statusOf(c.url, victim.id) === 'healthy', 30_000, 'the directory server to be healthy again')
   running = false
   await Promise.all(workers)

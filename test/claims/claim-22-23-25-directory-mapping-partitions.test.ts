@@ -1,7 +1,6 @@
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { eventually, http, json, startUp, tempDir, type ListJson } from '../helpers/cluster.js'
-import { directoryLocateLog, failoverByHand, members, readClusterJson, statusOf } from '../helpers/failover.js'
+import { directoryLocateLog, failoverByHand, killMember, members, readClusterJson, startByHand, statusOf } from '../helpers/failover.js'
 
 // Top-level names that land in partition 1 and in partition 2 of two (rendezvous
 // hashing of the name, the same function the manager uses).
@@ -76,13 +75,10 @@ test('a rename across partitions is atomic for the client, also when a directory
   await eventually(() => moves > 10, 20_000, 'moves before the kill')
   const victim = cluster.nodes.find((n) => n.role === 'directory' && n.center === 'east' && n.slot === 1)
   if (victim === undefined) { t.fail('no east/dir1'); return }
-  process.kill(victim.pid, 'SIGKILL')
-  await eventually(async () => await statusOf(c.url, victim.id) === 'failed-over', 10_000, 'east/dir1 failed over')
+  await killMember([c.url], victim)
   const atKill = moves
   await eventually(() => moves > atKill + 10, 20_000, 'moves during the failover')
-  const [cmd, ...args] = victim.argv
-  const restarted = spawn(cmd as string, args, { stdio: 'ignore' })
-  t.teardown(() => { restarted.kill('SIGKILL') })
+  startByHand(t, victim.argv)
   await eventually(async () => await statusOf(c.url, victim.id) === 'healthy', 20_000, 'east/dir1 healthy again')
   running = false
   await Promise.all(workers)

@@ -1,9 +1,8 @@
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { cp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { eventually, http, startUp, tempDir } from '../helpers/cluster.js'
-import { directoryLocateLog, failoverByHand, members, readClusterJson, statusOf } from '../helpers/failover.js'
+import { directoryLocateLog, failoverByHand, members, readClusterJson, startByHand, statusOf } from '../helpers/failover.js'
 
 // Claims 27, 29: after the failover of a directory server, the directory manager
 // searches the backup center for the file-system information with the multicast
@@ -34,9 +33,7 @@ test('with the mapping and point-to-point off, a multicast search finds a partit
   set('--address', '127.1.1.3')
   set('--port', '0')
   argv.push('--partition', '1')
-  const [cmd, ...args] = argv
-  const spare = spawn(cmd as string, args, { stdio: 'ignore' })
-  t.teardown(() => { spare.kill('SIGKILL') })
+  startByHand(t, argv)
   await eventually(async () => (await members(c.url)).some((m) => m.role === 'directory' && m.slot === 3 && m.state === 'healthy'), 10_000, 'the spare to be heard')
 
   // Both places of the pair out: the backup center has no usable copy, the primary center's spare is found.

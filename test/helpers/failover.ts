@@ -1,6 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { http, json, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
+import type { ExecutionContext } from 'ava'
+import { eventually, http, json, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
 
 export interface MemberStatus { id: string, role: string, center: string, slot: number, address: string, state: string, status: string, failover: { reason: string } | null }
 
@@ -41,3 +43,19 @@ export function homeOf (cluster: ClusterFile, entry: FileJson): ClusterFile['nod
 }
 
 export { readClusterJson }
+
+type ClusterMember = ClusterFile['nodes'][number]
+
+/** kill -9 of a member; resolves once every manager given has failed it over. */
+export async function killMember (urls: string[], member: ClusterMember): Promise<void> {
+  process.kill(member.pid, 'SIGKILL')
+  for (const url of urls) await eventually(async () => await statusOf(url, member.id) === 'failed-over', 10_000, `${member.role} ${member.center}/${member.slot} to be failed over by ${url}`)
+}
+
+/** Starts a process again by hand with its argv (from cluster.json, or changed); killed at the test's end. */
+export function startByHand (t: ExecutionContext, argv: string[]): ChildProcess {
+  const [cmd, ...args] = argv
+  const child = spawn(cmd as string, args, { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  return child
+}

@@ -57,9 +57,17 @@ export class Member {
   get address (): string { return this.info.address }
   get state (): string { return this.info.state }
 
-  /** May requests be sent to it? */
+  /** May it serve requests? */
   get usable (): boolean {
     return this.failover === undefined && !this.resyncing && this.info.state !== 'dead'
+  }
+
+  /**
+   * May it take new writes? A node catching up does: it is alive, and what is
+   * written to it need not be replayed, so its resync does not chase writes.
+   */
+  get writable (): boolean {
+    return (this.failover === undefined || this.resyncing) && this.info.state !== 'dead'
   }
 
   /** What /cluster shows: the failover condition first, then the detector's view. */

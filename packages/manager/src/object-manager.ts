@@ -63,13 +63,13 @@ export class ObjectManager {
 
   /**
    * The twin pair for a new body, primary center first: a pair with both
-   * nodes usable if there is one, else one with a survivor (its twin's copy
+   * nodes writable if there is one, else one with a survivor (its twin's copy
    * is journaled).
    */
   place (fileId: string): Member[] {
     const pairs = this.membership.pairs('storage')
-    const whole = pairs.filter((p) => p.members.every((m) => m.usable))
-    const degraded = pairs.filter((p) => p.members.some((m) => m.usable))
+    const whole = pairs.filter((p) => p.members.every((m) => m.writable))
+    const degraded = pairs.filter((p) => p.members.some((m) => m.writable))
     const index = pickSlot(fileId, (whole.length > 0 ? whole : degraded).map((p) => p.index))
     const pair = pairs.find((p) => p.index === index)
     if (pair === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, pairs.length === 0 ? 'no storage twin pair has been discovered' : 'every storage node is failed over')
@@ -77,17 +77,17 @@ export class ObjectManager {
   }
 
   /**
-   * Streams `source` to the usable nodes of a new pair at once. Resolves once
+   * Streams `source` to the writable nodes of a new pair at once. Resolves once
    * every copy is fsynced and the checksums agree; a node that fails midway is
    * failed over and its copy journaled, as long as one copy survives.
    */
   async write (source: AsyncIterable<Buffer>, size: number, signal?: AbortSignal): Promise<StoredBody> {
     const fileId = randomBytes(16).toString('hex')
     const members = this.place(fileId)
-    const missed = members.filter((m) => !m.usable)
+    const missed = members.filter((m) => !m.writable)
     let live: Copy[] = []
     try {
-      for (const member of members.filter((m) => m.usable)) {
+      for (const member of members.filter((m) => m.writable)) {
         try {
           live.push({ member, upload: await member.client.upload('blob.put', { fileId, size }, 'blob.put.ok', { signal }) })
         } catch (err) {
@@ -177,14 +177,19 @@ export class ObjectManager {
     throw new ManagerError(ManagerErrorCode.NO_REPLICA, `no replica of ${entry.fileId} could serve bytes ${position}-${end - 1}${lastError === undefined ? '' : ': ' + lastError.message}`, { cause: lastError })
   }
 
-  /** Deletes a body everywhere; a node that cannot be reached gets the delete journaled. */
+  /**
+   * Deletes a body everywhere; a node that cannot be reached gets the delete
+   * journaled. So does a node catching up, after the delete: a copy its resync
+   * was making of this body meanwhile is removed by the journal's next round.
+   */
   async remove (body: Pick<StoredBody, 'fileId' | 'replicas'>): Promise<void> {
     await Promise.all(body.replicas.map(async (replica) => {
       const member = this.membership.byId(replica.node)
       if (member === undefined) return
-      if (member.usable) {
+      if (member.writable) {
         try {
           await member.client.request('blob.delete', { fileId: body.fileId }, 'blob.delete.ok')
+          if (member.resyncing) await this.journalFor(member, { op: 'delete', fileId: body.fileId })
           return
         } catch (err) {
           if (!isTransportFailure(err)) {
@@ -223,6 +228,7 @@ export class ObjectManager {
           this.membership.completeFailback(member)
           return
         }
+        this.logger.log(repaired === 0 ? 'info' : 'debug', 'resync round', { member: member.name, ops: ops.length, repaired })
         await this.repairAll(member, ops)
         repaired += ops.length
         await this.journal.done(member.id, ops.length)

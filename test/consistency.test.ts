@@ -1,0 +1,91 @@
+import test, { type ExecutionContext } from 'ava'
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { eventually, http, json, startUp, tempDir, type ClusterFile, type FileJson } from './helpers/cluster.js'
+import { failoverByHand, killMember, readClusterJson, startByHand, statusOf } from './helpers/failover.js'
+
+/** A second manager on the same cluster, started by hand as an operator would; resolves with its URL. */
+async function secondManager (t: ExecutionContext, dir: string, cluster: ClusterFile): Promise<string> {
+  const argv = [...cluster.manager.argv]
+  argv[argv.indexOf('--data') + 1] = join(dir, 'manager-b')
+  argv[argv.indexOf('--port') + 1] = '0'
+  const [cmd, ...args] = argv
+  const child = spawn(cmd as string, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let log = ''
+  return await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      log += d.toString()
+      const m = /"message":"manager listening"[^\n]*"url":"(http:[^"]+)"/.exec(log)
+      if (m !== null) resolve(m[1] as string)
+    })
+    child.once('exit', (code) => reject(new Error(`second manager exited ${String(code)}: ${log}`)))
+  })
+}
+
+async function blobIds (dir: string, name: string): Promise<Set<string>> {
+  const root = join(dir, name.split('-')[0] as string, name, 'blobs')
+  const ids = new Set<string>()
+  for (const shard of await readdir(root)) for (const id of await readdir(join(root, shard))) ids.add(id)
+  return ids
+}
+
+// README, consistency model: two managers share the directory servers, so a
+// write acknowledged by one is read through the other at once; each journals
+// what a failed-over node missed through it and replays it at its return.
+test('two managers: each reads the other\'s writes at once; a node killed while both write gets the writes of both back', async (t) => {
+  const dir = await tempDir(t)
+  const a = await startUp(t, dir, ['--nodes', '1'])
+  const cluster = await readClusterJson(dir)
+  const b = await secondManager(t, dir, cluster)
+  await eventually(async () => json<{ nodes: unknown[] }>(await http(b, 'GET', '/cluster')).nodes.length === 4, 10_000, 'manager b to hear every member')
+
+  const body = randomBytes(50_000)
+  t.is((await http(a.url, 'PUT', '/files/shared/from-a', body)).status, 201)
+  t.true((await http(b, 'GET', '/files/shared/from-a')).body.equals(body), 'b reads what a acknowledged')
+  t.is((await http(b, 'PUT', '/files/shared/from-b', body)).status, 201)
+  t.true((await http(a.url, 'GET', '/files/shared/from-b')).body.equals(body), 'a reads what b acknowledged')
+
+  const victim = cluster.nodes.find((n) => n.role === 'storage' && n.center === 'east')
+  if (victim === undefined) { t.fail('no east node'); return }
+  await killMember([a.url, b], victim)
+  const written: string[] = []
+  for (let i = 0; i < 10; i++) {
+    for (const [name, url] of [['a', a.url], ['b', b]] as const) {
+      const r = await http(url, 'PUT', `/files/shared/out-${name}-${i}`, randomBytes(20_000))
+      t.is(r.status, 201)
+      written.push(json<FileJson>(r).id)
+    }
+  }
+  startByHand(t, victim.argv)
+  for (const url of [a.url, b]) await eventually(async () => await statusOf(url, victim.id) === 'healthy', 20_000, `${url} to resync the node`)
+  const held = await blobIds(dir, 'east-node1')
+  t.deepEqual(written.filter((id) => !held.has(id)), [], 'the returning node holds every file written through either manager')
+})
+
+// README, consistency model: both nodes of a pair lost → its files answer 503
+// until one returns; new files go to the other pairs.
+test('both nodes of a pair lost: its files answer 503, new files go to the other pair, and it serves again when one returns', async (t) => {
+  const dir = await tempDir(t)
+  const c = await startUp(t, dir)
+  const cluster = await readClusterJson(dir)
+  let entry: FileJson | undefined
+  for (let i = 0; entry === undefined || entry.replicas[0]?.slot !== 1; i++) entry = json<FileJson>(await http(c.url, 'PUT', `/files/pair/f${i}`, Buffer.from(`f${i}`)))
+  const pair = cluster.nodes.filter((n) => n.role === 'storage' && n.slot === 1)
+  for (const n of pair) await failoverByHand(c.url, n.id)
+
+  const lost = await http(c.url, 'GET', `/files${entry.path}`)
+  t.is(lost.status, 503)
+  t.is(json<{ error: { code: string } }>(lost).error.code, 'ERR_NO_REPLICA')
+  for (let i = 0; i < 10; i++) {
+    const r = json<FileJson>(await http(c.url, 'PUT', `/files/pair/new${i}`, Buffer.from(`new${i}`)))
+    t.deepEqual(r.replicas.map((x) => x.slot), [2, 2], 'new files go to the pair that lives')
+  }
+  await failoverByHand(c.url, pair[1]?.id ?? '', 'failback')
+  await eventually(async () => await statusOf(c.url, pair[1]?.id ?? '') === 'healthy', 10_000, 'the west node to come back')
+  const back = await http(c.url, 'GET', `/files${entry.path}`)
+  t.is(back.status, 200)
+  t.is(back.body.toString(), entry.path.slice('/pair/'.length))
+})
