@@ -1,4 +1,5 @@
 import test from 'ava'
+import { readFileSync } from 'node:fs'
 import { keysOf, parseConfig, type ConfigError } from '../src/index.js'
 
 const NODE = `
@@ -88,4 +89,15 @@ test('wrong types and values are named with their key', (t) => {
 
 test('a TOML syntax error gives file, line and column', (t) => {
   t.throws(() => parseConfig('role = "node"\nslot = = 3', 'n.toml'), { code: 'ERR_CONFIG_SYNTAX', message: /^n\.toml:2:\d+: / })
+})
+
+test('the example config files of docs/LAN.md are valid', (t) => {
+  const guide = readFileSync(new URL('../../../../docs/LAN.md', import.meta.url), 'utf8')
+  const examples = [...guide.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1] as string)
+  t.true(examples.length >= 5)
+  for (const text of examples) {
+    const role = /^role = "(\w+)"/m.exec(text)?.[1] as 'node' | 'directory' | 'manager' | undefined
+    // The static-peer snippets name no role: they go into a member's or the manager's file.
+    t.notThrows(() => parseConfig(text, 'LAN.md', role ?? (text.includes('peers') ? 'node' : 'manager')), text)
+  }
 })

@@ -1,19 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { DEFAULT_MAX_SKEW_MS, MulticastChannel, type DropReason } from '@mirrorcast/discovery'
+import { DEFAULT_MAX_SKEW_MS, MulticastChannel, type DropReason, type RosterMember } from '@mirrorcast/discovery'
 import type { AnyEnvelope, MessageBody } from '@mirrorcast/wire'
 import type { Check } from './report.js'
 import type { DiagSettings } from './settings.js'
 
-/** One member as heard on the group. */
-export interface HeardMember {
-  id: string
-  role: 'storage' | 'directory' | 'manager'
-  center: string
-  slot: number
-  address: string
-  port: number
-  bootId: string
-  heartbeatMs: number
+/** One member as heard on the group: what it announces, and how its datagrams arrive. */
+export interface HeardMember extends Pick<RosterMember, 'id' | 'role' | 'center' | 'slot' | 'address' | 'port' | 'bootId' | 'heartbeatMs'> {
   /** Source address of its datagrams. */
   from: string
   received: number

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { loadConfigFile, type HostConfig } from '@mirrorcast/config'
-import { parsePeers, resolveMulticastOptions, type Peer } from '@mirrorcast/discovery'
+import { parsePeers, resolveMulticastOptions, type Peer, type ResolvedMulticastOptions } from '@mirrorcast/discovery'
 import { readClusterKeyFile } from '@mirrorcast/wire'
 import { DiagError, DiagErrorCode } from './errors.js'
 
@@ -13,17 +13,8 @@ export interface Expected {
   name: string
 }
 
-/** What the diagnostics need to know of a cluster. */
-export interface DiagSettings {
-  key: Uint8Array
-  cluster: string
-  group: string
-  /** The multicast port. */
-  port: number
-  interface: string
-  ttl: number
-  multicast: boolean
-  peers: Peer[]
+/** What the diagnostics need to know of a cluster: its discovery settings (`port` is the multicast port), and more. */
+export interface DiagSettings extends Pick<ResolvedMulticastOptions, 'key' | 'cluster' | 'group' | 'port' | 'interface' | 'ttl' | 'multicast' | 'peers'> {
   /** [primary, backup] (one center with local twins); when unknown, the centers heard. */
   centers?: string[]
   /** Twins are neighbouring slots of one center (claims 6, 16, 26). */
