@@ -25,10 +25,10 @@ netnsTest(test, 'bit rot found by a read: the twin serves the whole file without
   t.is(got.status, 200)
   t.is(sha(got.body), entry.sha256, 'the client got every byte right, the rest from the twin')
 
-  await bed.waitFor(async () => await blobState(home.dataDir, entry.id) === 'intact', 30_000, 'the home copy restored')
+  await bed.waitFor(async () => (await bed.managerLogLines('restored a corrupt copy')).some((l) => l.fileId === entry.id), 30_000, 'the home copy restored')
+  t.is(await blobState(home.dataDir, entry.id), 'intact')
   const failed = await bed.managerLogLines('read failed, trying the next place')
   t.true(failed.some((l) => l.fileId === entry.id && l.code === 'ERR_NODE_CORRUPT' && l.member === `east/node${home.slot}`))
-  t.true((await bed.managerLogLines('restored a corrupt copy')).some((l) => l.fileId === entry.id))
   t.true((await readFile(home.logFile, 'utf8')).split('\n').some((l) => l.includes('quarantined a corrupt body') && l.includes(entry.id)))
   await bed.waitFor(async () => (await bed.cluster() as ScrubView[]).find((m) => m.id === home.id)?.quarantined === 0, 10_000, 'the quarantine count back to 0')
   // The restored copy serves on its own.

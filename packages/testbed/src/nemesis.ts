@@ -79,11 +79,16 @@ export class Nemesis {
     return this.windows.findLast((w) => w.start <= t && t <= w.recovered)?.kind ?? 'none'
   }
 
-  /** Injects faults one after the other until `durationMs` has passed; every kind comes once per round, in random order. */
+  /**
+   * Injects faults one after the other until `durationMs` has passed, and at
+   * least until every kind has come once (a slow machine gets a longer run,
+   * not a partial one); every kind comes once per round, in random order.
+   */
   async run (durationMs: number): Promise<void> {
     const until = performance.now() + durationMs
     let round: FaultKind[] = []
-    while (performance.now() < until) {
+    const allSeen = (): boolean => this.options.kinds.every((k) => this.windows.some((w) => w.kind === k))
+    while (performance.now() < until || !allSeen()) {
       if (round.length === 0) round = shuffle([...this.options.kinds])
       await this.once(round.shift() as FaultKind)
       await sleep(this.options.gapMs)
