@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { eventually, http, json, startUp, tempDir, type ClusterFile, type FileJson } from './helpers/cluster.js'
+import { eventually, http, json, startUp, tempDir, type ClusterFile, type FileJson, type ListJson } from './helpers/cluster.js'
 import { failoverByHand, killMember, readClusterJson, startByHand, statusOf } from './helpers/failover.js'
 
 /** A second manager on the same cluster, started by hand as an operator would; resolves with its URL. */
@@ -88,4 +88,29 @@ test('both nodes of a pair lost: its files answer 503, new files go to the other
   const back = await http(c.url, 'GET', `/files${entry.path}`)
   t.is(back.status, 200)
   t.is(back.body.toString(), entry.path.slice('/pair/'.length))
+})
+
+// A whole cluster stopped while a directory server was failed over comes back
+// with the copy that holds every acknowledged change as leader, whichever
+// center it is in: the other catches up from it and nothing acknowledged is lost.
+test('a cluster restarted after the primary directory server missed changes follows the copy that has them', async (t) => {
+  const dir = await tempDir(t)
+  const c = await startUp(t, dir)
+  const cluster = await readClusterJson(dir)
+  const east = cluster.nodes.find((n) => n.role === 'directory' && n.center === 'east')
+  t.is((await http(c.url, 'POST', '/files/before/?mkdir')).status, 201)
+  await failoverByHand(c.url, east?.id ?? '')
+  for (let i = 0; i < 5; i++) t.is((await http(c.url, 'PUT', `/files/during/f${i}`, Buffer.from(`f${i}`))).status, 201)
+  await c.stop()
+
+  const again = await startUp(t, dir)
+  const listing = json<ListJson>(await http(again.url, 'GET', '/files/during/'))
+  t.deepEqual(listing.entries.map((e) => e.name), ['f0', 'f1', 'f2', 'f3', 'f4'], 'the changes made while east/dir1 was out survive the restart')
+  t.is((await http(again.url, 'GET', '/files/during/f3')).body.toString(), 'f3')
+  // Both copies agree: read with the west copy failed over, from the one that caught up.
+  const west = (await readClusterJson(dir)).nodes.find((n) => n.role === 'directory' && n.center === 'west')
+  await eventually(async () => (await http(again.url, 'GET', '/files/during/f4?stat')).status === 200, 5000, 'a read')
+  await failoverByHand(again.url, west?.id ?? '')
+  t.deepEqual(json<ListJson>(await http(again.url, 'GET', '/files/during/')).entries.map((e) => e.name), ['f0', 'f1', 'f2', 'f3', 'f4'], 'east/dir1 caught up')
+  t.is((await http(again.url, 'GET', '/files/before?stat')).status, 200)
 })

@@ -114,6 +114,7 @@ export class Manager {
     this.channel = new MulticastChannel(this.id, { ...this.options.multicast, key, logger: this.logger })
     this.roster = new Roster({ logger: this.logger })
     this.membership = new Membership({ key, selfId: this.id, twins, roster: this.roster, logger: this.logger })
+    this.membership.start()
     this.journal = new RepairJournal(this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'repair-journal'))
     await this.journal.open()
     const locator = new Locator(this.membership, twins, this.options.subnets, () => this.channel, this.options.locate, this.logger)

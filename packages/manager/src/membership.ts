@@ -115,6 +115,7 @@ export interface MembershipEvents {
 export class Membership extends EventEmitter<MembershipEvents> {
   private readonly members = new Map<string, Member>()
   private readonly options: MembershipOptions
+  private timer: NodeJS.Timeout | undefined
 
   constructor (options: MembershipOptions) {
     super()
@@ -138,8 +139,30 @@ export class Membership extends EventEmitter<MembershipEvents> {
     for (const info of roster.list()) this.upsert(info)
   }
 
+  /** Probes members failed over by an error while the detector still hears them: see retryFailbacks(). */
+  start (): void {
+    this.timer ??= setInterval(() => this.retryFailbacks(), FAILBACK_PROBE_MS)
+  }
+
   async close (): Promise<void> {
+    clearInterval(this.timer)
+    this.timer = undefined
     await Promise.all([...this.members.values()].map(async (m) => await m.client.close()))
+  }
+
+  /**
+   * A member failed over by a protocol error (a reset, a timeout) while it
+   * kept announcing itself sees no detector transition that would bring it
+   * back: it is tried again once its failover is FAILBACK_PROBE_MS old. If it
+   * still fails, the resync's error fails it over again, and the next probe
+   * waits as long.
+   */
+  private retryFailbacks (): void {
+    const now = Date.now()
+    for (const m of this.members.values()) {
+      if (m.failover === undefined || m.failover.manual || m.resyncing || m.info.state !== 'healthy') continue
+      if (now - m.failover.since >= FAILBACK_PROBE_MS) this.requestFailback(m, false)
+    }
   }
 
   all (): Member[] {
@@ -278,6 +301,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
 }
 
 const STATE_RANK: Record<string, number> = { healthy: 2, suspect: 1, dead: 0 }
+// 2 s: how long a member failed over by an error, yet still heard, waits before it is tried again
+const FAILBACK_PROBE_MS = 2000
 
 function rank (m: Member): number {
   return (m.usable ? 3 : STATE_RANK[m.state] ?? 0) * 1e15 + m.info.lastHeard

@@ -216,6 +216,8 @@ export class ObjectManager {
     const started = Date.now()
     let repaired = 0
     try {
+      // A node back from a protocol error must first show that it answers at all.
+      await member.client.request('node.stats', {}, 'node.stats.ok')
       for (;;) {
         if (this.closed || !member.resyncing) return
         const ops = [...await this.journal.pending(member.id)]

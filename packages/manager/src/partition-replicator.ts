@@ -10,6 +10,9 @@ export type ChangeResult = MessageBody<'dir.change.ok'>
 
 // 1,000: changes per request when a directory server catches up from the log
 const CATCH_UP_PAGE = 1000
+// 1.5 s: after a manager starts, how long a leader election waits to hear both places of a
+// partition, so that it never elects one copy before it could compare it with the other
+const ELECTION_SETTLE_MS = 1500
 
 /**
  * One partition of the namespace, held by a twin pair of directory servers.
@@ -34,6 +37,7 @@ export class PartitionReplicator {
   private pendingLeader: Member | undefined
   private draining: Promise<void> | undefined
   private locating: Promise<Member | undefined> | undefined
+  private readonly createdAt = Date.now()
 
   constructor (partition: number, membership: Membership, twins: TwinMap, locator: Locator, logger: Logger) {
     this.partition = partition
@@ -138,17 +142,39 @@ export class PartitionReplicator {
   /**
    * The leader stays the leader while it is usable: a server that comes back
    * follows (and catches up) rather than taking over with an older log. A new
-   * leader is the primary server if usable, else the copy the location methods find.
+   * leader is the copy with the longer log when both places are usable (the
+   * primary on a tie), the primary if only it is, else the copy the location
+   * methods find.
    */
   private async leader (): Promise<Member> {
     if (this.currentLeader?.usable === true) return this.currentLeader
-    const [primary] = this.twins.pairPlaces(this.partition).map((p) => this.membership.atPlace('directory', p))
-    const next = primary?.usable === true ? primary : await this.locate()
+    await this.settle()
+    // Another caller may have elected one while this one waited.
+    const elected = this.currentLeader as Member | undefined
+    if (elected?.usable === true) return elected
+    const [primary, twin] = this.twins.pairPlaces(this.partition).map((p) => this.membership.atPlace('directory', p))
+    let next: Member | undefined
+    if (primary?.usable === true && twin?.usable === true) next = await this.longerLog(primary, twin)
+    else next = primary?.usable === true ? primary : await this.locate()
     if (next === undefined || !next.usable) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `no directory server of partition ${this.partition} is usable`)
-    if (this.currentLeader !== undefined && next !== this.currentLeader) this.logger.warn('directory leader changed', { partition: this.partition, from: this.currentLeader.name, to: next.name })
+    if (this.currentLeader !== next) this.logger.log(this.currentLeader === undefined ? 'info' : 'warn', 'directory leader elected', { partition: this.partition, from: this.currentLeader?.name, to: next.name })
     this.currentLeader = next
     this.followerSeq = undefined
+    // The follower may lack changes (it was out, or is the shorter log after a restart): catch it up now.
+    void this.kick()
     return next
+  }
+
+  /** Just after a manager starts, waits (briefly) until both places of the partition have been heard. */
+  private async settle (): Promise<void> {
+    const heard = (): boolean => this.places().length === 2
+    while (!heard() && Date.now() - this.createdAt < ELECTION_SETTLE_MS) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+
+  /** The copy holding every acknowledged change: the longer log, the primary's on a tie. */
+  private async longerLog (primary: Member, twin: Member): Promise<Member> {
+    const [p, t] = await Promise.all([primary, twin].map(async (m) => await this.seqOf(m).catch(() => -1)))
+    return (t as number) > (p as number) ? twin : primary
   }
 
   /** The failover condition for the primary server: find the partition's other copy (one search at a time). */
@@ -230,6 +256,7 @@ export class PartitionReplicator {
     }
     for (;;) {
       const at = this.followerSeq.seq
+      await this.settleApplied(follower, at)
       let batch: Change[] = []
       for (let seq = at + 1; this.pending.has(seq) && batch.length < CATCH_UP_PAGE; seq++) batch.push((this.pending.get(seq) as { change: Change }).change)
       if (batch.length === 0) {
@@ -245,6 +272,26 @@ export class PartitionReplicator {
           p.resolve()
         }
       }
+    }
+  }
+
+  /**
+   * Changes the follower reached before they were handed here (a drain read
+   * them from the leader's log first) are acknowledged once the follower is
+   * seen to hold exactly them; a follower holding something else at their
+   * sequence number diverged, and is failed over to be rebuilt.
+   */
+  private async settleApplied (follower: Member, at: number): Promise<void> {
+    for (const [seq, p] of this.pending) {
+      if (seq > at) continue
+      this.pending.delete(seq)
+      if (await this.holdsChange(follower, p.change)) {
+        p.resolve()
+        continue
+      }
+      p.reject(new ManagerError(ManagerErrorCode.UNAVAILABLE, `directory twin holds another change at ${seq}`))
+      this.logger.error('directory follower diverged from the leader', { partition: this.partition, follower: follower.name, seq })
+      this.membership.enterFailover(follower, `its log diverged from the leader's at change ${seq}`)
     }
   }
 

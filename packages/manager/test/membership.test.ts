@@ -1,0 +1,50 @@
+import test from 'ava'
+import { Roster } from '@mirrorcast/discovery'
+import { silentLogger } from '@mirrorcast/logger'
+import { Membership, TwinMap, type Member } from '../src/index.js'
+
+const announce = (id: string, center: string, slot: number) => ({ cluster: 'mirrorcast', id, role: 'storage' as const, center, slot, address: '127.0.0.1', port: 1, bootId: 'b00t', heartbeatMs: 100, free: 0, files: 0 })
+
+test('twin pairs come from the twin map, in two centers or as local twins', (t) => {
+  const roster = new Roster()
+  const membership = new Membership({ key: Buffer.alloc(32), selfId: 'mgr-test', twins: new TwinMap(['east', 'west']), roster, logger: silentLogger() })
+  t.teardown(async () => { await membership.close() })
+  for (const [id, c, s] of [['e1', 'east', 1], ['w1', 'west', 1], ['e2', 'east', 2]] as const) roster.observe(announce(id, c, s))
+  t.deepEqual(membership.pairs('storage').map((p) => [p.index, p.members.map((m) => m.id)]), [[1, ['e1', 'w1']]], 'slot 2 has no twin yet: no pair')
+  t.is(membership.twinOf(membership.byId('w1') as Member)?.id, 'e1')
+
+  const localRoster = new Roster()
+  const local = new Membership({ key: Buffer.alloc(32), selfId: 'mgr-test', twins: new TwinMap(['east'], 'local'), roster: localRoster, logger: silentLogger() })
+  t.teardown(async () => { await local.close() })
+  for (const s of [1, 2, 3, 4]) localRoster.observe(announce(`n${s}`, 'east', s))
+  t.deepEqual(local.pairs('storage').map((p) => [p.index, p.members.map((m) => m.id)]), [[1, ['n1', 'n2']], [2, ['n3', 'n4']]])
+  t.is(local.twinOf(local.byId('n3') as Member)?.id, 'n4')
+})
+
+// A member failed over by an error of the node protocol while it keeps
+// announcing itself sees no detector transition: the manager tries it again.
+test('a member failed over by a protocol error while still heard is tried again, and one failed over by hand is not', async (t) => {
+  const roster = new Roster()
+  const membership = new Membership({ key: Buffer.alloc(32), selfId: 'mgr-test', twins: new TwinMap(['east', 'west']), roster, logger: silentLogger() })
+  membership.start()
+  t.teardown(async () => { await membership.close() })
+  roster.observe(announce('e1', 'east', 1))
+  roster.observe(announce('e2', 'east', 2))
+  const byError = membership.byId('e1') as Member
+  const byHand = membership.byId('e2') as Member
+  const failbacks: string[] = []
+  membership.on('failback', (m) => failbacks.push(m.id))
+  membership.noteFailure(byError, Object.assign(new Error('read ECONNRESET'), { code: 'ERR_RPC_CLOSED' }))
+  membership.enterFailover(byHand, 'by hand', true)
+  t.is(byError.health, 'failed-over')
+  const started = Date.now()
+  while (failbacks.length === 0 && Date.now() - started < 5000) {
+    // Still heard: its heartbeats keep arriving.
+    roster.observe(announce('e1', 'east', 1))
+    roster.observe(announce('e2', 'east', 2))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.deepEqual(failbacks, ['e1'])
+  t.is(byError.health, 'resyncing')
+  t.is(byHand.health, 'failed-over', 'only a failback by hand ends a failover by hand')
+})
