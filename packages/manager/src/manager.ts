@@ -47,8 +47,6 @@ export interface ManagerOptions {
 type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets' | 'centers' | 'twins'>> & { dataDir: string | undefined, logger: Logger, heartbeatMs: number | undefined, subnets: SubnetMap | undefined, twinMap: TwinMap }
 
 const FILES_PREFIX = '/files'
-// 2 s: how long a member failed over by a protocol error, but still heard, stays out before it is tried again
-const FAILBACK_RETRY_MS = 2000
 const SHA256_HEADER = 'x-mirrorcast-sha256'
 // 1 MiB: bodies from this size on are checked against the namespace before they are sent
 const PRECHECK_MIN_BYTES = 1024 * 1024
@@ -65,7 +63,6 @@ export class Manager {
   private objects: ObjectManager | undefined
   private directories: DirectoryManager | undefined
   private logger: Logger
-  private failbackTimer: NodeJS.Timeout | undefined
   private integrity: Integrity | undefined
   private readonly auth: Authorizer
   id = ''
@@ -132,8 +129,6 @@ export class Manager {
     const bootId = newBootId()
     this.announcer = new Announcer(this.channel, () => ({ id: this.id, role: 'manager', center: twins.primary, slot: 1, address: this.options.host, port: this.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
     await this.announcer.start()
-    const membership = this.membership
-    this.failbackTimer = setInterval(() => membership.retryFailbacks(FAILBACK_RETRY_MS), FAILBACK_RETRY_MS / 2)
     this.logger.info('manager listening', { url: this.url, group: `${this.channel.options.group}:${this.channel.options.port}`, interface: this.channel.options.interface })
   }
 
@@ -144,7 +139,6 @@ export class Manager {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
     server.closeAllConnections()
     await closed
-    clearInterval(this.failbackTimer)
     this.integrity?.close()
     this.objects?.close()
     this.directories?.close()

@@ -216,7 +216,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   enterFailover (member: Member, reason: string, manual = false): void {
     if (member.failover !== undefined) {
       if (manual) member.failover.manual = true
-      // It failed again while it resynced: out again, and tried again later (retryFailbacks).
+      // It failed again while it resynced (a transport error of the resync itself): out again,
+      // and probed again later by retryFailbacks(), which passes over members still resyncing.
       if (member.resyncing) {
         member.resyncing = false
         member.failover.since = Date.now()
@@ -240,18 +241,6 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.options.logger.info('member failing back', { member: member.name, memberId: member.id, manual })
     this.emit('failback', member)
     return true
-  }
-
-  /**
-   * A member failed over by a protocol error while its heartbeats never
-   * stopped gets no detector event to bring it back: once it has been out for
-   * `holdMs` and is still heard, it is tried again (resync, then use).
-   */
-  retryFailbacks (holdMs: number): void {
-    const now = Date.now()
-    for (const m of this.members.values()) {
-      if (m.failover !== undefined && !m.failover.manual && !m.resyncing && m.info.state === 'healthy' && now - m.failover.since >= holdMs) this.requestFailback(m, false)
-    }
   }
 
   /** The member caught up: back in use. */
