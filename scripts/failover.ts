@@ -4,7 +4,7 @@
  * while it is out, then it is restarted and resynchronised. Prints the longest
  * client request around the kill and how fast the node caught up.
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -36,6 +36,7 @@ async function main (): Promise<void> {
     // One twin pair: every write made while the node is out must be journaled and resynced.
     const cluster = await launchUp(join(dir, 'c'), ['--nodes', '1', '--port', '0', '--node-port', '0', '--mcast-port', String(20000 + Math.floor(Math.random() * 40000)), '--log-level', 'info'])
     const client = new BenchClient(cluster.url, CONCURRENCY)
+    let restarted: ChildProcess | undefined
     try {
       const cj = JSON.parse(await readFile(join(dir, 'c', 'cluster.json'), 'utf8')) as { nodes: Array<{ id: string, role: string, center: string, slot: number, pid: number, argv: string[] }> }
       const victim = cj.nodes.find((n) => n.role === 'storage' && n.center === 'east' && n.slot === 1)
@@ -71,7 +72,7 @@ async function main (): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, OUT_FOR_MS))
       const [cmd, ...args] = victim.argv
       const restartedAt = Date.now()
-      const child = spawn(cmd as string, args, { stdio: 'ignore' })
+      restarted = spawn(cmd as string, args, { stdio: 'ignore' })
       let resyncStarted = 0
       await until('the node to be resynced and healthy', async () => {
         const s = await memberStatus(cluster.url, victim.id)
@@ -81,7 +82,6 @@ async function main (): Promise<void> {
       const healthyAt = Date.now()
       running = false
       await Promise.all(workers)
-      child.kill('SIGTERM')
 
       const log = await readFile(join(dir, 'c', 'logs', 'manager.log'), 'utf8')
       const done = log.split('\n').filter((l) => l.includes('"resync done"')).map((l) => JSON.parse(l) as { repaired: number, ms: number })
@@ -107,6 +107,8 @@ async function main (): Promise<void> {
       process.stdout.write(`\nfailover: stall_ms=${Math.max(...around.map((s) => s.ms))} failed=${failed} resynced=${repaired} resync_files_per_s=${resyncMs > 0 ? (repaired / (resyncMs / 1000)).toFixed(0) : 'n/a'}\n`)
       if (failed > 0) process.exitCode = 1
     } finally {
+      // The node restarted by hand is not a child of `up`: stop it here, also when the run failed.
+      restarted?.kill('SIGTERM')
       client.close()
       await cluster.stop()
     }
