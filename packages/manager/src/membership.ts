@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { RpcClient } from '@mirrorcast/rpc'
+import { RpcClient, RpcError, RpcErrorCode } from '@mirrorcast/rpc'
 import type { Logger } from '@mirrorcast/logger'
 import type { Roster, RosterMember } from '@mirrorcast/discovery'
 import type { ScrubSummary } from '@mirrorcast/wire'
@@ -226,6 +226,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     member.failover = { since: Date.now(), reason, manual }
     member.resyncing = false
+    // Requests still waiting on it would wait for their timeouts: they fail now and move on.
+    member.client.abortInFlight(new RpcError(RpcErrorCode.CLOSED, `${member.name} failed over: ${reason}`))
     this.options.logger.warn('member failed over', { member: member.name, memberId: member.id, role: member.role, reason, manual })
     this.emit('failover', member)
   }

@@ -22,6 +22,8 @@ interface Copy {
 
 // 1 s: pause before a resync that failed is tried again
 const RESYNC_RETRY_MS = 1000
+// 64 MiB: what a node keeps free beyond a body (as the node itself does), so placement avoids nodes without it
+const PLACEMENT_FREE_MARGIN_BYTES = 64 * 1024 * 1024
 // 8: journal entries repaired at once during a resync (copies stream from the twin)
 const RESYNC_CONCURRENCY = 8
 
@@ -62,15 +64,19 @@ export class ObjectManager {
   }
 
   /**
-   * The twin pair for a new body, primary center first: a pair with both
-   * nodes writable if there is one, else one with a survivor (its twin's copy
-   * is journaled).
+   * The twin pair for a new body of `size` bytes, primary center first. In
+   * order of preference: both nodes writable and with room for it (by the
+   * free space they announce), one writable with room (its twin's copy is
+   * journaled), then the same without the room check, for the nodes
+   * themselves to refuse what they cannot hold.
    */
-  place (fileId: string): Member[] {
+  place (fileId: string, size: number): Member[] {
     const pairs = this.membership.pairs('storage')
+    const room = (m: Member): boolean => !m.writable || m.info.free >= size + PLACEMENT_FREE_MARGIN_BYTES
     const whole = pairs.filter((p) => p.members.every((m) => m.writable))
     const degraded = pairs.filter((p) => p.members.some((m) => m.writable))
-    const index = pickSlot(fileId, (whole.length > 0 ? whole : degraded).map((p) => p.index))
+    const tiers = [whole.filter((p) => p.members.every(room)), degraded.filter((p) => p.members.every(room)), whole, degraded]
+    const index = pickSlot(fileId, (tiers.find((t) => t.length > 0) ?? []).map((p) => p.index))
     const pair = pairs.find((p) => p.index === index)
     if (pair === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, pairs.length === 0 ? 'no storage twin pair has been discovered' : 'every storage node is failed over')
     return pair.members
@@ -83,7 +89,7 @@ export class ObjectManager {
    */
   async write (source: AsyncIterable<Buffer>, size: number, signal?: AbortSignal): Promise<StoredBody> {
     const fileId = randomBytes(16).toString('hex')
-    const members = this.place(fileId)
+    const members = this.place(fileId, size)
     const missed = members.filter((m) => !m.writable)
     let live: Copy[] = []
     try {

@@ -1,7 +1,8 @@
 import test from 'ava'
+import { randomBytes } from 'node:crypto'
 import { Roster } from '@mirrorcast/discovery'
 import { silentLogger } from '@mirrorcast/logger'
-import { Membership, TwinMap, type Member } from '../src/index.js'
+import { Locator, Membership, ObjectManager, RepairJournal, TwinMap, type Member } from '../src/index.js'
 
 const announce = (id: string, center: string, slot: number) => ({ cluster: 'mirrorcast', id, role: 'storage' as const, center, slot, address: '127.0.0.1', port: 1, bootId: 'b00t', heartbeatMs: 100, free: 0, files: 0 })
 
@@ -47,4 +48,18 @@ test('a member failed over by a protocol error while still heard is tried again,
   t.deepEqual(failbacks, ['e1'])
   t.is(byError.health, 'resyncing')
   t.is(byHand.health, 'failed-over', 'only a failback by hand ends a failover by hand')
+})
+
+test('new bodies go to pairs whose nodes announce room for them; when none has room, to any pair', (t) => {
+  const roster = new Roster()
+  const membership = new Membership({ key: Buffer.alloc(32), selfId: 'mgr-test', twins: new TwinMap(['east', 'west']), roster, logger: silentLogger() })
+  t.teardown(async () => { await membership.close() })
+  const GiB = 1024 ** 3
+  const free: Record<string, number> = { e1: GiB, w1: GiB, e2: 10 * 1024 * 1024, w2: GiB, e3: GiB, w3: GiB }
+  for (const [id, f] of Object.entries(free)) roster.observe({ ...announce(id, id.startsWith('e') ? 'east' : 'west', Number(id.slice(1))), free: f })
+  const locator = new Locator(membership, new TwinMap(['east', 'west']), undefined, () => undefined, {}, silentLogger())
+  const objects = new ObjectManager(membership, new RepairJournal(), locator, silentLogger())
+  const slots = (size: number): Set<number> => new Set(Array.from({ length: 300 }, () => objects.place(randomBytes(16).toString('hex'), size)[0]?.slot as number))
+  t.deepEqual([...slots(1024 * 1024)].sort(), [1, 3], 'pair 2 has a node with 10 MiB free: it gets nothing')
+  t.deepEqual([...slots(2 * GiB)].sort(), [1, 2, 3], 'no pair has room for 2 GiB: the nodes will refuse it themselves')
 })

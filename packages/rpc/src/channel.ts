@@ -36,6 +36,7 @@ export class Channel {
   private waiter: Waiter | undefined
   private failure: Error | undefined
   private timer: NodeJS.Timeout | undefined
+  private discarding = false
   /** Identity the peer gave in its hello or open. */
   peerId = ''
 
@@ -159,12 +160,29 @@ export class Channel {
     await closed
   }
 
+  /**
+   * Ends the session so that the frames already sent reach the peer: the
+   * write side is closed, whatever the peer still sends is read and dropped,
+   * and the socket is destroyed when the peer hangs up or after `ms`. Closing
+   * with unread data would reset the connection and lose the last reply.
+   */
+  async linger (ms: number): Promise<void> {
+    if (this.socket.destroyed) return
+    this.discarding = true
+    this.socket.resume()
+    this.socket.end()
+    const timer = setTimeout(() => this.socket.destroy(), ms)
+    if (!this.socket.destroyed) await once(this.socket, 'close')
+    clearTimeout(timer)
+    this.fail(new RpcError(RpcErrorCode.CLOSED, 'channel closed'))
+  }
+
   describe (): string {
     return `${this.peerId === '' ? '' : this.peerId + '@'}${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`
   }
 
   private onData (data: Buffer): void {
-    if (this.failure !== undefined) return
+    if (this.failure !== undefined || this.discarding) return
     try {
       for (const frame of this.decoder.push(data)) this.deliver(frame)
     } catch (err) {

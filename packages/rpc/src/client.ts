@@ -202,6 +202,16 @@ export class RpcClient {
     }
   }
 
+  /**
+   * Fails every request now in flight to this peer (and drops idle sessions):
+   * the peer was declared unusable, and its callers should move on at once
+   * rather than wait for their timeouts.
+   */
+  abortInFlight (reason: Error): void {
+    for (const c of [...this.idle.splice(0), ...this.busy]) c.fail(reason)
+    this.busy.clear()
+  }
+
   async close (): Promise<void> {
     this.closed = true
     const all = [...this.idle.splice(0), ...this.busy]
@@ -241,15 +251,21 @@ export class Upload<R extends MessageType> {
     await this.client.using(this.channel, this.signal, async () => {
       try {
         for (let at = 0; at < data.length; at += CHUNK_BYTES) {
+          this.throwIfRefused()
           await this.channel.send('chunk', {}, data.subarray(at, at + CHUNK_BYTES))
         }
       } catch (err) {
         // The peer may have refused early and hung up: its reason beats "connection closed".
-        const refusal = this.channel.queuedError()
-        if (refusal?.t === 'error') throw new RemoteError(refusal.body.code, refusal.body.message, this.peer)
+        this.throwIfRefused()
         throw err
       }
     }, false)
+  }
+
+  /** The peer refused the upload before its end (no space, a bad id): stop sending it. */
+  private throwIfRefused (): void {
+    const refusal = this.channel.queuedError()
+    if (refusal?.t === 'error') throw new RemoteError(refusal.body.code, refusal.body.message, this.peer)
   }
 
   async finish (): Promise<Reply<R>> {

@@ -23,6 +23,9 @@ export interface RpcServerOptions {
 
 export type RequestHandler = (req: AnyEnvelope, ctx: RequestContext) => Promise<void>
 
+
+// 1 s: how long a session whose request was refused mid-body is drained, so the client reads the refusal
+const REFUSED_LINGER_MS = 1000
 /** What a handler answers with; one reply (or one streamed reply) per request. */
 export class RequestContext {
   private readonly channel: Channel
@@ -127,13 +130,15 @@ export class RpcServer {
     const log = this.options.logger
     const channel = new Channel(socket, { key: this.options.key, selfId: this.options.identity.id, maxFrameBytes: this.options.maxFrameBytes, idleTimeoutMs: this.options.idleTimeoutMs })
     this.channels.add(channel)
+    let refused = false
     try {
       await channel.acceptAsServer(this.identity)
       for (;;) {
         const req = await channel.next()
         const ctx = new RequestContext(channel, this.streamingRequests.has(req.t))
         await this.handle(req, ctx)
-        if (!ctx.reusable) break
+        // A request refused before its body was read: the client is still sending it.
+        if (!ctx.reusable) { refused = true; break }
       }
     } catch (err) {
       const code = (err as { code?: string }).code
@@ -142,7 +147,8 @@ export class RpcServer {
       }
     } finally {
       this.channels.delete(channel)
-      await channel.close()
+      if (refused) await channel.linger(REFUSED_LINGER_MS)
+      else await channel.close()
     }
   }
 

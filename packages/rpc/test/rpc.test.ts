@@ -77,6 +77,8 @@ async function startServer (t: ExecutionContext, extra: { maxFrameBytes?: number
       case 'blob.delete':
         throw new Error('disk on fire')
       case 'blob.put': {
+        // Refused before any of its body is read, as a full node refuses it.
+        if (req.body.fileId === ZERO_ID) throw Object.assign(new Error('no space left for it'), { code: 'ERR_NODE_NO_SPACE' })
         const hash = createHash('sha256')
         const chunkSizes: number[] = []
         try {
@@ -484,4 +486,19 @@ test.serial('close() of client and server resolves, fails what is in flight and 
   // the silent server is the test's own; every handle of client and server is gone
   await until(() => tcpHandles() === baseline + 1, 'handles to be released', 2000)
   t.pass()
+})
+
+test('an upload refused before its body was read ends with the server\'s reason, not a reset connection', async (t) => {
+  const { server } = await startServer(t)
+  const client = newClient(t, server.port)
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const upload = await client.upload('blob.put', { fileId: ZERO_ID, size: 64 * 1024 * 1024 }, 'blob.put.ok')
+    const refused = await t.throwsAsync(async () => {
+      for (let i = 0; i < 64; i++) await upload.write(randomBytes(1024 * 1024))
+      await upload.finish()
+    })
+    t.true(refused instanceof RemoteError, `${(refused as Error).message}`)
+    t.is((refused as RemoteError).code, 'ERR_NODE_NO_SPACE')
+  }
+  await stillServes(t, server.port)
 })
