@@ -81,12 +81,20 @@ export class Checker {
     for (const list of this.changes.values()) list.sort((a, b) => a.op.start - b.op.start)
   }
 
-  /** Values a read of `path` over [start, end] may return. */
+  /**
+   * Values a read of `path` over [start, end] may return. Changes that ended
+   * before the last definite change that ended before the read (the barrier)
+   * began need not be looked at: a value of theirs that the barrier does not
+   * also carry was surely replaced by it. That keeps each read's work to the
+   * changes around it, however long the run.
+   */
   possible (path: string, start: number, end: number): Values {
     const changes = this.changes.get(path) ?? []
-    const sources: Array<{ change: Change | undefined, values: Values }> = [{ change: undefined, values: new Set([null]) }]
+    const barrier = this.barrierBefore(changes, start)
+    const sources: Array<{ change: Change | undefined, values: Values }> = barrier === undefined ? [{ change: undefined, values: new Set([null]) }] : []
     for (const c of changes) {
       if (c.op.start >= end) break
+      if (barrier !== undefined && c !== barrier && c.op.end < barrier.op.start) continue
       sources.push({ change: c, values: this.valuesOf(c) })
     }
     const out = new Set<string | null>()
@@ -122,10 +130,20 @@ export class Checker {
     return replacedBy !== undefined && 'absent' in replacedBy.sets ? 'deleted' : 'stale'
   }
 
+  /** The last definite change that ended before `start`, if its values are bounded. */
+  private barrierBefore (changes: Change[], start: number): Change | undefined {
+    for (let i = firstStartingAtOrAfter(changes, start) - 1; i >= 0; i--) {
+      const c = changes[i] as Change
+      if (c.definite && c.op.end < start) return this.valuesOf(c) === ALL ? undefined : c
+    }
+    return undefined
+  }
+
   /** A definite change, not itself a source of `value`, that surely ran after `from` and before `before`. */
   private replacedBetween (changes: Change[], from: Op, before: number, value: string | null): Change | undefined {
     let found: Change | undefined
-    for (const f of changes) {
+    for (let i = firstStartingAtOrAfter(changes, from.end); i < changes.length; i++) {
+      const f = changes[i] as Change
       if (f.op.start >= before) break
       if (!f.definite || f.op === from || f.op.start <= from.end || f.op.end >= before) continue
       const values = this.valuesOf(f)
@@ -154,6 +172,18 @@ export class Checker {
     if (list === undefined) this.changes.set(path, [change])
     else list.push(change)
   }
+}
+
+/** Binary search over changes sorted by start: the first one starting at or after `t`. */
+function firstStartingAtOrAfter (changes: Change[], t: number): number {
+  let lo = 0
+  let hi = changes.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if ((changes[mid] as Change).op.start < t) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 export interface CheckResult {
