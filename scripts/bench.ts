@@ -23,6 +23,9 @@ const WORKLOADS: Workload[] = [
   { label: '16 MiB', size: 16 * MiB, concurrency: 4, count: Number(process.env.BENCH_LARGE_COUNT ?? 48) }
 ]
 
+// Twin pairs of storage nodes: one by default, i.e. two replicas of every file, as in the reference store.
+const PAIRS = Number(process.env.BENCH_NODES ?? 1)
+
 // A well-known peer object store with two replicas on this kind of 2-core machine (the issue's figures).
 const REFERENCE: Record<string, { put: number, get: number, unit: 'ops/s' | 'MB/s' }> = {
   '4 KiB': { put: 176, get: 569, unit: 'ops/s' },
@@ -98,7 +101,7 @@ function row (r: PhaseResult, size: number): Array<string | number> {
 async function main (): Promise<void> {
   const results: Array<{ w: Workload, put: PhaseResult, get: PhaseResult, disk: PhaseResult, bare: [PhaseResult, PhaseResult] }> = []
   await withTempDir('mirrorcast-bench-', async (dir) => {
-    const cluster = await launchUp(join(dir, 'cluster'), ['--port', '0', '--node-port', '0', '--log-level', 'warn'])
+    const cluster = await launchUp(join(dir, 'cluster'), ['--port', '0', '--node-port', '0', '--log-level', 'warn', '--nodes', String(PAIRS)])
     const bare = await startBareHttp()
     try {
       for (const w of WORKLOADS.filter((x) => x.count > 0)) {
@@ -113,7 +116,7 @@ async function main (): Promise<void> {
       await cluster.stop()
     }
   })
-  process.stdout.write('\nmirrorcast bench: through the manager of a local `mirrorcast up` cluster (3 twin pairs), and this machine\'s ceilings\n\n')
+  process.stdout.write(`\nmirrorcast bench: through the manager of a local \`mirrorcast up\` cluster (${PAIRS} twin pair${PAIRS === 1 ? '' : 's'}), and this machine's ceilings\n\n`)
   printTable(['workload', 'ops', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms'], results.flatMap(({ w, put, get, disk, bare }) => [
     row(put, w.size), row(get, w.size), row(disk, w.size), row(bare[0], w.size).map((c, i) => i === 0 ? `${w.label} bare http PUT` : c), row(bare[1], w.size).map((c, i) => i === 0 ? `${w.label} bare http GET` : c)
   ]))

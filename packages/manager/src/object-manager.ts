@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
-import { isTransportFailure, type Upload } from '@mirrorcast/rpc'
+import { CHUNK_BYTES, isTransportFailure, type Upload } from '@mirrorcast/rpc'
 import type { FileEntry, Replica } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from './errors.js'
 import type { Locator } from './locator.js'
@@ -24,6 +24,10 @@ interface Copy {
 const RESYNC_RETRY_MS = 1000
 // 64 MiB: what a node keeps free beyond a body (as the node itself does), so placement avoids nodes without it
 const PLACEMENT_FREE_MARGIN_BYTES = 64 * 1024 * 1024
+// 64 KiB: a body this small is collected whole and sent to each node in one frame
+const INLINE_PUT_BYTES = 64 * 1024
+// what a node answers when it has no room for a body
+const NODE_NO_SPACE = 'ERR_NODE_NO_SPACE'
 // 8: journal entries repaired at once during a resync (copies stream from the twin)
 const RESYNC_CONCURRENCY = 8
 
@@ -83,11 +87,47 @@ export class ObjectManager {
   }
 
   /**
-   * Streams `source` to the writable nodes of a new pair at once. Resolves once
-   * every copy is fsynced and the checksums agree; a node that fails midway is
+   * Stores a new body on the writable nodes of a pair. Resolves once every
+   * copy is fsynced and the checksums agree; a node that fails midway is
    * failed over and its copy journaled, as long as one copy survives.
    */
   async write (source: AsyncIterable<Buffer>, size: number, signal?: AbortSignal): Promise<StoredBody> {
+    if (size <= INLINE_PUT_BYTES) return await this.writeSmall(await collect(source, size), signal)
+    return await this.writeStream(source, size, signal)
+  }
+
+  /**
+   * A small body, held whole: one frame to each node of the pair, at once. A
+   * node without room for it is marked full and the body goes to another
+   * pair, once: its bytes are still here to send again.
+   */
+  private async writeSmall (body: Buffer, signal: AbortSignal | undefined, again = true): Promise<StoredBody> {
+    const fileId = randomBytes(16).toString('hex')
+    const members = this.place(fileId, body.length)
+    const missed = members.filter((m) => !m.writable)
+    const targets = members.filter((m) => m.writable)
+    const sums = new Map<Member, string>()
+    let refusal: unknown
+    const results = await Promise.allSettled(targets.map(async (m) => {
+      sums.set(m, (await m.client.request('blob.put', { fileId, size: body.length, inline: true }, 'blob.put.ok', { signal, payload: body })).body.sha256)
+    }))
+    results.forEach((r, i) => {
+      const member = targets[i] as Member
+      if (r.status === 'fulfilled') return
+      this.noteFull(member, r.reason)
+      if (isTransportFailure(r.reason)) this.lose(member, r.reason, missed)
+      else refusal ??= r.reason
+    })
+    if (refusal !== undefined) {
+      await this.remove({ fileId, replicas: [...sums.keys()].map(replicaOf) })
+      if (again && (refusal as { code?: string }).code === NODE_NO_SPACE) return await this.writeSmall(body, signal, false)
+      throw refusal
+    }
+    return await this.seal(fileId, body.length, members, missed, sums)
+  }
+
+  /** A body of any size, streamed to both nodes of a pair at once, at the pace of the slower one. */
+  private async writeStream (source: AsyncIterable<Buffer>, size: number, signal: AbortSignal | undefined): Promise<StoredBody> {
     const fileId = randomBytes(16).toString('hex')
     const members = this.place(fileId, size)
     const missed = members.filter((m) => !m.writable)
@@ -102,27 +142,39 @@ export class ObjectManager {
       }
       live = this.survivors(live, missed)
       let received = 0
-      for await (const chunk of source) {
-        received += chunk.length
+      for await (const block of blocks(source, CHUNK_BYTES)) {
+        received += block.length
         if (received > size) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `body is longer than its declared ${size} bytes`)
-        live = await this.onEach(live, missed, async (c) => { await c.upload.write(chunk) })
+        live = await this.onEach(live, missed, async (c) => { await c.upload.write(block) })
       }
       if (received !== size) throw new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, `body ended after ${received} of ${size} bytes`)
       const sums = new Map<Member, string>()
       live = await this.onEach(live, missed, async (c) => { const r = await c.upload.finish(); sums.set(c.member, r.body.sha256) })
-      const distinct = new Set(sums.values())
-      const sha256 = distinct.values().next().value as string
-      if (distinct.size !== 1) {
-        await this.remove({ fileId, replicas: members.map(replicaOf) })
-        throw new ManagerError(ManagerErrorCode.REPLICA_MISMATCH, `replicas of ${fileId} disagree: ${[...distinct].join(' vs ')}`)
-      }
-      const source0 = replicaOf((live[0] as Copy).member)
-      for (const m of missed) await this.journalFor(m, { op: 'put', fileId, size, sha256, source: source0 })
-      return { fileId, size, sha256, replicas: members.map(replicaOf) }
+      return await this.seal(fileId, size, members, missed, sums)
     } catch (err) {
       for (const c of live) c.upload.abort((err as Error).message)
       throw err
     }
+  }
+
+  /** The copies agree (or the body goes), and what the failed-over nodes missed is journaled. */
+  private async seal (fileId: string, size: number, members: Member[], missed: Member[], sums: Map<Member, string>): Promise<StoredBody> {
+    const stored = [...sums.keys()]
+    if (stored.length === 0) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `no node of the pair could take the body (${missed.map((m) => m.name).join(', ')} failed)`)
+    const distinct = new Set(sums.values())
+    const sha256 = distinct.values().next().value as string
+    if (distinct.size !== 1) {
+      await this.remove({ fileId, replicas: members.map(replicaOf) })
+      throw new ManagerError(ManagerErrorCode.REPLICA_MISMATCH, `replicas of ${fileId} disagree: ${[...distinct].join(' vs ')}`)
+    }
+    const source0 = replicaOf(stored[0] as Member)
+    for (const m of missed) await this.journalFor(m, { op: 'put', fileId, size, sha256, source: source0 })
+    return { fileId, size, sha256, replicas: members.map(replicaOf) }
+  }
+
+  /** A node that refused a body for lack of room is passed over by placement until it announces room again. */
+  private noteFull (member: Member, err: unknown): void {
+    if ((err as { code?: string }).code === NODE_NO_SPACE) member.info.free = 0
   }
 
   /** Runs `fn` on every live copy; copies whose node failed are dropped (and failed over). */
@@ -133,7 +185,10 @@ export class ObjectManager {
       const c = live[i] as Copy
       if (r.status === 'fulfilled') kept.push(c)
       else if (isTransportFailure(r.reason)) this.lose(c.member, r.reason, missed, c)
-      else throw r.reason
+      else {
+        this.noteFull(c.member, r.reason)
+        throw r.reason
+      }
     })
     return this.survivors(kept, missed)
   }
@@ -300,4 +355,42 @@ export class ObjectManager {
 
 export function replicaOf (member: Member): Replica {
   return { node: member.id, center: member.center, slot: member.slot }
+}
+
+/** Reads a small request body whole, holding it to its declared size. */
+async function collect (source: AsyncIterable<Buffer>, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let received = 0
+  for await (const chunk of source) {
+    received += chunk.length
+    if (received > size) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `body is longer than its declared ${size} bytes`)
+    chunks.push(chunk)
+  }
+  if (received !== size) throw new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, `body ended after ${received} of ${size} bytes`)
+  return Buffer.concat(chunks, size)
+}
+
+/**
+ * Re-cuts a body into pieces of exactly `size` bytes (the last one shorter):
+ * each piece is then one frame and one storage block, hashed once for both
+ * nodes and taken as the block's checksum on each.
+ */
+async function * blocks (source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = []
+  let held = 0
+  for await (let chunk of source) {
+    while (held + chunk.length >= size) {
+      const take = size - held
+      parts.push(chunk.subarray(0, take))
+      yield parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts, size)
+      chunk = chunk.subarray(take)
+      parts = []
+      held = 0
+    }
+    if (chunk.length > 0) {
+      parts.push(chunk)
+      held += chunk.length
+    }
+  }
+  if (held > 0) yield Buffer.concat(parts, held)
 }

@@ -1,8 +1,9 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto'
 import { link, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import type { Quarantined } from '@mirrorcast/wire'
+import { sha256Of, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
@@ -119,9 +120,8 @@ export class BlobStore {
       return await this.install(fileId, tmp, { size, sha256: written.sha256 })
     } catch (err) {
       if (!closed) await fh.close().catch(() => {})
-      throw mapWriteError(err, fileId)
-    } finally {
       await rm(tmp, { force: true })
+      throw mapWriteError(err, fileId)
     }
   }
 
@@ -130,6 +130,8 @@ export class BlobStore {
     const shardDir = join(this.blobsDir, fileId.slice(0, 2))
     try {
       await link(tmp, this.path(fileId))
+      // The temp name goes at once; a crash before this leaves it to the cleanup at start.
+      await unlink(tmp)
     } catch (err) {
       if ((err as { code?: string }).code !== 'EEXIST') throw err
       const existing = await this.stat(fileId)
@@ -211,20 +213,47 @@ export class BlobStore {
 
   /** A verified read of bytes [offset, offset + length); every block is checked before any byte of it is yielded. */
   async get (fileId: string, offset: number, length?: number): Promise<BlobRead> {
-    const fh = await this.openBlob(fileId)
+    const small = this.readSmall(fileId)
+    const fh = small === undefined ? await this.openBlob(fileId) : undefined
     let footer: Footer
     try {
-      footer = await this.corruptionQuarantines(fileId, readFooter(fh, fileId))
+      footer = await this.corruptionQuarantines(fileId, small ?? readFooter(fh as FileHandle, fileId))
     } catch (err) {
-      await fh.close()
+      await fh?.close()
       throw err
     }
     const len = length ?? footer.size - offset
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > footer.size) {
-      await fh.close()
+      await fh?.close()
       throw new NodeError(NodeErrorCode.BAD_RANGE, `range ${offset}+${len} is outside file ${fileId} of ${footer.size} bytes`)
     }
     return { size: footer.size, sha256: footer.sha256, offset, length: len, body: this.quarantineOnCorruption(fileId, readVerified(fh, fileId, footer, offset, len)) }
+  }
+
+  /**
+   * A blob file of at most SMALL_READ_BYTES, read whole with blocking calls.
+   * From the page cache that is a few microseconds, where the asynchronous
+   * path costs four thread-pool round trips; a cold read blocks this node for
+   * one disk access. Undefined when the file is larger (or absent: the
+   * asynchronous path says why).
+   */
+  private readSmall (fileId: string): Promise<Footer> | undefined {
+    checkId(fileId)
+    let fd: number
+    try {
+      fd = openSync(this.path(fileId), 'r')
+    } catch {
+      return undefined
+    }
+    try {
+      const fileSize = fstatSync(fd).size
+      if (fileSize > SMALL_READ_BYTES) return undefined
+      const whole = Buffer.allocUnsafe(fileSize)
+      const bytesRead = readSync(fd, whole, 0, fileSize, 0)
+      return Promise.resolve().then(() => ({ ...parseFooter(whole.subarray(Math.max(0, bytesRead - FOOTER_BYTES), bytesRead), bytesRead, fileId), whole: whole.subarray(0, bytesRead) }))
+    } finally {
+      closeSync(fd)
+    }
   }
 
   async delete (fileId: string): Promise<boolean> {
@@ -322,6 +351,11 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
       inFlightBytes += chunk.length
       received += chunk.length
       whole.update(chunk)
+      if (inBlock === 0 && chunk.length <= BLOCK_BYTES && (chunk.length === BLOCK_BYTES || received === size)) {
+        // A whole block in one chunk (how the manager sends): its digest was taken when its frame was verified.
+        sha256Of(chunk).copy(digests, blocks++ * DIGEST_BYTES)
+        continue
+      }
       for (let at = 0; at < chunk.length;) {
         const take = Math.min(BLOCK_BYTES - inBlock, chunk.length - at)
         block.update(chunk.subarray(at, at + take))
@@ -391,7 +425,8 @@ function parseFooter (footer: Buffer, fileSize: number, fileId: string): Footer 
   return { size, sha256: footer.subarray(24, 56).toString('hex'), blockSize, digests }
 }
 
-async function * readVerified (fh: FileHandle, fileId: string, footer: Footer, offset: number, length: number): AsyncGenerator<Buffer> {
+/** `fh` is undefined when `footer.whole` holds the whole file. */
+async function * readVerified (fh: FileHandle | undefined, fileId: string, footer: Footer, offset: number, length: number): AsyncGenerator<Buffer> {
   try {
     if (length === 0) return
     const end = offset + length
@@ -400,14 +435,14 @@ async function * readVerified (fh: FileHandle, fileId: string, footer: Footer, o
     const digestsAt = footer.size + first * DIGEST_BYTES
     const digestsLength = (last - first + 1) * DIGEST_BYTES
     const digests = footer.whole?.subarray(digestsAt, digestsAt + digestsLength) ?? Buffer.alloc(digestsLength)
-    if (footer.whole === undefined) await fh.read(digests, 0, digests.length, digestsAt)
+    if (footer.whole === undefined) await (fh as FileHandle).read(digests, 0, digests.length, digestsAt)
     const readBlock = async (b: number): Promise<Buffer> => {
       const start = b * footer.blockSize
       const blockLength = Math.min(footer.blockSize, footer.size - start)
       if (footer.whole !== undefined) return footer.whole.subarray(start, start + blockLength)
       // A fresh buffer per block: the previous one may still sit in a socket's queue.
       const buf = Buffer.allocUnsafe(blockLength)
-      const { bytesRead } = await fh.read(buf, 0, blockLength, start)
+      const { bytesRead } = await (fh as FileHandle).read(buf, 0, blockLength, start)
       return buf.subarray(0, bytesRead)
     }
     // The next block is read from disk while this one is verified and sent.
@@ -418,14 +453,17 @@ async function * readVerified (fh: FileHandle, fileId: string, footer: Footer, o
       next?.catch(() => {})
       const start = b * footer.blockSize
       const blockLength = Math.min(footer.blockSize, footer.size - start)
-      const digest = createHash('sha256').update(buf).digest()
+      const digest = sha256Of(buf)
       if (buf.length !== blockLength || !digest.equals(digests.subarray((b - first) * DIGEST_BYTES, (b - first + 1) * DIGEST_BYTES))) {
         await next?.catch(() => {})
         throw new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: block ${b} (bytes ${start}-${start + blockLength - 1}) fails its checksum`)
       }
-      yield buf.subarray(Math.max(offset, start) - start, Math.min(end, start + blockLength) - start)
+      // A whole block goes on as the very buffer verified: its digest also signs its frame.
+      const from = Math.max(offset, start) - start
+      const to = Math.min(end, start + blockLength) - start
+      yield from === 0 && to === buf.length ? buf : buf.subarray(from, to)
     }
   } finally {
-    await fh.close()
+    await fh?.close()
   }
 }

@@ -5,11 +5,16 @@ import { BlobStore } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 import { Scrubber, type ScrubOptions } from './scrubber.js'
 
-// 256 KiB: body bytes per frame on the wire
-const WIRE_CHUNK_BYTES = 256 * 1024
+// 64 KiB: a read this small is answered in one frame, its bytes inline
+const INLINE_READ_BYTES = 64 * 1024
 
 // 10,000: quarantined bodies listed per answer, as one list page
 const QUARANTINE_PAGE = 10_000
+
+/** An inline body, as the stream the blob store reads. */
+async function * once (payload: Buffer): AsyncGenerator<Buffer> {
+  yield payload
+}
 
 export interface StorageNodeOptions extends MemberProcessOptions {
   /** The background scrub's rate and pace (on by default). */
@@ -58,15 +63,24 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
   protected async handle (req: AnyEnvelope, ctx: RequestContext): Promise<void> {
     switch (req.t) {
       case 'blob.put': {
-        const info = await this.store.put(req.body.fileId, req.body.size, ctx.body())
+        const info = await this.store.put(req.body.fileId, req.body.size, req.body.inline === true ? once(req.payload) : ctx.body())
         await ctx.reply('blob.put.ok', { fileId: req.body.fileId, ...info })
         return
       }
       case 'blob.get': {
         const read = await this.store.get(req.body.fileId, req.body.offset, req.body.length)
-        await ctx.reply('blob.get.ok', { fileId: req.body.fileId, size: read.size, sha256: read.sha256, offset: read.offset, length: read.length })
+        const head = { fileId: req.body.fileId, size: read.size, sha256: read.sha256, offset: read.offset, length: read.length }
+        if (read.length <= INLINE_READ_BYTES) {
+          // Every block is verified before it is yielded, so the whole range is read (and checked) before the reply.
+          const blocks: Buffer[] = []
+          for await (const block of read.body) blocks.push(block)
+          await ctx.reply('blob.get.ok', { ...head, inline: true }, Buffer.concat(blocks))
+          return
+        }
+        await ctx.reply('blob.get.ok', head)
         for await (const block of read.body) {
-          for (let at = 0; at < block.length; at += WIRE_CHUNK_BYTES) await ctx.sendChunk(block.subarray(at, at + WIRE_CHUNK_BYTES))
+          // One verified block (at most 1 MiB) a frame.
+          await ctx.sendChunk(block)
         }
         await ctx.end()
         return

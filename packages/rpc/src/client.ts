@@ -10,8 +10,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 // 8: idle sessions kept per peer
 export const DEFAULT_MAX_IDLE = 8
-// 256 KiB: body chunk size on the wire
-export const CHUNK_BYTES = 256 * 1024
+// 1 MiB: body chunk size on the wire, a storage node's block size, so a chunk's digest is its block's
+export const CHUNK_BYTES = 1024 * 1024
 
 export interface RpcClientOptions {
   key: Uint8Array
@@ -52,11 +52,11 @@ export class RpcClient {
     this.port = options.port
   }
 
-  /** One request, one reply of type `expect`; an `error` reply throws a RemoteError. */
-  async request<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}): Promise<Reply<R>> {
+  /** One request, one reply of type `expect`; an `error` reply throws a RemoteError. `payload` rides in the request's frame. */
+  async request<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal, payload?: Uint8Array } = {}): Promise<Reply<R>> {
     const channel = await this.acquire(options.signal)
     return await this.using(channel, options.signal, async () => {
-      await channel.send(t, body)
+      await channel.send(t, body, options.payload)
       const reply = await readReply(channel, expect)
       this.release(channel)
       return reply
@@ -70,13 +70,21 @@ export class RpcClient {
     return new Upload(this, channel, expect, options.signal)
   }
 
-  /** A request answered by a head then a streamed body; the session is released when the body is read to the end. */
+  /**
+   * A request answered by a head then a streamed body; the session is released
+   * when the body is read to the end. A head marked `inline` carries the whole
+   * body as its payload, and the session is free at once.
+   */
   async download<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}): Promise<{ head: Reply<R>, body: AsyncGenerator<Buffer> }> {
     const channel = await this.acquire(options.signal)
     const head = await this.using(channel, options.signal, async () => {
       await channel.send(t, body)
       return await readReply(channel, expect)
     })
+    if ((head.body as { inline?: unknown }).inline === true) {
+      this.release(channel)
+      return { head, body: single(head.payload) }
+    }
     return { head, body: this.readBody(channel, options.signal) }
   }
 
@@ -220,6 +228,10 @@ export class RpcClient {
   }
 }
 
+async function * single (payload: Buffer): AsyncGenerator<Buffer> {
+  if (payload.length > 0) yield payload
+}
+
 async function readReply<R extends MessageType> (channel: Channel, expect: R): Promise<Reply<R>> {
   const msg = await channel.next()
   if (msg.t === 'error') throw new RemoteError(msg.body.code, msg.body.message, channel.describe())
@@ -252,7 +264,8 @@ export class Upload<R extends MessageType> {
       try {
         for (let at = 0; at < data.length; at += CHUNK_BYTES) {
           this.throwIfRefused()
-          await this.channel.send('chunk', {}, data.subarray(at, at + CHUNK_BYTES))
+          // Sent as given when it fits: the same buffer to several peers is hashed once.
+          await this.channel.send('chunk', {}, data.length <= CHUNK_BYTES ? data : data.subarray(at, at + CHUNK_BYTES))
         }
       } catch (err) {
         // The peer may have refused early and hung up: its reason beats "connection closed".

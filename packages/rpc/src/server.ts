@@ -46,9 +46,10 @@ export class RequestContext {
     return this.bodyDone && !this.channel.closed
   }
 
-  async reply<T extends MessageType> (t: T, body: MessageBody<T>): Promise<void> {
+  /** The reply; `payload` rides in its frame (a small body answered inline). */
+  async reply<T extends MessageType> (t: T, body: MessageBody<T>, payload?: Uint8Array): Promise<void> {
     this.replied = true
-    await this.channel.send(t, body)
+    await this.channel.send(t, body, payload)
   }
 
   async sendChunk (data: Uint8Array): Promise<void> {
@@ -135,7 +136,9 @@ export class RpcServer {
       await channel.acceptAsServer(this.identity)
       for (;;) {
         const req = await channel.next()
-        const ctx = new RequestContext(channel, this.streamingRequests.has(req.t))
+        // A streaming request marked `inline` carries its whole body as the frame's payload.
+        const streaming = this.streamingRequests.has(req.t) && (req.body as { inline?: unknown }).inline !== true
+        const ctx = new RequestContext(channel, streaming)
         await this.handle(req, ctx)
         // A request refused before its body was read: the client is still sending it.
         if (!ctx.reusable) { refused = true; break }

@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { Packr } from 'msgpackr'
+import { sha256Of } from './digests.js'
 import { WireError, WireErrorCode } from './errors.js'
 import { idSchema, isMessageType, messageSchemas, uintSchema, type MessageBody, type MessageType } from './messages.js'
 
@@ -19,6 +20,9 @@ const MAX_MESSAGE_BYTES = 0xffffffff
 // replicas, replica) nests 7; a signed header nested deeper is refused before msgpackr
 // recurses into it
 const MAX_HEADER_DEPTH = 16
+// Bytes after the header: a body chunk always may carry them; these only when marked `inline`.
+const PAYLOAD_TYPES: ReadonlySet<MessageType> = new Set(['chunk'])
+const INLINE_TYPES: ReadonlySet<MessageType> = new Set(['blob.put', 'blob.get.ok'])
 
 /** What every datagram and frame says besides its body. */
 export interface Envelope<T extends MessageType = MessageType> {
@@ -49,16 +53,21 @@ export interface OutgoingMessage<T extends MessageType = MessageType> {
 // Structured clone off: its back-references turn a small header into a huge graph.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false })
 
+/**
+ * HMAC-SHA256 over the context, the signed header and the sha256 of the
+ * payload: a body is hashed once per buffer, and that one pass serves every
+ * session it is sent on and the node's block checksum (see digests.ts).
+ */
 function mac (key: Uint8Array, context: Uint8Array, signed: Uint8Array, payload: Uint8Array | undefined): Buffer {
   const h = createHmac('sha256', key).update(context).update(signed)
-  if (payload !== undefined && payload.length > 0) h.update(payload)
+  if (payload !== undefined && payload.length > 0) h.update(sha256Of(payload))
   return h.digest()
 }
 
 /**
  * Encodes one signed message as `[length u32]? mac(32) headerLength(u32) header payload`.
  * Returns the head and the payload apart so a stream can write both without a copy.
- * The MAC covers `context` (the session's nonces for frames), header and payload.
+ * The MAC covers `context` (the session's nonces for frames), header and the payload's sha256.
  */
 export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: OutgoingMessage, withLength: boolean): [Buffer, Uint8Array | undefined] {
   const header = packr.pack({ v: PROTOCOL_VERSION, t: msg.t, f: msg.from, ts: msg.ts ?? Date.now(), s: msg.seq, b: msg.body })
@@ -240,7 +249,7 @@ function parseHeader (header: Buffer, payload: Buffer): AnyEnvelope {
     const where = issue === undefined ? '' : `${issue.path.join('.') || 'body'}: ${issue.message}`
     throw new WireError(WireErrorCode.INVALID_FIELD, `${t}: ${where}`.slice(0, 300))
   }
-  if (payload.length > 0 && t !== 'chunk') {
+  if (payload.length > 0 && !PAYLOAD_TYPES.has(t) && !(INLINE_TYPES.has(t) && (body.data as { inline?: unknown }).inline === true)) {
     throw new WireError(WireErrorCode.MALFORMED, `${t} carries ${payload.length} unexpected payload bytes`)
   }
   return { t, from: from.data, ts: ts.data, seq: seq.data, body: body.data, payload } as AnyEnvelope

@@ -117,10 +117,12 @@ export const messageSchemas = {
   abort: z.object({ reason: z.string().max(1024) }),
 
   // storage node
-  'blob.put': z.object({ fileId: fileIdSchema, size: uintSchema }),
+  /** With `inline`, the whole body is this frame's payload (small bodies); otherwise chunks and an end follow. */
+  'blob.put': z.object({ fileId: fileIdSchema, size: uintSchema, inline: z.boolean().optional() }),
   'blob.put.ok': z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema }),
   'blob.get': z.object({ fileId: fileIdSchema, offset: uintSchema, length: uintSchema.optional() }),
-  'blob.get.ok': z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema, offset: uintSchema, length: uintSchema }),
+  /** With `inline`, the bytes read are this frame's payload; otherwise chunks and an end follow. */
+  'blob.get.ok': z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema, offset: uintSchema, length: uintSchema, inline: z.boolean().optional() }),
   'blob.stat': z.object({ fileId: fileIdSchema }),
   'blob.stat.ok': z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema }),
   'blob.delete': z.object({ fileId: fileIdSchema }),

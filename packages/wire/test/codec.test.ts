@@ -301,3 +301,19 @@ test('readClusterKeyFile refuses a file others can read, a non-hex or short key 
   t.is(await asyncCode(t, readClusterKeyFile(join(dir, 'missing.key'))), WireErrorCode.BAD_KEY)
   t.deepEqual(parseClusterKey(' ' + 'AB'.repeat(16) + '\n'), Buffer.alloc(16, 0xab))
 })
+
+test('a small body rides inline only in a blob.put or blob.get.ok marked inline; the MAC covers its sha256', (t) => {
+  const put = { fileId: 'a'.repeat(32), size: 5 }
+  const body = Buffer.from('small')
+  t.is(decodeDatagram(key, signedHeader(validHeader({ t: 'blob.put', b: { ...put, inline: true } }), body)).payload.toString(), 'small')
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ t: 'blob.put', b: put }), body))), WireErrorCode.MALFORMED, 'a streamed put carries no payload')
+  const head = { fileId: 'a'.repeat(32), size: 5, sha256: 'b'.repeat(64), offset: 0, length: 5 }
+  t.is(decodeDatagram(key, signedHeader(validHeader({ t: 'blob.get.ok', b: { ...head, inline: true } }), body)).payload.toString(), 'small')
+  t.is(code(t, () => decodeDatagram(key, signedHeader(validHeader({ t: 'blob.get.ok', b: head }), body))), WireErrorCode.MALFORMED)
+  // The same header signed over other bytes: a swapped payload fails the MAC.
+  const signed = signedHeader(validHeader({ t: 'blob.put', b: { ...put, inline: true } }), body)
+  const swapped = Buffer.concat([signed.subarray(0, signed.length - 5), Buffer.from('SMALL')])
+  t.is(code(t, () => decodeDatagram(key, swapped)), WireErrorCode.BAD_MAC)
+  const [head2, payload] = encodeMessage(key, DATAGRAM_CONTEXT, { t: 'chunk', from: 'node-1', seq: 1, body: {}, payload: body }, false)
+  t.is(decodeDatagram(key, Buffer.concat([head2, payload as Uint8Array])).payload.toString(), 'small', 'the codec and an independent signer agree')
+})

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import { MAC_BYTES, type FileEntry, type MessageBody, type MessageType } from '../src/index.js'
 
 /** The header length field of the layout, after the MAC. */
@@ -6,13 +6,15 @@ export const HEADER_LENGTH_BYTES = 4
 
 /**
  * Signs hand-built header bytes with the codec's layout — `mac(32) headerLength(u32) header payload`,
- * the MAC being HMAC-SHA256(key, context | headerLength | header | payload) — so a test reaches the
- * checks that run after the MAC.
+ * the MAC being HMAC-SHA256(key, context | headerLength | header | sha256(payload)), the digest only
+ * when there is a payload — so a test reaches the checks that run after the MAC.
  */
 export function signRaw (key: Uint8Array, context: Uint8Array, header: Uint8Array, payload: Uint8Array = Buffer.alloc(0)): Buffer {
   const length = Buffer.alloc(HEADER_LENGTH_BYTES)
   length.writeUInt32BE(header.length)
-  const mac = createHmac('sha256', key).update(context).update(length).update(header).update(payload).digest()
+  const h = createHmac('sha256', key).update(context).update(length).update(header)
+  if (payload.length > 0) h.update(createHash('sha256').update(payload).digest())
+  const mac = h.digest()
   if (mac.length !== MAC_BYTES) throw new Error('MAC_BYTES changed')
   return Buffer.concat([mac, length, header, payload])
 }
