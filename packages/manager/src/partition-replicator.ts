@@ -107,11 +107,14 @@ export class PartitionReplicator {
         await member.client.request('dir.reset', {}, 'ok')
         seq = 0
       }
+      const started = Date.now()
+      const from = seq
       for (;;) {
         const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE }, 'dir.changes.ok')).body
         if (changes.length === 0) break
         seq = (await member.client.request('dir.apply', { changes }, 'dir.apply.ok')).body.seq
       }
+      this.logger.info('directory caught up', { partition: this.partition, member: member.name, changes: seq - from, ms: Date.now() - started })
       this.followerSeq = undefined
       this.membership.completeFailback(member)
       void this.kick()
