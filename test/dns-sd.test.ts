@@ -1,6 +1,7 @@
 import test from 'ava'
 import { join } from 'node:path'
 import { CLI_BIN } from '@mirrorcast/cli'
+import { ensureDebianPackages, hasPythonModule } from '@mirrorcast/testbed'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
 import { createNet, netnsTest } from './helpers/netns.js'
 import { REPO, tempDir } from './helpers/cluster.js'
@@ -8,6 +9,8 @@ import { REPO, tempDir } from './helpers/cluster.js'
 interface Found { name: string, server: string, port: number, addresses: string[], txt: Record<string, string> }
 
 netnsTest(test.serial, 'a DNS-SD browser in a test namespace lists and resolves every node and directory server (host, port, TXT)', async (t) => {
+  // The standard browser: python3-zeroconf, for Debian's own python3.
+  await ensureDebianPackages([{ debianPackage: 'python3-zeroconf', present: () => hasPythonModule('zeroconf') }])
   const dir = await tempDir(t)
   const keyFile = join(dir, 'cluster.key')
   await writeClusterKeyFile(keyFile, generateClusterKey())

@@ -4,23 +4,11 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
 import { CLI_BIN } from '@mirrorcast/cli'
+import { ensureDebianPackages, ensureTools, hasCommand } from '@mirrorcast/testbed'
 import type { Host, TestNet } from './netns.js'
 import { eventually } from './cluster.js'
 
 const run = promisify(execFile)
-
-/**
- * Installs a Debian package a test needs when its command is missing, so that
- * plain `npm test` works on a fresh machine (.ci/run installs the same).
- */
-export async function ensureCommand (command: string, debianPackage: string): Promise<void> {
-  try {
-    await run('sh', ['-c', `command -v ${command}`])
-    return
-  } catch {}
-  await run('apt-get', ['update', '-qq'], { maxBuffer: 64 * 1024 * 1024 })
-  await run('apt-get', ['install', '-y', '-qq', debianPackage], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 * 1024 * 1024 })
-}
 
 /** A mirrorcast process in a test host, with the JSON log lines it wrote so far. */
 export interface LanProcess {
@@ -81,7 +69,7 @@ export async function cliIn (net: TestNet, host: Host, args: string[], env: Reco
  * clock, which timers use, stays true.
  */
 export async function fakeTime (offset: string): Promise<NodeJS.ProcessEnv> {
-  await ensureCommand('faketime', 'faketime')
+  await ensureDebianPackages([{ debianPackage: 'faketime', present: () => hasCommand('faketime') }])
   const { stdout } = await run('dpkg', ['-L', 'libfaketime'])
   // The multi-threaded variant: node runs threads.
   const lib = stdout.split('\n').find((l) => l.endsWith('/libfaketimeMT.so.1'))
@@ -91,7 +79,7 @@ export async function fakeTime (offset: string): Promise<NodeJS.ProcessEnv> {
 
 /** Appends iptables rules in a host (its own namespace, never the machine's). */
 async function iptables (net: TestNet, host: Host, rules: string[][]): Promise<void> {
-  await ensureCommand('iptables', 'iptables')
+  await ensureTools(['iptables'])
   for (const rule of rules) await net.exec(host, 'iptables', rule)
 }
 

@@ -9,7 +9,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   python3: 'python3'
 }
 
-function has (cmd: string): boolean {
+export function hasCommand (cmd: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' })
     return true
@@ -18,15 +18,32 @@ function has (cmd: string): boolean {
   }
 }
 
+/** Whether Debian's own python3 can import `module` (the DNS-SD browser needs zeroconf). */
+export function hasPythonModule (module: string): boolean {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
- * Installs with apt-get whatever the nemesis needs and is missing, so a plain
- * `npm test` works on a fresh Debian machine (as root, which network
- * namespaces need anyway).
+ * Installs with apt-get the Debian packages a test needs and lacks, so that a
+ * plain `npm test` works on a fresh Debian machine (as root, which network
+ * namespaces need anyway; .ci/run installs the same beforehand). Test files
+ * run in parallel: apt waits for another's lock rather than failing.
  */
-export async function ensureTools (cmds: string[] = Object.keys(TOOL_PACKAGES)): Promise<void> {
-  const missing = cmds.filter((c) => !has(c)).map((c) => TOOL_PACKAGES[c] ?? c)
+export async function ensureDebianPackages (needs: Array<{ debianPackage: string, present: () => boolean }>): Promise<void> {
+  const missing = needs.filter((n) => !n.present()).map((n) => n.debianPackage)
   if (missing.length === 0) return
-  if (!has('apt-get')) throw new Error(`the test bed needs ${missing.join(', ')} and there is no apt-get to install them`)
-  await run('apt-get', ['update', '-qq'], { maxBuffer: 64 * 1024 * 1024 })
-  await run('apt-get', ['install', '-y', '-qq', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 * 1024 * 1024 })
+  if (!hasCommand('apt-get')) throw new Error(`this test needs ${missing.join(', ')} and there is no apt-get to install them`)
+  const lock = ['-o', 'DPkg::Lock::Timeout=300']
+  await run('apt-get', [...lock, 'update', '-qq'], { maxBuffer: 64 * 1024 * 1024 })
+  await run('apt-get', [...lock, 'install', '-y', '-qq', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 * 1024 * 1024 })
+}
+
+/** The commands the nemesis runs inside hosts, installed when missing. */
+export async function ensureTools (cmds: string[] = Object.keys(TOOL_PACKAGES)): Promise<void> {
+  await ensureDebianPackages(cmds.map((c) => ({ debianPackage: TOOL_PACKAGES[c] ?? c, present: () => hasCommand(c) })))
 }
