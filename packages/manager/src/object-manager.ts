@@ -282,11 +282,8 @@ export class ObjectManager {
       for (;;) {
         if (this.closed || !member.resyncing) return
         const ops = [...await this.journal.pending(member.id)]
+        // Caught up. An append still on its way finds the node usable and starts another resync (journalFor).
         if (ops.length === 0) {
-          if (this.journal.busy(member.id)) {
-            await new Promise((resolve) => setTimeout(resolve, 10))
-            continue
-          }
           this.logger.info('resync done', { member: member.name, repaired, ms: Date.now() - started })
           this.membership.completeFailback(member)
           return

@@ -19,8 +19,6 @@ export class RepairJournal {
   private readonly dir: string | undefined
   private readonly memory = new Map<string, RepairOp[]>()
   private readonly handles = new Map<string, FileHandle>()
-  /** Appends begun and not yet finished, per node: a resync must wait for them. */
-  private readonly inFlight = new Map<string, number>()
   private readonly locks = new Map<string, Promise<unknown>>()
 
   /** Without a directory the journal lives in memory only (tests, or a manager given no data dir). */
@@ -40,20 +38,15 @@ export class RepairJournal {
 
   /** Durably records an op for a node; resolves once it is on disk. */
   async append (nodeId: string, op: RepairOp): Promise<void> {
-    this.inFlight.set(nodeId, (this.inFlight.get(nodeId) ?? 0) + 1)
-    try {
-      await this.locked(nodeId, async () => {
-        const ops = await this.pending(nodeId)
-        if (this.dir !== undefined) {
-          const fh = await this.handle(nodeId)
-          await fh.write(JSON.stringify(op) + '\n')
-          await fh.datasync()
-        }
-        ops.push(op)
-      })
-    } finally {
-      this.inFlight.set(nodeId, (this.inFlight.get(nodeId) ?? 1) - 1)
-    }
+    await this.locked(nodeId, async () => {
+      const ops = await this.pending(nodeId)
+      if (this.dir !== undefined) {
+        const fh = await this.handle(nodeId)
+        await fh.write(JSON.stringify(op) + '\n')
+        await fh.datasync()
+      }
+      ops.push(op)
+    })
   }
 
   /** Ops recorded for a node, oldest first. */
@@ -65,10 +58,6 @@ export class RepairJournal {
     return loaded
   }
 
-  /** True while an append for the node is under way or ops wait: the node is not caught up. */
-  busy (nodeId: string): boolean {
-    return (this.inFlight.get(nodeId) ?? 0) > 0 || (this.memory.get(nodeId)?.length ?? 0) > 0
-  }
 
   /** Drops the first `count` ops (they were repaired), rewriting the file atomically. */
   async done (nodeId: string, count: number): Promise<void> {
