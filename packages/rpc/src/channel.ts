@@ -95,10 +95,18 @@ export class Channel {
     if (!more || this.socket.writableNeedDrain) await this.drain()
   }
 
-  /** Waits until the socket takes more; a socket that fails meanwhile throws the channel's typed failure. */
+  /**
+   * Waits until the socket takes more; a socket that fails meanwhile throws
+   * the channel's typed failure. A peer that takes nothing for the idle
+   * timeout fails the channel, as one that sends nothing does.
+   */
   private async drain (): Promise<void> {
     await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new RpcError(RpcErrorCode.TIMEOUT, `${this.describe()} took no bytes within ${this.options.idleTimeoutMs} ms`))
+      }, this.options.idleTimeoutMs)
       const done = (): void => {
+        clearTimeout(timer)
         this.socket.off('drain', done)
         this.socket.off('close', done)
         if (this.failure === undefined && !this.socket.destroyed) resolve()

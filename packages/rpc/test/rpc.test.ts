@@ -8,6 +8,7 @@ import { CHUNK_BYTES, Channel, RemoteError, RequestContext, RpcClient, RpcError,
 
 const KEY = Buffer.alloc(32, 5)
 const FILE_ID = '0123456789abcdef0123456789abcdef'
+const STUCK_ID = 'f'.repeat(32)
 const ZERO_ID = '0'.repeat(32)
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const identity = { id: 'srv-1', role: 'storage', center: 'east', slot: 1, address: '127.0.0.1', port: 0, bootId: 'boot-1' } as const
@@ -79,6 +80,8 @@ async function startServer (t: ExecutionContext, extra: { maxFrameBytes?: number
       case 'blob.put': {
         // Refused before any of its body is read, as a full node refuses it.
         if (req.body.fileId === ZERO_ID) throw Object.assign(new Error('no space left for it'), { code: 'ERR_NODE_NO_SPACE' })
+        // Taken, then never read: a peer stuck (paused, cut off) with the sender's bytes piling up.
+        if (req.body.fileId === STUCK_ID) { await never; return }
         const hash = createHash('sha256')
         const chunkSizes: number[] = []
         try {
@@ -501,4 +504,12 @@ test('an upload refused before its body was read ends with the server\'s reason,
     t.is((refused as RemoteError).code, 'ERR_NODE_NO_SPACE')
   }
   await stillServes(t, server.port)
+})
+
+test('an upload to a peer that stops reading fails with ERR_RPC_TIMEOUT after the idle timeout, not never', async (t) => {
+  const { server } = await startServer(t)
+  const client = newClient(t, server.port, { requestTimeoutMs: 300 })
+  const upload = await client.upload('blob.put', { fileId: STUCK_ID, size: 256 * 1024 * 1024 }, 'blob.put.ok')
+  const err = await t.throwsAsync(async () => { for (let i = 0; i < 256; i++) await upload.write(Buffer.alloc(1024 * 1024)) })
+  t.is((err as { code?: string }).code, RpcErrorCode.TIMEOUT)
 })

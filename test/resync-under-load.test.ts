@@ -1,0 +1,45 @@
+import test from 'ava'
+import { randomBytes } from 'node:crypto'
+import { eventually, http, startUp, tempDir } from './helpers/cluster.js'
+import { killMember, readClusterJson, startByHand, statusOf } from './helpers/failover.js'
+
+// A returning node takes new writes while it catches up, and deletes made
+// meanwhile are journaled for it too: the catch-up must still end while the
+// clients go on writing and deleting without a pause.
+test('a node catches up and serves again while writes and deletes go on without a pause', async (t) => {
+  const dir = await tempDir(t)
+  const c = await startUp(t, dir, ['--nodes', '1'])
+  const cluster = await readClusterJson(dir)
+  const victim = cluster.nodes.find((n) => n.role === 'storage' && n.center === 'east')
+  if (victim === undefined) { t.fail('no east node'); return }
+  await killMember([c.url], victim)
+  for (let i = 0; i < 40; i++) t.is((await http(c.url, 'PUT', `/files/out/f${i}`, randomBytes(30_000))).status, 201)
+
+  let running = true
+  let ops = 0
+  let failures = 0
+  const churn = async (w: number): Promise<void> => {
+    for (let i = 0; running; i++) {
+      const path = `/files/churn/w${w}-${i}`
+      const put = await http(c.url, 'PUT', path, randomBytes(2_000))
+      const del = await http(c.url, 'DELETE', path)
+      ops += 2
+      if (put.status !== 201 || del.status !== 200) failures++
+    }
+  }
+  const workers = Array.from({ length: 6 }, async (_, w) => await churn(w))
+  await eventually(() => ops > 40, 20_000, 'churn before the restart')
+  startByHand(t, victim.argv)
+  const seen = new Set<string>()
+  await eventually(async () => {
+    const s = await statusOf(c.url, victim.id)
+    if (s !== undefined) seen.add(s)
+    return s === 'healthy'
+  }, 30_000, 'the node to catch up while the churn goes on')
+  const atHealthy = ops
+  await eventually(() => ops > atHealthy + 20, 20_000, 'churn after the catch-up')
+  running = false
+  await Promise.all(workers)
+  t.true(seen.has('resyncing') || seen.has('healthy'))
+  t.is(failures, 0)
+})
