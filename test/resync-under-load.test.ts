@@ -1,7 +1,7 @@
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { eventually, http, startUp, tempDir } from './helpers/cluster.js'
-import { killMember, readClusterJson, startByHand, statusOf } from './helpers/failover.js'
+import { killMember, readClusterJson, startByHand, untilHealthy } from './helpers/failover.js'
 
 // A returning node takes new writes while it catches up, and deletes made
 // meanwhile are journaled for it too: the catch-up must still end while the
@@ -30,12 +30,7 @@ test('a node catches up and serves again while writes and deletes go on without 
   const workers = Array.from({ length: 6 }, async (_, w) => await churn(w))
   await eventually(() => ops > 40, 20_000, 'churn before the restart')
   startByHand(t, victim.argv)
-  const seen = new Set<string>()
-  await eventually(async () => {
-    const s = await statusOf(c.url, victim.id)
-    if (s !== undefined) seen.add(s)
-    return s === 'healthy'
-  }, 30_000, 'the node to catch up while the churn goes on')
+  const seen = await untilHealthy(c.url, victim.id, 'the node to catch up while the churn goes on')
   const atHealthy = ops
   await eventually(() => ops > atHealthy + 20, 20_000, 'churn after the catch-up')
   running = false

@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises'
 import { request, type IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { eventually, http, json, startUp, tempDir, type FileJson } from '../helpers/cluster.js'
-import { killMember, locateLog, readClusterJson, startByHand, statusOf } from '../helpers/failover.js'
+import { killMember, locateLog, readClusterJson, startByHand, statusOf, untilHealthy } from '../helpers/failover.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -145,12 +145,7 @@ test('kill -9 of a storage node during a GET/PUT/DELETE loop: no failed request,
   const deletedWhileOut = deleted.size - deletedAtFailover
 
   startByHand(t, victim.argv)
-  const seen = new Set<string>()
-  await eventually(async () => {
-    const s = await statusOf(c.url, victim.id)
-    if (s !== undefined) seen.add(s)
-    return s === 'healthy'
-  }, 30_000, 'the node to be healthy again')
+  const seen = await untilHealthy(c.url, victim.id, 'the node to be healthy again')
   running = false
   await Promise.all(workers)
 

@@ -59,3 +59,14 @@ export function startByHand (t: ExecutionContext, argv: string[]): ChildProcess 
   t.teardown(() => { child.kill('SIGKILL') })
   return child
 }
+
+/** Polls the member's status until it is healthy; resolves with every status seen on the way. */
+export async function untilHealthy (url: string, id: string, what: string, timeoutMs = 30_000): Promise<Set<string>> {
+  const seen = new Set<string>()
+  await eventually(async () => {
+    const s = await statusOf(url, id)
+    if (s !== undefined) seen.add(s)
+    return s === 'healthy'
+  }, timeoutMs, what)
+  return seen
+}
