@@ -18,7 +18,7 @@ async function blobIds (dir: string, center: string, slot: number): Promise<Set<
 /** A GET whose client reads nothing after the headers until `resume()`, which resolves with the whole body. */
 async function pausedRead (base: string, path: string): Promise<{ resume: () => Promise<Buffer> }> {
   const url = new URL(base)
-  const res = await new Promise<IncomingMessage>((resolve, reject) => request({ host: url.hostname, port: url.port, path }, resolve).on('error', reject).end())
+  const res = await new Promise<IncomingMessage>((resolve, reject) => request({ host: url.hostname, port: url.port, path, agent: false }, resolve).on('error', reject).end())
   res.pause()
   return {
     resume: async () => await new Promise<Buffer>((resolve, reject) => {

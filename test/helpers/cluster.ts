@@ -31,11 +31,15 @@ export async function startUp (t: ExecutionContext, dir: string, extra: string[]
 
 export interface HttpResult { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
 
-/** One raw HTTP request: the path goes out exactly as given (no URL normalisation). */
+/**
+ * One raw HTTP request: the path goes out exactly as given (no URL
+ * normalisation), on a connection of its own: a pooled keep-alive connection
+ * may be closed by the server as idle just as a request is sent on it.
+ */
 export async function http (base: string, method: string, path: string, body?: Buffer, headers: Record<string, string | number> = {}): Promise<HttpResult> {
   const url = new URL(base)
   return await new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method, path, headers: body === undefined ? headers : { 'content-length': body.length, ...headers } }, (res) => {
+    const req = request({ host: url.hostname, port: url.port, method, path, agent: false, headers: body === undefined ? headers : { 'content-length': body.length, ...headers } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))

@@ -1,6 +1,6 @@
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
-import type { Testbed } from '@mirrorcast/testbed'
+import type { MemberHandle, Testbed } from '@mirrorcast/testbed'
 import { netnsTest, startTestbed } from '../helpers/netns.js'
 
 interface Entry { id: string, replicas: Array<{ node: string, center: string, slot: number, address: string }> }
@@ -16,6 +16,20 @@ async function located (bed: Testbed, fileId: string): Promise<Record<string, un
   return (await bed.managerLogLines('file located after failover')).find((l) => l.fileId === fileId)
 }
 
+/**
+ * kill -9 of the file's home node, then a read: the whole body must come back,
+ * found as `how` says (method, center, member). Returns the killed node.
+ */
+async function readAfterKillingHome (t: ExecutionContext, bed: Testbed, path: string, entry: Entry, body: Buffer, how: Record<string, unknown>): Promise<MemberHandle> {
+  const victim = bed.byId(entry.replicas[0]?.node ?? '') ?? t.fail('home not found') as never
+  await victim.kill('SIGKILL')
+  const got = await bed.client.request('GET', `/files${path}`)
+  t.is(got.status, 200)
+  t.true(got.body.equals(body))
+  t.like(await located(bed, entry.id), how)
+  return victim
+}
+
 async function statusOf (bed: Testbed, id: string): Promise<string | undefined> {
   return (await bed.cluster()).find((m) => m.id === id)?.status
 }
@@ -28,13 +42,7 @@ netnsTest(test, 'topology a: both centers\' subnets on one segment; members foun
   const entry = await putFile(bed, '/a/one.bin', body)
   const [home, twin] = entry.replicas
   t.is(twin?.address, home?.address.replace(/^10\.1\./, '10.2.'), 'twins differ only in the subnet part')
-  const victim = bed.byId(home?.node ?? '') ?? t.fail('home not found') as never
-  await victim.kill('SIGKILL')
-
-  const got = await bed.client.request('GET', '/files/a/one.bin')
-  t.is(got.status, 200)
-  t.true(got.body.equals(body))
-  t.like(await located(bed, entry.id), { method: 'twin-subnet-mapping', center: 'west', member: `west/node${home?.slot ?? 0}` })
+  const victim = await readAfterKillingHome(t, bed, '/a/one.bin', entry, body, { method: 'twin-subnet-mapping', center: 'west', member: `west/node${home?.slot ?? 0}` })
   await bed.waitFor(async () => await statusOf(bed, victim.id) === 'failed-over', 10_000, 'the killed node failed over')
   await victim.start()
   await bed.waitHealthy()
@@ -54,12 +62,7 @@ netnsTest(test, 'topology b: two segments joined by a router that forwards no mu
   const far = await bed.client.json<Search>('GET', `/search?key=${entry.id}&center=west`)
   t.deepEqual(far.rounds[0]?.holders, [], 'the west twin holds it, but the search never crosses the router')
 
-  const victim = bed.byId(home?.node ?? '') ?? t.fail('home not found') as never
-  await victim.kill('SIGKILL')
-  const got = await bed.client.request('GET', '/files/b/far.bin')
-  t.is(got.status, 200)
-  t.true(got.body.equals(body))
-  t.like(await located(bed, entry.id), { method: 'point-to-point', center: 'west', member: `west/node${home?.slot ?? 0}` })
+  await readAfterKillingHome(t, bed, '/b/far.bin', entry, body, { method: 'point-to-point', center: 'west', member: `west/node${home?.slot ?? 0}` })
 })
 
 netnsTest(test, 'topology c: local twins in one center; a killed node\'s file comes from its local twin, a killed directory server\'s namespace from the other', async (t) => {
@@ -73,10 +76,7 @@ netnsTest(test, 'topology c: local twins in one center; a killed node\'s file co
   t.deepEqual(entry.replicas.map((r) => r.center), ['east', 'east'])
   t.is(Math.ceil((home?.slot ?? 0) / 2), Math.ceil((twin?.slot ?? 0) / 2), 'the two slots of one pair')
 
-  await (bed.byId(home?.node ?? '') ?? t.fail('home not found') as never).kill('SIGKILL')
-  const got = await bed.client.request('GET', '/files/c/near.bin')
-  t.true(got.body.equals(body))
-  t.like(await located(bed, entry.id), { method: 'twin-slot-mapping', center: 'east', member: `east/node${twin?.slot ?? 0}` })
+  await readAfterKillingHome(t, bed, '/c/near.bin', entry, body, { method: 'twin-slot-mapping', center: 'east', member: `east/node${twin?.slot ?? 0}` })
 
   await bed.directory('east', 1).kill('SIGKILL')
   t.is((await bed.client.request('POST', '/files/c/made-after/?mkdir')).status, 201)

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { RemoteInfo } from 'node:dgram'
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised'
-import { decodeDatagram, encodeDatagram, isWireError, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { decodeDatagram, encodeDatagram, isWireError, type AnyEnvelope, type MessageBody } from '@mirrorcast/wire'
 import { resolveMulticastOptions, type MulticastOptions, type Peer, type ResolvedMulticastOptions } from './options.js'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 import { ReplayWindow } from './replay-window.js'

@@ -378,17 +378,8 @@ export class Manager {
   /** Every twin pair, storage and directory, with the state of each side: what `mirrorcast status` shows. */
   private pairs (): Array<Record<string, unknown>> {
     const membership = this.membership as Membership
-    const twins = this.options.twinMap
     const side = (m: ReturnType<Membership['atPlace']>): Record<string, unknown> | null => m === undefined ? null : { id: m.id, name: m.name, address: m.address, status: m.health, failover: m.failover === undefined ? null : { since: new Date(m.failover.since).toISOString(), reason: m.failover.reason, manual: m.failover.manual } }
-    const out: Array<Record<string, unknown>> = []
-    for (const role of ['storage', 'directory'] as const) {
-      const indexes = new Set(membership.all().filter((m) => m.role === role).map((m) => twins.pairIndex(m)).filter((i): i is number => i !== undefined))
-      for (const index of [...indexes].sort((a, b) => a - b)) {
-        const [p, t] = twins.pairPlaces(index).map((place) => membership.atPlace(role, place))
-        out.push({ role, index, primary: side(p), twin: side(t) })
-      }
-    }
-    return out
+    return (['storage', 'directory'] as const).flatMap((role) => membership.pairViews(role).map(({ index, members: [p, t] }) => ({ role, index, primary: side(p), twin: side(t) })))
   }
 }
 

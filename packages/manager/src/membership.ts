@@ -98,6 +98,12 @@ export interface Pair {
   members: [Member, Member]
 }
 
+/** Pair `index` as heard so far: either place may still lack its member. */
+export interface PairView {
+  index: number
+  members: [Member | undefined, Member | undefined]
+}
+
 export interface MembershipEvents {
   /** A member appeared, restarted or came back: work it missed may be waiting. */
   available: [member: Member]
@@ -190,16 +196,19 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.find(role, place.center, place.slot)
   }
 
-  /** The pairs of `role` whose two places both have a member. */
-  pairs (role: MemberRole): Pair[] {
+  /** Every pair of `role` with at least one member heard, in index order. */
+  pairViews (role: MemberRole): PairView[] {
     const { twins } = this.options
     const indexes = new Set(this.all().filter((m) => m.role === role).map((m) => twins.pairIndex(m)).filter((i): i is number => i !== undefined))
-    const pairs: Pair[] = []
-    for (const index of [...indexes].sort((a, b) => a - b)) {
+    return [...indexes].sort((a, b) => a - b).map((index) => {
       const [p, t] = twins.pairPlaces(index).map((place) => this.atPlace(role, place))
-      if (p !== undefined && t !== undefined) pairs.push({ index, members: [p, t] })
-    }
-    return pairs
+      return { index, members: [p, t] }
+    })
+  }
+
+  /** The pairs of `role` whose two places both have a member. */
+  pairs (role: MemberRole): Pair[] {
+    return this.pairViews(role).filter((p): p is Pair => p.members[0] !== undefined && p.members[1] !== undefined)
   }
 
   /** The member at the twin's place, by the one-to-one mapping of slots (claims 5, 15, 25). */

@@ -92,8 +92,9 @@ export class ObjectManager {
    * failed over and its copy journaled, as long as one copy survives.
    */
   async write (source: AsyncIterable<Buffer>, size: number, signal?: AbortSignal): Promise<StoredBody> {
-    if (size <= INLINE_PUT_BYTES) return await this.writeSmall(await collect(source, size), signal)
-    return await this.writeStream(source, size, signal)
+    const body = exactly(source, size)
+    if (size <= INLINE_PUT_BYTES) return await this.writeSmall(await collect(body, size), signal)
+    return await this.writeStream(body, size, signal)
   }
 
   /**
@@ -126,7 +127,7 @@ export class ObjectManager {
     return await this.seal(fileId, body.length, members, missed, sums)
   }
 
-  /** A body of any size, streamed to both nodes of a pair at once, at the pace of the slower one. */
+  /** A body of any size (`source` holds exactly `size` bytes), streamed to both nodes of a pair at once, at the pace of the slower one. */
   private async writeStream (source: AsyncIterable<Buffer>, size: number, signal: AbortSignal | undefined): Promise<StoredBody> {
     const fileId = randomBytes(16).toString('hex')
     const members = this.place(fileId, size)
@@ -141,13 +142,9 @@ export class ObjectManager {
         }
       }
       live = this.survivors(live, missed)
-      let received = 0
       for await (const block of blocks(source, CHUNK_BYTES)) {
-        received += block.length
-        if (received > size) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `body is longer than its declared ${size} bytes`)
         live = await this.onEach(live, missed, async (c) => { await c.upload.write(block) })
       }
-      if (received !== size) throw new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, `body ended after ${received} of ${size} bytes`)
       const sums = new Map<Member, string>()
       live = await this.onEach(live, missed, async (c) => { const r = await c.upload.finish(); sums.set(c.member, r.body.sha256) })
       return await this.seal(fileId, size, members, missed, sums)
@@ -160,7 +157,7 @@ export class ObjectManager {
   /** The copies agree (or the body goes), and what the failed-over nodes missed is journaled. */
   private async seal (fileId: string, size: number, members: Member[], missed: Member[], sums: Map<Member, string>): Promise<StoredBody> {
     const stored = [...sums.keys()]
-    if (stored.length === 0) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `no node of the pair could take the body (${missed.map((m) => m.name).join(', ')} failed)`)
+    if (stored.length === 0) throw noNodeTook(missed)
     const distinct = new Set(sums.values())
     const sha256 = distinct.values().next().value as string
     if (distinct.size !== 1) {
@@ -201,7 +198,7 @@ export class ObjectManager {
   }
 
   private survivors (live: Copy[], missed: Member[]): Copy[] {
-    if (live.length === 0) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `no node of the pair could take the body (${missed.map((m) => m.name).join(', ')} failed)`)
+    if (live.length === 0) throw noNodeTook(missed)
     return live
   }
 
@@ -354,16 +351,25 @@ export function replicaOf (member: Member): Replica {
   return { node: member.id, center: member.center, slot: member.slot }
 }
 
-/** Reads a small request body whole, holding it to its declared size. */
-async function collect (source: AsyncIterable<Buffer>, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
+function noNodeTook (missed: Member[]): ManagerError {
+  return new ManagerError(ManagerErrorCode.NO_REPLICA, `no node of the pair could take the body (${missed.map((m) => m.name).join(', ')} failed)`)
+}
+
+/** A request body held to its declared size: a byte more, or one missing at its end, is refused. */
+async function * exactly (source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
   let received = 0
   for await (const chunk of source) {
     received += chunk.length
     if (received > size) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `body is longer than its declared ${size} bytes`)
-    chunks.push(chunk)
+    yield chunk
   }
   if (received !== size) throw new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, `body ended after ${received} of ${size} bytes`)
+}
+
+/** A small body read whole. */
+async function collect (source: AsyncIterable<Buffer>, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of source) chunks.push(chunk)
   return Buffer.concat(chunks, size)
 }
 

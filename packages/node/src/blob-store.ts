@@ -391,7 +391,7 @@ interface Footer {
   sha256: string
   blockSize: number
   digests: number
-  /** The whole file, when it was small enough to read in one call. */
+  /** The whole file, when readSmall read it in one call. */
   whole?: Buffer
 }
 
@@ -399,14 +399,11 @@ interface Footer {
  * Reads and checks the footer. A small file is read whole in one call (no
  * fstat, no second read): most reads of small files cost one open, one read, one close.
  */
+/** The footer alone (small files are read whole by readSmall). */
 async function readFooter (fh: FileHandle, fileId: string): Promise<Footer> {
-  const head = Buffer.allocUnsafe(SMALL_READ_BYTES)
-  const { bytesRead } = await fh.read(head, 0, SMALL_READ_BYTES, 0)
-  if (bytesRead < SMALL_READ_BYTES) {
-    const whole = head.subarray(0, bytesRead)
-    return { ...parseFooter(whole.subarray(Math.max(0, bytesRead - FOOTER_BYTES)), bytesRead, fileId), whole }
-  }
   const fileSize = (await fh.stat()).size
+  // Shorter than a footer: refused as corrupt by parseFooter, before any read.
+  if (fileSize < FOOTER_BYTES) return parseFooter(Buffer.alloc(0), fileSize, fileId)
   const footer = Buffer.alloc(FOOTER_BYTES)
   await fh.read(footer, 0, FOOTER_BYTES, fileSize - FOOTER_BYTES)
   return parseFooter(footer, fileSize, fileId)
