@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path'
 import { request } from 'node:http'
 import type { ExecutionContext } from 'ava'
 import { launchUp, type LaunchedCluster } from '@mirrorcast/cli'
+import { holdClusterSlot } from './slots.js'
 
 export const REPO = resolve(import.meta.dirname, '../../..')
 
@@ -24,6 +25,7 @@ export async function tempDir (t: ExecutionContext, prefix = 'mirrorcast-test-')
 
 /** Runs `mirrorcast up` as a user would, on ephemeral ports; stopped at the test's end. */
 export async function startUp (t: ExecutionContext, dir: string, extra: string[] = []): Promise<LaunchedCluster> {
+  await holdClusterSlot(t)
   const cluster = await launchUp(dir, ['--port', '0', '--node-port', '0', '--mcast-port', String(randomPort()), '--nodes', '2', ...extra])
   t.teardown(cluster.stop)
   return cluster

@@ -1,6 +1,7 @@
 import type { ExecutionContext } from 'ava'
 import { netnsUnavailable, TestNet, Testbed, type TestbedOptions } from '@mirrorcast/testbed'
 import { tempDir } from './cluster.js'
+import { holdClusterSlot } from './slots.js'
 
 export { netnsUnavailable, TestNet }
 export type { Host } from '@mirrorcast/testbed'
@@ -23,6 +24,7 @@ export function netnsTest (register: (title: string, fn: (t: ExecutionContext) =
 
 /** A new TestNet, destroyed when the test ends, passing or not. */
 export async function createNet (t: ExecutionContext): Promise<TestNet> {
+  await holdClusterSlot(t)
   const net = await TestNet.create()
   t.teardown(async () => { await net.destroy() })
   return net
@@ -30,6 +32,7 @@ export async function createNet (t: ExecutionContext): Promise<TestNet> {
 
 /** A whole test bed cluster, destroyed when the test ends; a failed test's logs are kept with MIRRORCAST_KEEP_TEST_DIRS=1. */
 export async function startTestbed (t: ExecutionContext, options: Omit<TestbedOptions, 'dir'> = {}): Promise<Testbed> {
+  await holdClusterSlot(t)
   const dir = await tempDir(t, 'mirrorcast-testbed-')
   const bed = await Testbed.start({ ...options, dir })
   t.teardown(async () => { await bed.destroy() })

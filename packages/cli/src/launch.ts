@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { StallWatch } from './progress.js'
 
 export const CLI_BIN = fileURLToPath(new URL('./bin.js', import.meta.url))
 
@@ -12,8 +13,10 @@ export interface LaunchedCluster {
   stop: () => Promise<void>
 }
 
-// 30 s: the longest a whole cluster may take to print its URL
-const LAUNCH_TIMEOUT_MS = 30_000
+// 30 s: how long `up` may go without a line of output or a second of CPU time before it counts as stuck
+const STALL_MS = 30_000
+// 5 min: the longest a whole cluster may take to print its URL, progress or not
+const LAUNCH_LIMIT_MS = 300_000
 
 /**
  * Runs `mirrorcast up` in a child process, as a user would, and resolves with
@@ -32,20 +35,30 @@ export async function launchUp (dir: string, args: string[] = []): Promise<Launc
     await stopped
   }
   let output = ''
+  let watch: StallWatch | undefined
   try {
     const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`mirrorcast up printed no URL within ${LAUNCH_TIMEOUT_MS} ms: ${output}`)), LAUNCH_TIMEOUT_MS)
+      // `up` reports each process it started; its own CPU time counts too (it waits on the manager at the end)
+      watch = new StallWatch({
+        stallMs: STALL_MS,
+        limitMs: LAUNCH_LIMIT_MS,
+        pids: () => [child.pid],
+        onStall: (why) => { reject(new Error(`mirrorcast up printed no URL (${why}): ${output}`)) }
+      })
       child.stdout.on('data', (d: Buffer) => {
         output += d.toString()
+        watch?.progress()
         const m = /mirrorcast is up: (http:\/\/\S+)/.exec(output)
-        if (m !== null) { clearTimeout(timer); resolve(m[1] as string) }
+        if (m !== null) resolve(m[1] as string)
       })
-      child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`mirrorcast up exited ${String(code)}: ${output}`)) })
+      child.stderr.on('data', (d: Buffer) => { output += d.toString(); watch?.progress() })
+      child.once('exit', (code) => { reject(new Error(`mirrorcast up exited ${String(code)}: ${output}`)) })
     })
     return { url, dir, child, stop }
   } catch (err) {
     await stop()
     throw err
+  } finally {
+    watch?.close()
   }
 }

@@ -1,12 +1,14 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, open, rename, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_MULTICAST_PORT } from '@mirrorcast/discovery'
 import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
 import { multicastArgv, parseCenters, parseInteger, type MulticastFlags } from './serve.js'
+import { StallWatch, tailLines } from './progress.js'
 
 export interface UpOptions extends MulticastFlags {
   data: string
@@ -41,8 +43,13 @@ interface Started extends Spec {
 // 127.0.0.1: the manager's HTTP and discovery address in a local cluster
 const MANAGER_ADDRESS = '127.0.0.1'
 const BIN = fileURLToPath(new URL('./bin.js', import.meta.url))
-// 20 s: the slowest process start `up` waits for before it gives up
-const READY_TIMEOUT_MS = 20_000
+// 20 s: how long a starting process may show no progress at all (no message, no CPU time used)
+const STALL_MS = 20_000
+// 5 min: the longest a start may take even while it makes progress (a process looping forever)
+const START_LIMIT_MS = 300_000
+// Processes start a few at a time: started all at once on a small machine they only slow each
+// other down (each loads its modules and opens its stores), and the first ones to be ready wait longest.
+const STARTS_AT_ONCE = Math.max(2, availableParallelism())
 // 10 s: how long `up` lets its processes close before it kills them
 const STOP_TIMEOUT_MS = 10_000
 
@@ -87,11 +94,11 @@ export async function up (opts: UpOptions): Promise<void> {
   const running: Started[] = []
   const stop = async (): Promise<void> => { await stopAll(running) }
   try {
-    running.push(...await Promise.all(members.map(startChild)))
+    await startAll(members, running)
     const manager = await startChild({ name: 'manager', role: 'manager', argv: managerArgv, logFile: join(dir, 'logs', 'manager.log') })
     running.push(manager)
     const url = String(manager.ready.url)
-    await waitForMembers(url, running.filter((m) => m.role !== 'manager').map((m) => String(m.ready.id)))
+    await waitForMembers(url, running.filter((m) => m.role !== 'manager'))
     await writeJson(join(dir, 'cluster.json'), {
       manager: { url, pid: manager.child.pid, argv: fixedPortArgv(manager) },
       nodes: running.filter((m) => m.role !== 'manager').map((m) => ({
@@ -99,7 +106,7 @@ export async function up (opts: UpOptions): Promise<void> {
       }))
     })
     process.stdout.write(`mirrorcast is up: ${url}\n`)
-    process.stdout.write(`data in ${dir}; logs in ${join(dir, 'logs')}; Ctrl-C stops it\n`)
+    process.stdout.write(`${running.length} processes ready in ${process.uptime().toFixed(1)} s; data in ${dir}; logs in ${join(dir, 'logs')}; Ctrl-C stops it\n`)
   } catch (err) {
     await stop()
     throw err
@@ -156,37 +163,83 @@ function fixedPortArgv (m: Started): string[] {
   return argv
 }
 
+/** Starts the members STARTS_AT_ONCE at a time; each one ready is added to `running` (stopped by the caller on failure). */
+async function startAll (specs: Spec[], running: Started[]): Promise<void> {
+  let next = 0
+  let failed: unknown
+  const worker = async (): Promise<void> => {
+    while (next < specs.length && failed === undefined) {
+      const spec = specs[next++] as Spec
+      try {
+        running.push(await startChild(spec))
+        process.stderr.write(`mirrorcast: ${spec.name} ready (${running.length}/${specs.length})\n`)
+      } catch (err) {
+        failed ??= err
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(STARTS_AT_ONCE, specs.length) }, worker))
+  if (failed !== undefined) throw failed
+}
+
 async function startChild (spec: Spec): Promise<Started> {
   const log = await open(spec.logFile, 'a')
   const child = fork(BIN, spec.argv, { stdio: ['ignore', log.fd, log.fd, 'ipc'] })
   await log.close()
-  const timer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS)
+  let watch: StallWatch | undefined
   try {
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      watch = new StallWatch({
+        stallMs: STALL_MS,
+        limitMs: START_LIMIT_MS,
+        pids: () => [child.pid],
+        onStall: (why) => {
+          child.kill('SIGKILL')
+          void failure(spec, why).then(reject)
+        }
+      })
       child.on('message', (msg: { type?: string }) => { if (msg.type === 'ready') resolve(msg as Record<string, unknown>) })
-      child.once('exit', (code, signal) => reject(new CliError(`${spec.name} exited (${signal ?? code ?? '?'}) before it was ready; see ${spec.logFile}`)))
+      child.once('exit', (code, signal) => { void failure(spec, `exited (${signal ?? code ?? '?'}) before it was ready`).then(reject) })
     })
     return { ...spec, child, ready }
   } finally {
-    clearTimeout(timer)
+    watch?.close()
   }
 }
 
-/** Waits until the manager has heard every member announce itself: only then is the cluster usable. */
-async function waitForMembers (url: string, ids: string[]): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS
-  let missing = ids
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(new URL('/cluster', url))
-      const cluster = await res.json() as { nodes: Array<{ id: string, state: string }> }
-      const healthy = new Set(cluster.nodes.filter((n) => n.state === 'healthy').map((n) => n.id))
-      missing = ids.filter((id) => !healthy.has(id))
-      if (missing.length === 0) return
-    } catch {}
-    await new Promise((resolve) => setTimeout(resolve, 100))
+/** An error naming the member and quoting the end of its log, which usually says why. */
+async function failure (spec: Spec, why: string): Promise<CliError> {
+  const lines = await tailLines(spec.logFile)
+  const tail = lines.length === 0 ? ' (its log is empty)' : `; the last lines of its log:\n${lines.map((l) => `  ${l}`).join('\n')}`
+  return new CliError(`${spec.name} ${why}; log: ${spec.logFile}${tail}`)
+}
+
+/**
+ * Waits until the manager has heard every member announce itself: only then
+ * is the cluster usable. Slow is fine while members keep turning up (or the
+ * manager keeps using CPU); no progress for STALL_MS is a failure.
+ */
+async function waitForMembers (url: string, members: Started[]): Promise<void> {
+  let missing = members
+  let stalled: string | undefined
+  const watch = new StallWatch({ stallMs: STALL_MS, limitMs: START_LIMIT_MS, pids: () => [], onStall: (why) => { stalled = why } })
+  try {
+    while (stalled === undefined) {
+      try {
+        const res = await fetch(new URL('/cluster', url))
+        const cluster = await res.json() as { nodes: Array<{ id: string, state: string }> }
+        const healthy = new Set(cluster.nodes.filter((n) => n.state === 'healthy').map((n) => n.id))
+        const now = missing.filter((m) => !healthy.has(String(m.ready.id)))
+        if (now.length < missing.length) watch.progress()
+        missing = now
+        if (missing.length === 0) return
+      } catch {}
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  } finally {
+    watch.close()
   }
-  throw new CliError(`the manager did not hear ${missing.join(', ')} announce itself; see the logs`)
+  throw new CliError(`the manager did not hear ${missing.map((m) => `${m.name} (${String(m.ready.id)})`).join(', ')} announce itself (${stalled}); see the logs in ${missing[0]?.logFile ?? 'the logs folder'}`)
 }
 
 async function stopAll (running: Started[]): Promise<void> {

@@ -43,6 +43,17 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
     this.bootId = newBootId()
     this.logger = (this.options.logger ?? silentLogger()).child({ component: this.role === 'storage' ? 'node' : 'directory', nodeId: this.id })
     await this.open()
+    try {
+      await this.serve()
+    } catch (err) {
+      // roll back in reverse, so a member that cannot start leaves nothing running (its scrub, its store)
+      await this.stop().catch(() => {})
+      throw err
+    }
+    this.logger.info(`${this.role === 'storage' ? 'storage node' : 'directory server'} started`, { address: `${this.address}:${this.port}`, bootId: this.bootId, ...this.load() })
+  }
+
+  private async serve (): Promise<void> {
     const server = new RpcServer({
       key: this.options.key,
       identity: { id: this.id, role: this.role, center: this.center, slot: this.slot, address: this.address, port: this.options.port, bootId: this.bootId },
@@ -61,16 +72,19 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
         async (kind, key) => await this.holds(kind, key))
       await this.presence.start()
     }
-    this.logger.info(`${this.role === 'storage' ? 'storage node' : 'directory server'} started`, { address: `${this.address}:${this.port}`, bootId: this.bootId, ...this.load() })
   }
 
   async close (): Promise<void> {
-    const server = this.server
-    if (server === undefined) return
+    if (this.server === undefined) return
+    await this.stop()
+  }
+
+  private async stop (): Promise<void> {
+    const { server, presence } = this
     this.server = undefined
-    await this.presence?.close()
     this.presence = undefined
-    await server.close()
+    await presence?.close()
+    await server?.close()
     await this.shutdown()
   }
 

@@ -122,13 +122,19 @@ export class Manager {
     this.integrity.start()
     const server = createServer((req, res) => { void this.route(req, res) })
     this.server = server
-    server.listen(this.options.port, this.options.host)
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
-    await this.channel.start()
-    this.roster.start(this.channel)
-    const bootId = newBootId()
-    this.announcer = new Announcer(this.channel, () => ({ id: this.id, role: 'manager', center: twins.primary, slot: 1, address: this.options.host, port: this.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
-    await this.announcer.start()
+    try {
+      server.listen(this.options.port, this.options.host)
+      await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
+      await this.channel.start()
+      this.roster.start(this.channel)
+      const bootId = newBootId()
+      this.announcer = new Announcer(this.channel, () => ({ id: this.id, role: 'manager', center: twins.primary, slot: 1, address: this.options.host, port: this.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
+      await this.announcer.start()
+    } catch (err) {
+      // a manager that cannot start leaves nothing running: its intervals, its journal, its sockets
+      await this.close().catch(() => {})
+      throw err
+    }
     this.logger.info('manager listening', { url: this.url, group: `${this.channel.options.group}:${this.channel.options.port}`, interface: this.channel.options.interface })
   }
 

@@ -28,19 +28,30 @@ export function hasPythonModule (module: string): boolean {
   }
 }
 
+// One install at a time over every test process: apt-get's DPkg::Lock::Timeout covers the dpkg
+// lock but not the lists lock that `apt-get update` takes, so two updates side by side fail.
+const APT_LOCK = '/tmp/mirrorcast-apt.lock'
+// Under the lock, a package another test has installed meanwhile is not fetched again.
+const INSTALL_MISSING = [
+  "need=''",
+  'for p; do dpkg-query -W -f \'${Status}\' "$p" 2>/dev/null | grep -q \'ok installed\' || need="$need $p"; done',
+  '[ -z "$need" ] || { apt-get update -qq && apt-get install -y -qq $need; }'
+].join('\n')
+
 /**
  * Installs with apt-get the Debian packages a test needs and lacks, so that a
  * plain `npm test` works on a fresh Debian machine (as root, which network
  * namespaces need anyway; .ci/run installs the same beforehand). Test files
- * run in parallel: apt waits for another's lock rather than failing.
+ * run in parallel: they take turns through one flock.
  */
 export async function ensureDebianPackages (needs: Array<{ debianPackage: string, present: () => boolean }>): Promise<void> {
   const missing = needs.filter((n) => !n.present()).map((n) => n.debianPackage)
   if (missing.length === 0) return
   if (!hasCommand('apt-get')) throw new Error(`this test needs ${missing.join(', ')} and there is no apt-get to install them`)
-  const lock = ['-o', 'DPkg::Lock::Timeout=300']
-  await run('apt-get', [...lock, 'update', '-qq'], { maxBuffer: 64 * 1024 * 1024 })
-  await run('apt-get', [...lock, 'install', '-y', '-qq', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 * 1024 * 1024 })
+  await run('flock', ['-w', '900', APT_LOCK, 'sh', '-c', INSTALL_MISSING, 'sh', ...missing], {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    maxBuffer: 64 * 1024 * 1024
+  })
 }
 
 /** The commands the nemesis runs inside hosts, installed when missing. */
