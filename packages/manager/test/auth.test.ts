@@ -1,6 +1,6 @@
 import test from 'ava'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Authorizer, isLoopback, parseTokens } from '../src/auth.js'
+import { Authorizer, isLoopback, parseTokens } from '../src/http/auth.js'
 
 const RW = 'a'.repeat(40)
 const RO = 'b'.repeat(40)

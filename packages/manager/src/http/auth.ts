@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { readSecretFile } from '@mirrorcast/wire'
-import { ManagerError, ManagerErrorCode } from './errors.js'
+import { ManagerError, ManagerErrorCode } from '../errors.js'
 
 export type Access = 'read-only' | 'read-write'
 

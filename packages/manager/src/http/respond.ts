@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { ManagerError, ManagerErrorCode, httpStatusFor } from './errors.js'
+import { ManagerError, ManagerErrorCode, httpStatusFor } from '../errors.js'
 
 export function sendJson (res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
@@ -39,32 +39,6 @@ async function drainOrClose (res: ServerResponse): Promise<void> {
     res.on('drain', done)
     res.on('close', done)
   })
-}
-
-export interface ByteRange { offset: number, length: number }
-
-/**
- * One `bytes=` range (a client needing several makes several requests).
- * Returns undefined for no Range header, throws 416 for one that cannot be served.
- */
-export function parseRange (header: string | undefined, size: number): ByteRange | undefined {
-  if (header === undefined) return undefined
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
-  const unsatisfiable = new ManagerError(ManagerErrorCode.RANGE_NOT_SATISFIABLE, `range ${header.slice(0, 60)} cannot be served from ${size} bytes`)
-  if (m === null || (m[1] === '' && m[2] === '')) throw unsatisfiable
-  let start: number
-  let end: number
-  if (m[1] === '') {
-    const suffix = Number(m[2])
-    if (suffix === 0) throw unsatisfiable
-    start = Math.max(0, size - suffix)
-    end = size - 1
-  } else {
-    start = Number(m[1])
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)
-  }
-  if (!Number.isSafeInteger(start) || start >= size || end < start) throw unsatisfiable
-  return { offset: start, length: end - start + 1 }
 }
 
 /** The request body as buffers, failing if the client hangs up before its end. */

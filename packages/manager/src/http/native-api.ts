@@ -1,0 +1,235 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { normalizePath, PathError, type FileEntry } from '@mirrorcast/wire'
+import { ManagerError, ManagerErrorCode } from '../errors.js'
+import type { DirectoryManager } from '../directory-manager.js'
+import type { Membership } from '../membership.js'
+import type { ObjectManager } from '../object-manager.js'
+import { parseRange } from './range.js'
+import { pipeBody, requestBody, sendJson } from './respond.js'
+import type { RequestContext, Route } from './router.js'
+import { entryView, type MemberDirectory } from './views.js'
+
+const SHA256_HEADER = 'x-mirrorcast-sha256'
+// 1 MiB: bodies from this size on are checked against the namespace before they are sent
+const PRECHECK_MIN_BYTES = 1024 * 1024
+
+/** What the native API needs of the object manager, the directory manager and the membership. */
+export interface NativeApiDeps {
+  objects: Pick<ObjectManager, 'write' | 'read' | 'remove'>
+  directories: Pick<DirectoryManager, 'stat' | 'lookup' | 'list' | 'put' | 'remove' | 'mkdir' | 'rename'>
+  members: MemberDirectory & Pick<Membership, 'enterFailover' | 'requestFailback'>
+  /** One multicast search round for a file's holders in one center. */
+  search: (fileId: string, center: string) => Promise<Array<Record<string, unknown>>>
+  /** The centers a search asks when the client names none: the backup first. */
+  searchOrder: string[]
+  cluster: () => Record<string, unknown>
+  maxFileBytes: number
+}
+
+/** The native API: `/files/<path>`, `/cluster`, `/cluster/nodes/<id>/<action>`, `/search`. */
+export class NativeApi {
+  constructor (private readonly deps: NativeApiDeps) {}
+
+  routes (): Route[] {
+    const files = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> => { await this.files(req, res, ctx) }
+    return [
+      { path: '/files', prefix: true, methods: { PUT: files, GET: files, HEAD: files, DELETE: files, POST: files } },
+      { path: '/cluster', methods: { GET: (_req, res) => { sendJson(res, 200, this.deps.cluster()) } } },
+      { path: '/cluster/nodes', prefix: true, methods: { POST: (_req, res, ctx) => { this.failoverByHand(res, ctx.rest.slice(1)) } } },
+      { path: '/search', methods: { GET: async (_req, res, ctx) => { await this.search(res, ctx.query) } } }
+    ]
+  }
+
+  private async files (req: IncomingMessage, res: ServerResponse, { rest, query: q }: RequestContext): Promise<void> {
+    let raw: string
+    try {
+      raw = decodeURIComponent(rest) || '/'
+    } catch {
+      throw new PathError('path is not valid percent-encoding')
+    }
+    const path = normalizePath(raw)
+    switch (req.method) {
+      case 'PUT':
+        if (raw.endsWith('/')) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'PUT needs a file path, not one ending in /')
+        return await this.putFile(req, res, path)
+      case 'DELETE':
+        return await this.deletePath(res, path, q.has('recursive'))
+      case 'POST':
+        if (q.has('mkdir')) return await this.mkdir(res, path, q.has('parents'))
+        if (q.has('move-to')) return await this.move(res, path, normalizePath(q.get('move-to')))
+        throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST needs ?mkdir or ?move-to=<path>')
+      default:
+        return await this.getPath(req, res, path, q)
+    }
+  }
+
+  /** `POST /cluster/nodes/<id>/failover|failback`. */
+  private failoverByHand (res: ServerResponse, rest: string): void {
+    const [id = '', action, extra] = rest.split('/')
+    const { members } = this.deps
+    const member = members.byId(decodeURIComponent(id))
+    if (member === undefined || extra !== undefined) throw new ManagerError(ManagerErrorCode.NOT_FOUND, `no member ${JSON.stringify(id.slice(0, 80))}`)
+    if (action === 'failover') members.enterFailover(member, 'by hand', true)
+    else if (action === 'failback') {
+      if (!members.requestFailback(member, true)) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `${member.id} is not heard on the multicast group: it cannot come back yet`)
+    } else throw new ManagerError(ManagerErrorCode.NOT_FOUND, 'use /cluster/nodes/<id>/failover or /failback')
+    sendJson(res, 200, members.view().find((m) => m.id === member.id))
+  }
+
+  /**
+   * `GET /search?key=<path|file id>[&center=C]`: a multicast search for the
+   * holders of a file; without a center, the backup center is asked first,
+   * then the primary center.
+   */
+  private async search (res: ServerResponse, q: URLSearchParams): Promise<void> {
+    const key = q.get('key') ?? ''
+    let fileId = key
+    if (!/^[0-9a-f]{32}$/.test(key)) {
+      const entry = await this.deps.directories.stat(normalizePath(key))
+      if (entry.type !== 'file') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${key} is a directory`)
+      fileId = entry.fileId
+    }
+    const center = q.get('center')
+    const rounds = []
+    for (const c of center === null ? this.deps.searchOrder : [center]) rounds.push({ center: c, holders: await this.deps.search(fileId, c) })
+    sendJson(res, 200, { key, fileId, rounds })
+  }
+
+  private async putFile (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const { objects, directories } = this.deps
+    const size = declaredLength(req, this.deps.maxFileBytes)
+    const expectedSha = req.headers[SHA256_HEADER]
+    if (expectedSha !== undefined && (typeof expectedSha !== 'string' || !/^[0-9a-f]{64}$/.test(expectedSha))) {
+      throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `${SHA256_HEADER} must be 64 lowercase hex digits`)
+    }
+    // A large body is not sent just to be refused: check first what the commit would refuse.
+    // For a small one the round trip costs more than the upload, and the commit refuses it all the same.
+    if (size >= PRECHECK_MIN_BYTES) {
+      const existing = await directories.lookup(path)
+      if (existing?.type === 'dir') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${path} is a directory`)
+    }
+    const abort = new AbortController()
+    const onClose = (): void => { if (!req.complete) abort.abort(new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, 'client went away')) }
+    req.once('close', onClose)
+    let body
+    try {
+      body = await objects.write(requestBody(req), size, abort.signal)
+    } finally {
+      req.off('close', onClose)
+    }
+    try {
+      if (expectedSha !== undefined && expectedSha !== body.sha256) {
+        throw new ManagerError(ManagerErrorCode.CHECKSUM_MISMATCH, `body sha256 ${body.sha256} is not the ${SHA256_HEADER} ${expectedSha}`)
+      }
+      const { change, removed } = await directories.put({ type: 'file', path, fileId: body.fileId, size: body.size, sha256: body.sha256, replicas: body.replicas })
+      await Promise.all(removed.map(async (old) => await objects.remove(old)))
+      if (change.op !== 'put') throw new Error(`directory answered a put with a ${change.op}`)
+      sendJson(res, 201, entryView(change.entry, this.deps.members))
+    } catch (err) {
+      await objects.remove(body)
+      throw err
+    }
+  }
+
+  private async getPath (req: IncomingMessage, res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
+    const { directories } = this.deps
+    const entry = await directories.stat(path)
+    if (q.has('stat')) {
+      sendJson(res, 200, entryView(entry, this.deps.members))
+      return
+    }
+    if (entry.type === 'dir') {
+      const limit = q.has('limit') ? Number(q.get('limit')) : undefined
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'limit must be 1 to 10000')
+      const page = await directories.list(path, q.get('after') ?? undefined, limit)
+      if (req.method === 'HEAD') { res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(); return }
+      sendJson(res, 200, { path, type: 'dir', entries: page.entries.map((e) => entryView(e, this.deps.members)), more: page.more })
+      return
+    }
+    await this.sendFile(req, res, path, entry)
+  }
+
+  /**
+   * Streams a file. A read that no replica can serve may have raced a delete
+   * or an overwrite of the same path (the old body is removed after the entry
+   * changed): the entry is read again, and the answer is then 404 or the new version.
+   */
+  private async sendFile (req: IncomingMessage, res: ServerResponse, path: string, first: FileEntry): Promise<void> {
+    const abort = new AbortController()
+    res.once('close', () => { if (!res.writableFinished) abort.abort(new ManagerError(ManagerErrorCode.BAD_REQUEST, 'client went away')) })
+    let entry = first
+    for (let attempt = 0; ; attempt++) {
+      const range = parseRange(req.headers.range, entry.size)
+      const offset = range?.offset ?? 0
+      const length = range?.length ?? entry.size
+      const status = range === undefined ? 200 : 206
+      const headers = fileHeaders(entry, offset, length, range !== undefined)
+      if (req.method === 'HEAD' || length === 0) {
+        res.writeHead(status, headers).end()
+        return
+      }
+      const body = this.deps.objects.read(entry, offset, length, abort.signal)
+      let head: IteratorResult<Buffer>
+      try {
+        // Headers wait for the first bytes, so a read no replica can serve is still a clean error.
+        head = await body.next()
+      } catch (err) {
+        if ((err as { code?: string }).code !== ManagerErrorCode.NO_REPLICA || attempt > 0) throw err
+        const now = await this.deps.directories.lookup(path)
+        if (now === undefined) throw new ManagerError('ERR_DIR_NOT_FOUND', `${path} was removed while it was being read`)
+        if (now.type !== 'file' || now.fileId === entry.fileId) throw err
+        entry = now
+        continue
+      }
+      res.writeHead(status, headers)
+      if (head.done !== true) res.write(head.value)
+      await pipeBody(res, body)
+      res.end()
+      return
+    }
+  }
+
+  private async deletePath (res: ServerResponse, path: string, recursive: boolean): Promise<void> {
+    const { removed } = await this.deps.directories.remove(path, recursive)
+    await Promise.all(removed.map(async (old) => await this.deps.objects.remove(old)))
+    sendJson(res, 200, { path, removed: removed.length })
+  }
+
+  private async mkdir (res: ServerResponse, path: string, parents: boolean): Promise<void> {
+    const { directories } = this.deps
+    await directories.mkdir(path, parents)
+    sendJson(res, 201, entryView(await directories.stat(path), this.deps.members))
+  }
+
+  private async move (res: ServerResponse, path: string, to: string): Promise<void> {
+    const { directories } = this.deps
+    const { removed } = await directories.rename(path, to)
+    await Promise.all(removed.map(async (old) => await this.deps.objects.remove(old)))
+    sendJson(res, 200, entryView(await directories.stat(to), this.deps.members))
+  }
+}
+
+function fileHeaders (entry: FileEntry, offset: number, length: number, ranged: boolean): Record<string, string | number> {
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/octet-stream',
+    'content-length': length,
+    etag: `"${entry.sha256}"`,
+    'accept-ranges': 'bytes',
+    'last-modified': new Date(entry.mtime).toUTCString(),
+    'x-mirrorcast-version': entry.version,
+    'x-mirrorcast-id': entry.fileId
+  }
+  if (ranged) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${entry.size}`
+  return headers
+}
+
+function declaredLength (req: IncomingMessage, max: number): number {
+  const header = req.headers['content-length']
+  if (header === undefined) {
+    throw new ManagerError(ManagerErrorCode.LENGTH_REQUIRED, 'PUT needs a Content-Length (chunked uploads are not accepted)')
+  }
+  const size = Number(header)
+  if (!/^\d+$/.test(header) || !Number.isSafeInteger(size)) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'Content-Length is not a number')
+  if (size > max) throw new ManagerError(ManagerErrorCode.TOO_LARGE, `body of ${size} bytes exceeds the limit of ${max}`)
+  return size
+}

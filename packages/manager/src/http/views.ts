@@ -1,0 +1,47 @@
+import type { Entry, FileEntry } from '@mirrorcast/wire'
+import type { Membership } from '../membership.js'
+import type { IntegrityStats } from '../integrity.js'
+
+/** What of the membership the views read. */
+export type MemberDirectory = Pick<Membership, 'byId' | 'find' | 'view' | 'pairViews'>
+
+/** An entry as the API shows it: a file with its replicas' addresses as they are now. */
+export function entryView (entry: Entry, members: MemberDirectory): Record<string, unknown> {
+  const name = entry.path === '/' ? '/' : entry.path.slice(entry.path.lastIndexOf('/') + 1)
+  if (entry.type === 'dir') return { path: entry.path, name, type: 'dir', version: entry.version, mtime: new Date(entry.mtime).toISOString() }
+  return { ...fileView(entry, members), name }
+}
+
+function fileView (entry: FileEntry, members: MemberDirectory): Record<string, unknown> {
+  return {
+    path: entry.path,
+    type: 'file',
+    id: entry.fileId,
+    size: entry.size,
+    sha256: entry.sha256,
+    version: entry.version,
+    mtime: new Date(entry.mtime).toISOString(),
+    replicas: entry.replicas.map((r) => ({ node: r.node, center: r.center, slot: r.slot, address: (members.byId(r.node) ?? members.find('storage', r.center, r.slot))?.address ?? null }))
+  }
+}
+
+export interface ClusterInfo {
+  manager: { id: string, url: string }
+  centers: string[]
+  twins: string
+  directoryPartitions: number
+}
+
+/** `GET /cluster`: every member, every twin pair, the integrity counters. */
+export function clusterView (info: ClusterInfo, members: MemberDirectory, integrity: IntegrityStats): Record<string, unknown> {
+  return { ...info, nodes: members.view(), pairs: pairsView(members), integrity }
+}
+
+/** Every twin pair, storage and directory, with the state of each side: what `mirrorcast status` shows. */
+function pairsView (members: MemberDirectory): Array<Record<string, unknown>> {
+  type Side = ReturnType<MemberDirectory['pairViews']>[number]['members'][number]
+  const side = (m: Side): Record<string, unknown> | null => m === undefined
+    ? null
+    : { id: m.id, name: m.name, address: m.address, status: m.health, failover: m.failover === undefined ? null : { since: new Date(m.failover.since).toISOString(), reason: m.failover.reason, manual: m.failover.manual } }
+  return (['storage', 'directory'] as const).flatMap((role) => members.pairViews(role).map(({ index, members: [p, t] }) => ({ role, index, primary: side(p), twin: side(t) })))
+}
