@@ -1,6 +1,8 @@
+import { CliErrorCode } from '@mirrorcast/wire'
+
 /** An error meant for the user: printed as is, exit code 1. */
 export class CliError extends Error {
-  readonly code = 'ERR_CLI'
+  readonly code = CliErrorCode.CLI
 
   constructor (message: string) {
     super(message)

@@ -1,5 +1,5 @@
 import { createLogger, type Logger } from '@mirrorcast/logger'
-import { readClusterKeyFile } from '@mirrorcast/wire'
+import { CENTER_NAME_PATTERN, readClusterKeyFile } from '@mirrorcast/wire'
 import { DEFAULT_MULTICAST_PORT, parsePeers, type PresenceOptions } from '@mirrorcast/discovery'
 import { StorageNode, type ScrubOptions } from '@mirrorcast/node'
 import { DirectoryServer } from '@mirrorcast/directory'
@@ -163,13 +163,13 @@ export function parseInteger (value: string, name: string): number {
 
 export function parseCenter (value: string): string {
   const center = value.trim()
-  if (!/^[a-z][a-z0-9-]{0,31}$/.test(center)) throw new CliError('--centers with --local-twins names one center, e.g. east')
+  if (!CENTER_NAME_PATTERN.test(center)) throw new CliError('--centers with --local-twins names one center, e.g. east')
   return center
 }
 
 export function parseCenters (value: string): [string, string] {
   const centers = value.split(',').map((c) => c.trim())
-  if (centers.length !== 2 || centers[0] === centers[1] || centers.some((c) => !/^[a-z][a-z0-9-]{0,31}$/.test(c))) {
+  if (centers.length !== 2 || centers[0] === centers[1] || centers.some((c) => !CENTER_NAME_PATTERN.test(c))) {
     throw new CliError('--centers must name two different centers, primary first, e.g. east,west')
   }
   return centers as [string, string]

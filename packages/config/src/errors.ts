@@ -1,9 +1,6 @@
-import { CodedError } from '@mirrorcast/wire'
+import { CodedError, ConfigErrorCode } from '@mirrorcast/wire'
+
+export { ConfigErrorCode }
 
 export class ConfigError extends CodedError {}
 
-export const ConfigErrorCode = {
-  UNREADABLE: 'ERR_CONFIG_UNREADABLE',
-  SYNTAX: 'ERR_CONFIG_SYNTAX',
-  INVALID: 'ERR_CONFIG_INVALID'
-} as const

@@ -1,10 +1,11 @@
 import { z } from 'zod'
+import { CENTER_NAME_PATTERN, CLUSTER_NAME_PATTERN, MAX_DIRECTORY_PARTITIONS, MAX_SLOT } from '@mirrorcast/wire'
 
 export const ROLES = ['node', 'directory', 'manager'] as const
 export type Role = typeof ROLES[number]
 
 const port = z.number().int().min(0).max(65535)
-const name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lowercase letters, digits and dashes, starting with a letter')
+const name = z.string().regex(CENTER_NAME_PATTERN, 'must be lowercase letters, digits and dashes, starting with a letter')
 const path = z.string().min(1, 'must be a file path')
 const peer = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$/, 'must be an IPv4 address with an optional port, e.g. "10.1.0.100:7700"')
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 subnet like "10.1.0.0/16"')
@@ -15,7 +16,7 @@ const common = {
   data: path.optional(),
   'key-file': path.optional(),
   'log-level': z.enum(['error', 'warn', 'info', 'debug', 'silent']).optional(),
-  cluster: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be lowercase letters, digits and dashes').optional(),
+  cluster: z.string().regex(CLUSTER_NAME_PATTERN, 'must be lowercase letters, digits and dashes').optional(),
   group: z.ipv4().optional(),
   'mcast-port': port.min(1).optional(),
   interface: z.ipv4().optional(),
@@ -26,7 +27,7 @@ const common = {
   'peer-port': port.optional()
 }
 
-const slot = z.number().int().min(1).max(65535)
+const slot = z.number().int().min(1).max(MAX_SLOT)
 
 const member = z.strictObject({
   ...common,
@@ -37,14 +38,14 @@ const member = z.strictObject({
   'dns-sd': z.boolean().optional()
 })
 
-const directory = member.extend({ partition: slot.optional() })
+const directory = member.extend({ partition: z.number().int().min(1).max(MAX_DIRECTORY_PARTITIONS).optional() })
 
 const manager = z.strictObject({
   ...common,
   /** [primary, backup]; with local twins the one center. */
   centers: z.union([z.tuple([name, name]), z.tuple([name])]).optional(),
   'local-twins': z.boolean().optional(),
-  'directory-partitions': z.number().int().min(1).max(65535).optional(),
+  'directory-partitions': z.number().int().min(1).max(MAX_DIRECTORY_PARTITIONS).optional(),
   'center-subnets': z.record(name, cidr).optional(),
   host: z.ipv4().optional(),
   port: port.optional(),

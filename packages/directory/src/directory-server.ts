@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import type { RequestContext } from '@mirrorcast/rpc'
 import { MemberProcess, type Holding, type MemberProcessOptions, type SearchKind } from '@mirrorcast/discovery'
-import type { AnyEnvelope } from '@mirrorcast/wire'
+import { MAX_DIRECTORY_PARTITIONS, type AnyEnvelope } from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
 import { Namespace } from './namespace.js'
 
@@ -22,7 +22,7 @@ export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
   constructor (options: DirectoryServerOptions) {
     super(options, 'directory')
     this.partition = options.partition ?? options.slot
-    if (!Number.isInteger(this.partition) || this.partition < 1 || this.partition > 65535) throw new TypeError(`partition ${this.partition} must be 1 to 65535`)
+    if (!Number.isInteger(this.partition) || this.partition < 1 || this.partition > MAX_DIRECTORY_PARTITIONS) throw new TypeError(`partition ${this.partition} must be 1 to ${MAX_DIRECTORY_PARTITIONS}`)
   }
 
   get namespace (): Namespace {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure } from '@mirrorcast/rpc'
-import { isWithin, MAX_LIST_ENTRIES, parentPath, type Entry, type FileEntry, type MessageBody } from '@mirrorcast/wire'
+import { DirectoryErrorCode, isWithin, MAX_DIRECTORY_PARTITIONS, MAX_LIST_ENTRIES, parentPath, type Entry, type FileEntry, type MessageBody } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from './errors.js'
 import type { Locator } from './locator.js'
 import type { Member, Membership } from './membership.js'
@@ -44,7 +44,7 @@ export class DirectoryManager {
   private recovering: Promise<void> | undefined
 
   constructor (membership: Membership, twins: TwinMap, locator: Locator, options: DirectoryManagerOptions, logger: Logger) {
-    if (!Number.isInteger(options.partitions) || options.partitions < 1 || options.partitions > 1024) throw new TypeError('directory partitions must be 1 to 1024')
+    if (!Number.isInteger(options.partitions) || options.partitions < 1 || options.partitions > MAX_DIRECTORY_PARTITIONS) throw new TypeError(`directory partitions must be 1 to ${MAX_DIRECTORY_PARTITIONS}`)
     this.membership = membership
     this.logger = logger
     this.replicators = Array.from({ length: options.partitions }, (_, i) => new PartitionReplicator(i + 1, membership, twins, locator, logger))
@@ -153,10 +153,10 @@ export class DirectoryManager {
    */
   private async move (source: PartitionReplicator, target: PartitionReplicator, path: string, to: string): Promise<{ removed: FileEntry[] }> {
     const [from, parent, existing] = await Promise.all([source.read(stat(path)), target.read(stat(parentPath(to))), target.read(stat(to))])
-    if (from === undefined) throw new ManagerError('ERR_DIR_NOT_FOUND', `${path} does not exist`)
-    if (parent === undefined) throw new ManagerError('ERR_DIR_NOT_FOUND', `${parentPath(to)} does not exist`)
-    if (parent.type !== 'dir') throw new ManagerError('ERR_DIR_NOT_A_DIRECTORY', `${parentPath(to)} is a file, not a directory`)
-    if (existing !== undefined && (existing.type === 'dir' || from.type === 'dir')) throw new ManagerError('ERR_DIR_EXISTS', `${to} already exists`)
+    if (from === undefined) throw new ManagerError(DirectoryErrorCode.NOT_FOUND, `${path} does not exist`)
+    if (parent === undefined) throw new ManagerError(DirectoryErrorCode.NOT_FOUND, `${parentPath(to)} does not exist`)
+    if (parent.type !== 'dir') throw new ManagerError(DirectoryErrorCode.NOT_A_DIRECTORY, `${parentPath(to)} is a file, not a directory`)
+    if (existing !== undefined && (existing.type === 'dir' || from.type === 'dir')) throw new ManagerError(DirectoryErrorCode.EXISTS, `${to} already exists`)
     const intent = randomBytes(16).toString('hex')
     this.moving.add(intent)
     try {

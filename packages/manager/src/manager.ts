@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { MAX_DIRECTORY_PARTITIONS } from '@mirrorcast/wire'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { loadOrCreateMemberId, newBootId } from '@mirrorcast/rpc'
 import { Announcer, MulticastChannel, Roster, search, type MulticastOptions } from '@mirrorcast/discovery'
@@ -59,7 +60,7 @@ export class Manager {
     if (options.key.length < 16) throw new TypeError('cluster key must be at least 16 bytes')
     const twinMap = new TwinMap(options.centers ?? (options.twins === 'local' ? ['east'] : ['east', 'west']), options.twins ?? 'centers')
     const directoryPartitions = options.directoryPartitions ?? 1
-    if (!Number.isInteger(directoryPartitions) || directoryPartitions < 1 || directoryPartitions > 1024) throw new TypeError('directoryPartitions must be 1 to 1024')
+    if (!Number.isInteger(directoryPartitions) || directoryPartitions < 1 || directoryPartitions > MAX_DIRECTORY_PARTITIONS) throw new TypeError(`directoryPartitions must be 1 to ${MAX_DIRECTORY_PARTITIONS}`)
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES
     if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes <= 0) throw new TypeError('maxFileBytes must be a positive integer')
     this.options = {

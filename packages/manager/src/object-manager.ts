@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
 import { CHUNK_BYTES, isTransportFailure, type Upload } from '@mirrorcast/rpc'
-import type { FileEntry, Replica } from '@mirrorcast/wire'
+import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, NodeErrorCode, type FileEntry, type Replica } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from './errors.js'
 import type { Locator } from './locator.js'
 import type { Member, Membership } from './membership.js'
@@ -22,12 +22,6 @@ interface Copy {
 
 // 1 s: pause before a resync that failed is tried again
 const RESYNC_RETRY_MS = 1000
-// 64 MiB: what a node keeps free beyond a body (as the node itself does), so placement avoids nodes without it
-const PLACEMENT_FREE_MARGIN_BYTES = 64 * 1024 * 1024
-// 64 KiB: a body this small is collected whole and sent to each node in one frame
-const INLINE_PUT_BYTES = 64 * 1024
-// what a node answers when it has no room for a body
-const NODE_NO_SPACE = 'ERR_NODE_NO_SPACE'
 // 8: journal entries repaired at once during a resync (copies stream from the twin)
 const RESYNC_CONCURRENCY = 8
 
@@ -76,7 +70,7 @@ export class ObjectManager {
    */
   place (fileId: string, size: number): Member[] {
     const pairs = this.membership.pairs('storage')
-    const room = (m: Member): boolean => !m.writable || m.info.free >= size + PLACEMENT_FREE_MARGIN_BYTES
+    const room = (m: Member): boolean => !m.writable || m.info.free >= size + FREE_SPACE_MARGIN_BYTES
     const whole = pairs.filter((p) => p.members.every((m) => m.writable))
     const degraded = pairs.filter((p) => p.members.some((m) => m.writable))
     const tiers = [whole.filter((p) => p.members.every(room)), degraded.filter((p) => p.members.every(room)), whole, degraded]
@@ -93,7 +87,7 @@ export class ObjectManager {
    */
   async write (source: AsyncIterable<Buffer>, size: number, signal?: AbortSignal): Promise<StoredBody> {
     const body = exactly(source, size)
-    if (size <= INLINE_PUT_BYTES) return await this.writeSmall(await collect(body, size), signal)
+    if (size <= INLINE_BODY_BYTES) return await this.writeSmall(await collect(body, size), signal)
     return await this.writeStream(body, size, signal)
   }
 
@@ -121,7 +115,7 @@ export class ObjectManager {
     })
     if (refusal !== undefined) {
       await this.remove({ fileId, replicas: [...sums.keys()].map(replicaOf) })
-      if (again && (refusal as { code?: string }).code === NODE_NO_SPACE) return await this.writeSmall(body, signal, false)
+      if (again && (refusal as { code?: string }).code === NodeErrorCode.NO_SPACE) return await this.writeSmall(body, signal, false)
       throw refusal
     }
     return await this.seal(fileId, body.length, members, missed, sums)
@@ -171,7 +165,7 @@ export class ObjectManager {
 
   /** A node that refused a body for lack of room is passed over by placement until it announces room again. */
   private noteFull (member: Member, err: unknown): void {
-    if ((err as { code?: string }).code === NODE_NO_SPACE) member.info.free = 0
+    if ((err as { code?: string }).code === NodeErrorCode.NO_SPACE) member.info.free = 0
   }
 
   /** Runs `fn` on every live copy; copies whose node failed are dropped (and failed over). */

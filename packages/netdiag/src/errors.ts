@@ -1,7 +1,6 @@
-import { CodedError } from '@mirrorcast/wire'
+import { CodedError, DiagErrorCode } from '@mirrorcast/wire'
+
+export { DiagErrorCode }
 
 export class DiagError extends CodedError {}
 
-export const DiagErrorCode = {
-  BAD_SETTINGS: 'ERR_DIAG_BAD_SETTINGS'
-} as const

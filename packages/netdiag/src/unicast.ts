@@ -2,7 +2,7 @@ import { connect } from 'node:net'
 import { once } from 'node:events'
 import { isLoopback } from '@mirrorcast/manager'
 import { RpcClient, RemoteError } from '@mirrorcast/rpc'
-import type { MessageBody } from '@mirrorcast/wire'
+import { RpcErrorCode, type MessageBody } from '@mirrorcast/wire'
 import { memberName, round, type Heard, type HeardMember } from './listen.js'
 import type { Check } from './report.js'
 import type { DiagSettings, Expected } from './settings.js'
@@ -117,6 +117,6 @@ function verdict (s: DiagSettings, t: Target, p: Probe): Check {
     if (!s.multicast) return check('ok', `${where} answers${who}; ${timing} (multicast is off: it is not expected on the group)`)
     return check('fail', `${where} answers by unicast${who}, but none of its announcements was heard on the group`, `multicast is blocked or filtered between ${t.address} and this host: a firewall rule on UDP ${s.port} or the group ${s.group}, IGMP snooping without a querier, TTL 0 or another group/port/interface on that member; where multicast cannot be had, list static peers (--peers)`)
   }
-  if (p.error?.code === 'ERR_RPC_HANDSHAKE') return check('fail', `${where} answers, but not with this cluster's key: ${p.error.message}`, `give the process at ${where} this cluster's key file`)
+  if (p.error?.code === RpcErrorCode.HANDSHAKE) return check('fail', `${where} answers, but not with this cluster's key: ${p.error.message}`, `give the process at ${where} this cluster's key file`)
   return check('fail', `not heard on the group and ${where} does not answer: ${p.error?.message ?? ''}`, `the process at ${where} is down or the network to it is cut: start it (systemctl start), check its log, check the link`)
 }

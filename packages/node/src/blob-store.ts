@@ -3,7 +3,7 @@ import { link, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { sha256Of, type Quarantined } from '@mirrorcast/wire'
+import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, sha256Of, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
@@ -19,12 +19,8 @@ const MAGIC = Buffer.from('MCBLOB01')
 const FORMAT_VERSION = 1
 // magic(8) version(4) blockSize(4) size(8) sha256(32)
 const FOOTER_BYTES = 56
-// 64 MiB: kept free beyond what an upload declares, so the file system never fills to the last byte
-const FREE_SPACE_MARGIN = 64 * 1024 * 1024
 // 1 s: how long a free-space reading is trusted (less what was written since)
 const FREE_SPACE_TTL_MS = 1000
-// 64 KiB: a blob file this small is read whole in one call
-const SMALL_READ_BYTES = 64 * 1024
 
 export interface BlobInfo {
   size: number
@@ -231,7 +227,7 @@ export class BlobStore {
   }
 
   /**
-   * A blob file of at most SMALL_READ_BYTES, read whole with blocking calls.
+   * A blob file of at most INLINE_BODY_BYTES, read whole with blocking calls.
    * From the page cache that is a few microseconds, where the asynchronous
    * path costs four thread-pool round trips; a cold read blocks this node for
    * one disk access. Undefined when the file is larger (or absent: the
@@ -247,7 +243,7 @@ export class BlobStore {
     }
     try {
       const fileSize = fstatSync(fd).size
-      if (fileSize > SMALL_READ_BYTES) return undefined
+      if (fileSize > INLINE_BODY_BYTES) return undefined
       const whole = Buffer.allocUnsafe(fileSize)
       const bytesRead = readSync(fd, whole, 0, fileSize, 0)
       return Promise.resolve().then(() => ({ ...parseFooter(whole.subarray(Math.max(0, bytesRead - FOOTER_BYTES), bytesRead), bytesRead, fileId), whole: whole.subarray(0, bytesRead) }))
@@ -298,8 +294,8 @@ export class BlobStore {
 
   private async checkSpace (size: number): Promise<void> {
     const free = await this.free()
-    if (size + FREE_SPACE_MARGIN > free) {
-      throw new NodeError(NodeErrorCode.NO_SPACE, `not enough space for ${size} bytes: ${free} free, ${FREE_SPACE_MARGIN} kept in reserve`)
+    if (size + FREE_SPACE_MARGIN_BYTES > free) {
+      throw new NodeError(NodeErrorCode.NO_SPACE, `not enough space for ${size} bytes: ${free} free, ${FREE_SPACE_MARGIN_BYTES} kept in reserve`)
     }
   }
 

@@ -1,12 +1,9 @@
 import type { RequestContext } from '@mirrorcast/rpc'
 import { MemberProcess, type Holding, type MemberProcessOptions, type SearchKind } from '@mirrorcast/discovery'
-import type { AnyEnvelope, MessageType } from '@mirrorcast/wire'
+import { INLINE_BODY_BYTES, type AnyEnvelope, type MessageType } from '@mirrorcast/wire'
 import { BlobStore } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 import { Scrubber, type ScrubOptions } from './scrubber.js'
-
-// 64 KiB: a read this small is answered in one frame, its bytes inline
-const INLINE_READ_BYTES = 64 * 1024
 
 // 10,000: quarantined bodies listed per answer, as one list page
 const QUARANTINE_PAGE = 10_000
@@ -70,7 +67,7 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
       case 'blob.get': {
         const read = await this.store.get(req.body.fileId, req.body.offset, req.body.length)
         const head = { fileId: req.body.fileId, size: read.size, sha256: read.sha256, offset: read.offset, length: read.length }
-        if (read.length <= INLINE_READ_BYTES) {
+        if (read.length <= INLINE_BODY_BYTES) {
           // Every block is verified before it is yielded, so the whole range is read (and checked) before the reply.
           const blocks: Buffer[] = []
           for await (const block of read.body) blocks.push(block)

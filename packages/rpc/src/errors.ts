@@ -1,13 +1,6 @@
-import { CodedError } from '@mirrorcast/wire'
+import { CodedError, RpcErrorCode } from '@mirrorcast/wire'
 
-export const RpcErrorCode = {
-  CONNECT: 'ERR_RPC_CONNECT',
-  CLOSED: 'ERR_RPC_CLOSED',
-  TIMEOUT: 'ERR_RPC_TIMEOUT',
-  PROTOCOL: 'ERR_RPC_PROTOCOL',
-  ABORTED: 'ERR_RPC_ABORTED',
-  HANDSHAKE: 'ERR_RPC_HANDSHAKE'
-} as const
+export { RpcErrorCode }
 
 /** A failure of the transport itself: the peer is unreachable, gone, slow or speaking nonsense. */
 export class RpcError extends CodedError {}

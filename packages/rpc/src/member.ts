@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isIPv4 } from 'node:net'
-import { centerSchema, idSchema, slotSchema } from '@mirrorcast/wire'
+import { centerSchema, idSchema, MAX_SLOT, slotSchema } from '@mirrorcast/wire'
 
 /** A new id for this process's life: a restart is told apart from a slow heartbeat by it. */
 export function newBootId (): string {
@@ -42,7 +42,7 @@ export function resolveMemberOptions<O extends MemberOptions> (options: O): O & 
   if (typeof options.dataDir !== 'string' || options.dataDir === '') throw new TypeError('dataDir is required')
   if (options.key.length < 16) throw new TypeError('cluster key must be at least 16 bytes')
   if (!centerSchema.safeParse(options.center).success) throw new TypeError(`center ${JSON.stringify(options.center)} must be lowercase letters, digits and dashes`)
-  if (!slotSchema.safeParse(options.slot).success) throw new TypeError(`slot ${options.slot} must be 1 to 65535`)
+  if (!slotSchema.safeParse(options.slot).success) throw new TypeError(`slot ${options.slot} must be 1 to ${MAX_SLOT}`)
   const address = options.address ?? '127.0.0.1'
   if (!isIPv4(address)) throw new TypeError(`address ${address} must be an IPv4 address`)
   const port = options.port ?? 0

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { CommonErrorCode, DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { Channel } from './channel.js'
 import { RpcError, RpcErrorCode } from './errors.js'
@@ -161,8 +161,8 @@ export class RpcServer {
     } catch (err) {
       const given = (err as { code?: unknown }).code
       if (typeof given === 'string' && given.startsWith('ERR_RPC_')) throw err
-      const code = typeof given === 'string' ? given : 'ERR_INTERNAL'
-      const level = code === 'ERR_INTERNAL' ? 'error' : 'debug'
+      const code = typeof given === 'string' ? given : CommonErrorCode.INTERNAL
+      const level = code === CommonErrorCode.INTERNAL ? 'error' : 'debug'
       this.options.logger.log(level, 'request failed', { t: req.t, peer: ctx.peer, code, error: (err as Error).message })
       // An error halfway through a streamed reply still reaches the client as a frame.
       await ctx.reply('error', { code, message: (err as Error).message.slice(0, 1024) })

@@ -1,15 +1,6 @@
-/** Stable codes: branch on `code`, never on the message text or the class. */
-export const WireErrorCode = {
-  MISSING_MAC: 'ERR_WIRE_MISSING_MAC',
-  BAD_MAC: 'ERR_WIRE_BAD_MAC',
-  UNKNOWN_VERSION: 'ERR_WIRE_UNKNOWN_VERSION',
-  UNKNOWN_TYPE: 'ERR_WIRE_UNKNOWN_TYPE',
-  OVERSIZE: 'ERR_WIRE_OVERSIZE',
-  TRUNCATED: 'ERR_WIRE_TRUNCATED',
-  MALFORMED: 'ERR_WIRE_MALFORMED',
-  INVALID_FIELD: 'ERR_WIRE_INVALID_FIELD',
-  BAD_KEY: 'ERR_WIRE_BAD_KEY'
-} as const
+import { WireErrorCode } from './error-codes.js'
+
+export { WireErrorCode }
 
 export type WireErrorCodeValue = typeof WireErrorCode[keyof typeof WireErrorCode]
 

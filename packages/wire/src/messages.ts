@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { CENTER_NAME_PATTERN, CLUSTER_NAME_PATTERN, MAX_SLOT } from './limits.js'
 
 // Limits on what a peer may claim; each bounds memory a decoder spends.
 export const MAX_ID_LENGTH = 64 // characters
@@ -9,14 +10,14 @@ export const idSchema = z.string().min(1).max(MAX_ID_LENGTH).regex(/^[A-Za-z0-9.
 export const fileIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'a file id is 32 lowercase hex digits')
 export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits')
 export const uintSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
-export const centerSchema = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a center name is lowercase letters, digits and dashes')
-export const slotSchema = z.number().int().min(1).max(65535)
+export const centerSchema = z.string().regex(CENTER_NAME_PATTERN, 'a center name is lowercase letters, digits and dashes')
+export const slotSchema = z.number().int().min(1).max(MAX_SLOT)
 export const pathSchema = z.string().min(1).max(MAX_PATH_LENGTH)
 export const roleSchema = z.enum(['storage', 'directory', 'manager'])
 export const addressSchema = z.string().min(1).max(64)
 export const portSchema = z.number().int().min(0).max(65535)
 const bytesSchema = z.instanceof(Uint8Array)
-export const clusterSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'a cluster name is lowercase letters, digits and dashes')
+export const clusterSchema = z.string().regex(CLUSTER_NAME_PATTERN, 'a cluster name is lowercase letters, digits and dashes')
 // 900 characters: a search key (file id or path) that still fits a 1,200-byte datagram
 export const MAX_SEARCH_KEY_LENGTH = 900
 

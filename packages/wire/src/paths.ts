@@ -1,4 +1,5 @@
 import { CodedError } from './errors.js'
+import { CommonErrorCode } from './error-codes.js'
 import { MAX_PATH_LENGTH } from './messages.js'
 
 // 255 bytes: NAME_MAX of every common file system
@@ -6,7 +7,7 @@ export const MAX_NAME_BYTES = 255
 
 export class PathError extends CodedError {
   constructor (message: string) {
-    super('ERR_BAD_PATH', message)
+    super(CommonErrorCode.BAD_PATH, message)
   }
 }
 

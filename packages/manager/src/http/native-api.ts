@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { normalizePath, PathError, type FileEntry } from '@mirrorcast/wire'
+import { DirectoryErrorCode, normalizePath, PathError, type FileEntry } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { DirectoryManager } from '../directory-manager.js'
 import type { Membership } from '../membership.js'
@@ -86,7 +86,7 @@ export class NativeApi {
     let fileId = key
     if (!/^[0-9a-f]{32}$/.test(key)) {
       const entry = await this.deps.directories.stat(normalizePath(key))
-      if (entry.type !== 'file') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${key} is a directory`)
+      if (entry.type !== 'file') throw new ManagerError(DirectoryErrorCode.IS_A_DIRECTORY, `${key} is a directory`)
       fileId = entry.fileId
     }
     const center = q.get('center')
@@ -106,7 +106,7 @@ export class NativeApi {
     // For a small one the round trip costs more than the upload, and the commit refuses it all the same.
     if (size >= PRECHECK_MIN_BYTES) {
       const existing = await directories.lookup(path)
-      if (existing?.type === 'dir') throw new ManagerError('ERR_DIR_IS_A_DIRECTORY', `${path} is a directory`)
+      if (existing?.type === 'dir') throw new ManagerError(DirectoryErrorCode.IS_A_DIRECTORY, `${path} is a directory`)
     }
     const abort = new AbortController()
     const onClose = (): void => { if (!req.complete) abort.abort(new ManagerError(ManagerErrorCode.UPLOAD_INCOMPLETE, 'client went away')) }
@@ -176,7 +176,7 @@ export class NativeApi {
       } catch (err) {
         if ((err as { code?: string }).code !== ManagerErrorCode.NO_REPLICA || attempt > 0) throw err
         const now = await this.deps.directories.lookup(path)
-        if (now === undefined) throw new ManagerError('ERR_DIR_NOT_FOUND', `${path} was removed while it was being read`)
+        if (now === undefined) throw new ManagerError(DirectoryErrorCode.NOT_FOUND, `${path} was removed while it was being read`)
         if (now.type !== 'file' || now.fileId === entry.fileId) throw err
         entry = now
         continue

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { CommonErrorCode } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode, httpStatusFor } from '../errors.js'
 
 export function sendJson (res: ServerResponse, status: number, body: unknown): void {
@@ -16,7 +17,7 @@ export function sendError (res: ServerResponse, err: unknown): void {
     res.destroy(err as Error)
     return
   }
-  sendJson(res, status, { error: { code: typeof code === 'string' ? code : 'ERR_INTERNAL', message } })
+  sendJson(res, status, { error: { code: typeof code === 'string' ? code : CommonErrorCode.INTERNAL, message } })
 }
 
 /** Writes a stream of buffers to the response, waiting whenever the client is slower. */

@@ -1,0 +1,159 @@
+/**
+ * Every error code of mirrorcast, in one table (undici's errors.js is the
+ * model): the HTTP status a client of the manager gets for it, and what it
+ * means. A code travels between processes (a node's error reaches the manager
+ * as a reply, then the client as JSON), so each is defined here once and the
+ * packages name them through the groups below; a code missing from the table
+ * does not compile. `status` is for codes that can reach an HTTP client; a
+ * code that never leaves its process (a bad flag, a config file) has the
+ * status it would get if it did.
+ */
+export const ERROR_CODES = {
+  ERR_INTERNAL: { status: 500, meaning: 'a bug: the message is logged, the client is told only this' },
+  ERR_BAD_PATH: { status: 400, meaning: 'a path breaks the path rules (absolute, no . or .. or empty segments, no NUL, lengths)' },
+
+  ERR_WIRE_MISSING_MAC: { status: 503, meaning: 'a frame or datagram carries no MAC' },
+  ERR_WIRE_BAD_MAC: { status: 503, meaning: 'a MAC does not match: another cluster key, or bytes changed on the way' },
+  ERR_WIRE_UNKNOWN_VERSION: { status: 503, meaning: 'a message of a protocol version this process does not speak' },
+  ERR_WIRE_UNKNOWN_TYPE: { status: 503, meaning: 'a message type this process does not know' },
+  ERR_WIRE_OVERSIZE: { status: 503, meaning: 'a frame or datagram above its size limit' },
+  ERR_WIRE_TRUNCATED: { status: 503, meaning: 'a message shorter than its header says' },
+  ERR_WIRE_MALFORMED: { status: 503, meaning: 'a message that does not decode' },
+  ERR_WIRE_INVALID_FIELD: { status: 503, meaning: 'a message whose fields fail its schema' },
+  ERR_WIRE_BAD_KEY: { status: 500, meaning: 'a cluster key file that is missing, unreadable, too open or too short' },
+
+  ERR_RPC_CONNECT: { status: 503, meaning: 'a member could not be reached' },
+  ERR_RPC_CLOSED: { status: 503, meaning: 'a member closed the session' },
+  ERR_RPC_TIMEOUT: { status: 503, meaning: 'a member did not answer in time' },
+  ERR_RPC_PROTOCOL: { status: 503, meaning: 'a member answered out of turn' },
+  ERR_RPC_ABORTED: { status: 503, meaning: 'the request was given up (its client went away, or failover)' },
+  ERR_RPC_HANDSHAKE: { status: 503, meaning: 'a member answers, but not with this cluster\'s key' },
+
+  ERR_NODE_NOT_FOUND: { status: 404, meaning: 'a storage node holds no body of that id' },
+  ERR_NODE_CORRUPT: { status: 503, meaning: 'a stored body failed its checksum (it is quarantined and repaired from the twin)' },
+  ERR_NODE_SIZE_MISMATCH: { status: 503, meaning: 'a body arrived with another size than announced' },
+  ERR_NODE_NO_SPACE: { status: 507, meaning: 'a storage node has no room for the body' },
+  ERR_NODE_BAD_RANGE: { status: 503, meaning: 'a read past a body\'s end' },
+  ERR_NODE_EXISTS: { status: 503, meaning: 'a body of that id is stored with other content' },
+  ERR_NODE_BAD_ID: { status: 503, meaning: 'a file id that is not 32 hex digits' },
+  ERR_NODE_DATA_DIR: { status: 503, meaning: 'a storage node\'s data dir is unusable' },
+  ERR_NODE_UNSUPPORTED: { status: 503, meaning: 'a request a storage node does not serve' },
+  ERR_NODE_BAD_OPTIONS: { status: 500, meaning: 'a storage node\'s settings are invalid' },
+
+  ERR_DIR_NOT_FOUND: { status: 404, meaning: 'no such file or directory' },
+  ERR_DIR_EXISTS: { status: 409, meaning: 'the path exists already' },
+  ERR_DIR_NOT_EMPTY: { status: 409, meaning: 'the directory is not empty' },
+  ERR_DIR_NOT_A_DIRECTORY: { status: 409, meaning: 'a parent in the path is a file' },
+  ERR_DIR_IS_A_DIRECTORY: { status: 409, meaning: 'the path is a directory where a file is needed' },
+  ERR_DIR_INVALID: { status: 400, meaning: 'a namespace request that cannot be done as asked (e.g. a directory moved below itself)' },
+  ERR_DIR_SEQ_GAP: { status: 503, meaning: 'changes replayed out of order on a directory server' },
+  ERR_DIR_TOO_LARGE: { status: 409, meaning: 'a subtree too large to move or remove in one change' },
+  ERR_DIR_UNSUPPORTED: { status: 503, meaning: 'a request a directory server does not serve' },
+
+  ERR_BAD_REQUEST: { status: 400, meaning: 'a request the manager cannot take as it is' },
+  ERR_UNAUTHORIZED: { status: 401, meaning: 'no access token, or an unknown one' },
+  ERR_FORBIDDEN: { status: 403, meaning: 'a read-only token asked to write' },
+  ERR_NOT_FOUND: { status: 404, meaning: 'no such endpoint or member' },
+  ERR_METHOD_NOT_ALLOWED: { status: 405, meaning: 'a method the endpoint does not take (Allow lists those it does)' },
+  ERR_LENGTH_REQUIRED: { status: 411, meaning: 'a PUT without Content-Length' },
+  ERR_TOO_LARGE: { status: 413, meaning: 'a body above the manager\'s limit' },
+  ERR_RANGE_NOT_SATISFIABLE: { status: 416, meaning: 'a Range that cannot be served' },
+  ERR_CHECKSUM_MISMATCH: { status: 400, meaning: 'the body is not the one the x-mirrorcast-sha256 header names' },
+  ERR_UPLOAD_INCOMPLETE: { status: 400, meaning: 'the client went away before the body\'s end' },
+  ERR_REPLICA_MISMATCH: { status: 503, meaning: 'the twins stored different bytes for one body' },
+  ERR_NO_REPLICA: { status: 503, meaning: 'no node of the pair could serve or take the body' },
+  ERR_UNAVAILABLE: { status: 503, meaning: 'no directory server of a partition, or no member, is usable now' },
+  ERR_BAD_TOKENS: { status: 500, meaning: 'the tokens file is invalid or readable by others' },
+
+  ERR_CONFIG_UNREADABLE: { status: 500, meaning: 'the config file cannot be read' },
+  ERR_CONFIG_SYNTAX: { status: 500, meaning: 'the config file is not valid TOML' },
+  ERR_CONFIG_INVALID: { status: 500, meaning: 'a config key is unknown or has the wrong type' },
+  ERR_DISCOVERY_BAD_OPTIONS: { status: 500, meaning: 'multicast settings are invalid' },
+  ERR_DISCOVERY_NOT_STARTED: { status: 503, meaning: 'a search before the multicast channel started' },
+  ERR_DISCOVERY_MULTICAST_OFF: { status: 503, meaning: 'a multicast search with multicast turned off' },
+  ERR_DIAG_BAD_SETTINGS: { status: 500, meaning: 'netdiag\'s settings are invalid' },
+  ERR_CLI: { status: 500, meaning: 'a mistake in a command line, printed as is' }
+} as const satisfies Record<string, { status: number, meaning: string }>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** The HTTP status for an error code; a code this version does not know (a newer peer's) means a member could not do its part. */
+export function httpStatusFor (code: string | undefined): number {
+  if (code === undefined) return 500
+  return (ERROR_CODES as Record<string, { status: number } | undefined>)[code]?.status ?? 503
+}
+
+export function isErrorCode (code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, code)
+}
+
+/** The groups each package throws, by name: every value is a code of the table. */
+export const CommonErrorCode = { INTERNAL: 'ERR_INTERNAL', BAD_PATH: 'ERR_BAD_PATH' } as const satisfies Record<string, ErrorCode>
+
+export const WireErrorCode = {
+  MISSING_MAC: 'ERR_WIRE_MISSING_MAC',
+  BAD_MAC: 'ERR_WIRE_BAD_MAC',
+  UNKNOWN_VERSION: 'ERR_WIRE_UNKNOWN_VERSION',
+  UNKNOWN_TYPE: 'ERR_WIRE_UNKNOWN_TYPE',
+  OVERSIZE: 'ERR_WIRE_OVERSIZE',
+  TRUNCATED: 'ERR_WIRE_TRUNCATED',
+  MALFORMED: 'ERR_WIRE_MALFORMED',
+  INVALID_FIELD: 'ERR_WIRE_INVALID_FIELD',
+  BAD_KEY: 'ERR_WIRE_BAD_KEY'
+} as const satisfies Record<string, ErrorCode>
+
+export const RpcErrorCode = {
+  CONNECT: 'ERR_RPC_CONNECT',
+  CLOSED: 'ERR_RPC_CLOSED',
+  TIMEOUT: 'ERR_RPC_TIMEOUT',
+  PROTOCOL: 'ERR_RPC_PROTOCOL',
+  ABORTED: 'ERR_RPC_ABORTED',
+  HANDSHAKE: 'ERR_RPC_HANDSHAKE'
+} as const satisfies Record<string, ErrorCode>
+
+export const NodeErrorCode = {
+  NOT_FOUND: 'ERR_NODE_NOT_FOUND',
+  CORRUPT: 'ERR_NODE_CORRUPT',
+  SIZE_MISMATCH: 'ERR_NODE_SIZE_MISMATCH',
+  NO_SPACE: 'ERR_NODE_NO_SPACE',
+  BAD_RANGE: 'ERR_NODE_BAD_RANGE',
+  EXISTS: 'ERR_NODE_EXISTS',
+  BAD_ID: 'ERR_NODE_BAD_ID',
+  DATA_DIR: 'ERR_NODE_DATA_DIR',
+  UNSUPPORTED: 'ERR_NODE_UNSUPPORTED',
+  BAD_OPTIONS: 'ERR_NODE_BAD_OPTIONS'
+} as const satisfies Record<string, ErrorCode>
+
+export const DirectoryErrorCode = {
+  NOT_FOUND: 'ERR_DIR_NOT_FOUND',
+  EXISTS: 'ERR_DIR_EXISTS',
+  NOT_EMPTY: 'ERR_DIR_NOT_EMPTY',
+  NOT_A_DIRECTORY: 'ERR_DIR_NOT_A_DIRECTORY',
+  IS_A_DIRECTORY: 'ERR_DIR_IS_A_DIRECTORY',
+  INVALID: 'ERR_DIR_INVALID',
+  SEQ_GAP: 'ERR_DIR_SEQ_GAP',
+  TOO_LARGE: 'ERR_DIR_TOO_LARGE',
+  UNSUPPORTED: 'ERR_DIR_UNSUPPORTED'
+} as const satisfies Record<string, ErrorCode>
+
+export const ManagerErrorCode = {
+  BAD_REQUEST: 'ERR_BAD_REQUEST',
+  NOT_FOUND: 'ERR_NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'ERR_METHOD_NOT_ALLOWED',
+  LENGTH_REQUIRED: 'ERR_LENGTH_REQUIRED',
+  TOO_LARGE: 'ERR_TOO_LARGE',
+  RANGE_NOT_SATISFIABLE: 'ERR_RANGE_NOT_SATISFIABLE',
+  CHECKSUM_MISMATCH: 'ERR_CHECKSUM_MISMATCH',
+  REPLICA_MISMATCH: 'ERR_REPLICA_MISMATCH',
+  NO_REPLICA: 'ERR_NO_REPLICA',
+  UNAVAILABLE: 'ERR_UNAVAILABLE',
+  UPLOAD_INCOMPLETE: 'ERR_UPLOAD_INCOMPLETE',
+  UNAUTHORIZED: 'ERR_UNAUTHORIZED',
+  FORBIDDEN: 'ERR_FORBIDDEN',
+  BAD_TOKENS: 'ERR_BAD_TOKENS'
+} as const satisfies Record<string, ErrorCode>
+
+export const ConfigErrorCode = { UNREADABLE: 'ERR_CONFIG_UNREADABLE', SYNTAX: 'ERR_CONFIG_SYNTAX', INVALID: 'ERR_CONFIG_INVALID' } as const satisfies Record<string, ErrorCode>
+export const DiscoveryErrorCode = { BAD_OPTIONS: 'ERR_DISCOVERY_BAD_OPTIONS', NOT_STARTED: 'ERR_DISCOVERY_NOT_STARTED', MULTICAST_OFF: 'ERR_DISCOVERY_MULTICAST_OFF' } as const satisfies Record<string, ErrorCode>
+export const DiagErrorCode = { BAD_SETTINGS: 'ERR_DIAG_BAD_SETTINGS' } as const satisfies Record<string, ErrorCode>
+export const CliErrorCode = { CLI: 'ERR_CLI' } as const satisfies Record<string, ErrorCode>
