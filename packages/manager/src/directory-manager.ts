@@ -2,12 +2,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure } from '@mirrorcast/rpc'
 import { DirectoryErrorCode, isWithin, MAX_DIRECTORY_PARTITIONS, MAX_LIST_ENTRIES, parentPath, type Entry, type FileEntry, type MessageBody } from '@mirrorcast/wire'
+import { pickSlot, type TwinMap } from '@mirrorcast/topology'
 import { ManagerError, ManagerErrorCode } from './errors.js'
 import type { Locator } from './locator.js'
 import type { Member, Membership } from './membership.js'
 import { PartitionReplicator, type ChangeResult } from './partition-replicator.js'
-import { pickSlot } from './placement.js'
-import type { TwinMap } from './twin-map.js'
 
 export type { ChangeResult } from './partition-replicator.js'
 

@@ -1,8 +1,7 @@
 import type { Logger } from '@mirrorcast/logger'
 import { search, type MulticastChannel, type SearchKind } from '@mirrorcast/discovery'
+import type { Place, SubnetMap, TwinMap } from '@mirrorcast/topology'
 import type { Member, MemberRole, Membership } from './membership.js'
-import type { SubnetMap } from './subnet-map.js'
-import type { Place, TwinMap } from './twin-map.js'
 
 /** Which of the three ways of finding a copy after failover may be used. */
 export interface LocateOptions {

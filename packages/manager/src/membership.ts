@@ -3,7 +3,7 @@ import { RpcClient, RpcError, RpcErrorCode } from '@mirrorcast/rpc'
 import type { Logger } from '@mirrorcast/logger'
 import type { Roster, RosterMember } from '@mirrorcast/discovery'
 import type { ScrubSummary } from '@mirrorcast/wire'
-import type { Place, TwinMap } from './twin-map.js'
+import type { Place, TwinMap } from '@mirrorcast/topology'
 
 export type MemberRole = 'storage' | 'directory'
 

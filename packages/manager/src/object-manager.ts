@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
 import { CHUNK_BYTES, isTransportFailure, type Upload } from '@mirrorcast/rpc'
 import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, NodeErrorCode, type FileEntry, type Replica } from '@mirrorcast/wire'
+import { pickSlot } from '@mirrorcast/topology'
 import { ManagerError, ManagerErrorCode } from './errors.js'
 import type { Locator } from './locator.js'
 import type { Member, Membership } from './membership.js'
-import { pickSlot } from './placement.js'
 import type { RepairJournal, RepairOp } from './repair-journal.js'
 
 export interface StoredBody {

@@ -1,10 +1,10 @@
 import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure } from '@mirrorcast/rpc'
 import type { Change, MessageBody } from '@mirrorcast/wire'
+import type { TwinMap } from '@mirrorcast/topology'
 import { ManagerError, ManagerErrorCode } from './errors.js'
 import type { Locator } from './locator.js'
 import type { Member, Membership } from './membership.js'
-import type { TwinMap } from './twin-map.js'
 
 export type ChangeResult = MessageBody<'dir.change.ok'>
 

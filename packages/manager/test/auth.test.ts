@@ -1,6 +1,6 @@
 import test from 'ava'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Authorizer, isLoopback, parseTokens } from '../src/http/auth.js'
+import { Authorizer, parseTokens } from '../src/http/auth.js'
 
 const RW = 'a'.repeat(40)
 const RO = 'b'.repeat(40)
@@ -20,8 +20,6 @@ test('the tokens file: access, name, token a line; mistakes are named with file 
 })
 
 test('without tokens only loopback is allowed; with them reads need any token and writes a read-write one', (t) => {
-  t.true(isLoopback('127.0.0.1') && isLoopback('127.2.0.1') && isLoopback('::1') && isLoopback('localhost'))
-  t.false(isLoopback('0.0.0.0') || isLoopback('10.1.0.1'))
   t.notThrows(() => new Authorizer([], '127.0.0.1').check(request('PUT').req, request('PUT').res))
   t.throws(() => new Authorizer([], '0.0.0.0'), { code: 'ERR_BAD_TOKENS' })
   const auth = new Authorizer(parseTokens(`read-write admin ${RW}\nread-only mon ${RO}`, 'f'), '0.0.0.0')

@@ -2,7 +2,8 @@ import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { Roster } from '@mirrorcast/discovery'
 import { silentLogger } from '@mirrorcast/logger'
-import { Locator, Membership, ObjectManager, RepairJournal, TwinMap, type Member } from '../src/index.js'
+import { TwinMap } from '@mirrorcast/topology'
+import { Locator, Membership, ObjectManager, RepairJournal, type Member } from '../src/index.js'
 
 const announce = (id: string, center: string, slot: number) => ({ cluster: 'mirrorcast', id, role: 'storage' as const, center, slot, address: '127.0.0.1', port: 1, bootId: 'b00t', heartbeatMs: 100, free: 0, files: 0 })
 

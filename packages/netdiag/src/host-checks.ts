@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { inSubnet, parseSubnet } from '@mirrorcast/manager'
+import { inSubnet, parseSubnet } from '@mirrorcast/topology'
 import type { Check } from './report.js'
 import type { DiagSettings } from './settings.js'
 

@@ -1,4 +1,4 @@
-import { inSubnet, SubnetMap, TwinMap, type Place } from '@mirrorcast/manager'
+import { inSubnet, SubnetMap, TwinMap, type Place } from '@mirrorcast/topology'
 import { memberName, type Heard } from './listen.js'
 import type { Check } from './report.js'
 import type { DiagSettings, Expected } from './settings.js'

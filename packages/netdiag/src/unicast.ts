@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import { once } from 'node:events'
-import { isLoopback } from '@mirrorcast/manager'
+import { isLoopback } from '@mirrorcast/topology'
 import { RpcClient, RemoteError } from '@mirrorcast/rpc'
 import { RpcErrorCode, type MessageBody } from '@mirrorcast/wire'
 import { memberName, round, type Heard, type HeardMember } from './listen.js'

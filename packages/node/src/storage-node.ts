@@ -1,5 +1,6 @@
 import type { RequestContext } from '@mirrorcast/rpc'
-import { MemberProcess, type Holding, type MemberProcessOptions, type SearchKind } from '@mirrorcast/discovery'
+import type { Holding, SearchKind } from '@mirrorcast/discovery'
+import { MemberProcess, type MemberProcessOptions } from '@mirrorcast/member'
 import { INLINE_BODY_BYTES, type AnyEnvelope, type MessageType } from '@mirrorcast/wire'
 import { BlobStore } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { isIP } from 'node:net'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { isLoopback } from '@mirrorcast/topology'
 import { readSecretFile } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 
@@ -42,10 +42,6 @@ export async function readTokensFile (file: string): Promise<AccessToken[]> {
   const tokens = parseTokens(await readSecretFile(file, 'tokens file'), file)
   if (tokens.length === 0) throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${file} holds no token`)
   return tokens
-}
-
-export function isLoopback (host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
 }
 
 /**

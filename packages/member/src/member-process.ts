@@ -1,9 +1,7 @@
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { loadOrCreateMemberId, newBootId, resolveMemberOptions, RpcServer, type MemberOptions, type RequestContext } from '@mirrorcast/rpc'
 import type { AnyEnvelope, MessageType } from '@mirrorcast/wire'
-import type { AnnounceInfo } from './announcer.js'
-import { MemberPresence, type PresenceOptions } from './presence.js'
-import type { Holding, SearchKind } from './search.js'
+import { MemberPresence, type AnnounceInfo, type Holding, type PresenceOptions, type SearchKind } from '@mirrorcast/discovery'
 
 export interface MemberProcessOptions extends MemberOptions {
   maxFrameBytes?: number

@@ -1,4 +1,4 @@
-import { ManagerError, ManagerErrorCode } from './errors.js'
+import { TopologyError, TopologyErrorCode } from './errors.js'
 
 /** Where a member sits: its center and its slot there. */
 export interface Place {
@@ -26,11 +26,11 @@ export class TwinMap {
 
   constructor (centers: readonly string[], mode: TwinMode = 'centers') {
     const [primary, backup] = centers
-    if (primary === undefined) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'name at least one center')
+    if (primary === undefined) throw new TopologyError(TopologyErrorCode.BAD_REQUEST, 'name at least one center')
     if (mode === 'centers' && (centers.length !== 2 || backup === undefined || backup === primary)) {
-      throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'twins in two centers need two different centers: primary, backup')
+      throw new TopologyError(TopologyErrorCode.BAD_REQUEST, 'twins in two centers need two different centers: primary, backup')
     }
-    if (mode === 'local' && centers.length !== 1) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'local twins live in one center: name only it')
+    if (mode === 'local' && centers.length !== 1) throw new TopologyError(TopologyErrorCode.BAD_REQUEST, 'local twins live in one center: name only it')
     this.mode = mode
     this.primary = primary
     this.backup = mode === 'local' ? primary : backup as string

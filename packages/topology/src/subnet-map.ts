@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net'
-import { ManagerError, ManagerErrorCode } from './errors.js'
+import { TopologyError, TopologyErrorCode } from './errors.js'
 
 /** An IPv4 subnet as `a.b.c.d/len`. */
 export interface Subnet {
@@ -23,7 +23,7 @@ export function parseSubnet (cidr: string): Subnet {
   const [ip, len] = cidr.split('/')
   const prefixLength = Number(len)
   if (ip === undefined || !isIPv4(ip) || !Number.isInteger(prefixLength) || prefixLength < 1 || prefixLength > 31) {
-    throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `subnet ${JSON.stringify(cidr)} must be IPv4 CIDR like 10.1.0.0/16`)
+    throw new TopologyError(TopologyErrorCode.BAD_REQUEST, `subnet ${JSON.stringify(cidr)} must be IPv4 CIDR like 10.1.0.0/16`)
   }
   return { network: (toInt(ip) & mask(prefixLength)) >>> 0, prefixLength }
 }

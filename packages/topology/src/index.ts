@@ -1,0 +1,5 @@
+export * from './errors.js'
+export * from './address.js'
+export * from './placement.js'
+export * from './subnet-map.js'
+export * from './twin-map.js'
