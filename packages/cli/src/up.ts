@@ -102,7 +102,15 @@ export async function up (opts: UpOptions): Promise<void> {
     await writeJson(join(dir, 'cluster.json'), {
       manager: { url, pid: manager.child.pid, argv: fixedPortArgv(manager) },
       nodes: running.filter((m) => m.role !== 'manager').map((m) => ({
-        id: m.ready.id, role: m.role, center: m.center, slot: m.slot, ...(m.partition === undefined ? {} : { partition: m.partition }), address: m.address, port: m.ready.port, pid: m.child.pid, argv: fixedPortArgv(m)
+        id: m.ready.id,
+        role: m.role,
+        center: m.center,
+        slot: m.slot,
+        ...(m.partition === undefined ? {} : { partition: m.partition }),
+        address: m.address,
+        port: m.ready.port,
+        pid: m.child.pid,
+        argv: fixedPortArgv(m)
       }))
     })
     process.stdout.write(`mirrorcast is up: ${url}\n`)

@@ -3,4 +3,3 @@ import { CodedError, ConfigErrorCode } from '@mirrorcast/wire'
 export { ConfigErrorCode }
 
 export class ConfigError extends CodedError {}
-

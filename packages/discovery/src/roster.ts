@@ -119,7 +119,20 @@ export class Roster extends EventEmitter<RosterEvents> {
     const { member } = known
     const restarted = member.bootId !== a.bootId
     const previousBootId = member.bootId
-    Object.assign(member, { role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, quarantined: a.quarantined ?? 0, scrub: a.scrub, lastHeard: now })
+    Object.assign(member, {
+      role: a.role,
+      center: a.center,
+      slot: a.slot,
+      address: a.address,
+      port: a.port,
+      bootId: a.bootId,
+      heartbeatMs: a.heartbeatMs,
+      free: a.free,
+      files: a.files,
+      quarantined: a.quarantined ?? 0,
+      scrub: a.scrub,
+      lastHeard: now
+    })
     if (restarted) {
       // A new process: its timing history says nothing about the old one.
       known.detector = new PhiAccrualDetector(a.heartbeatMs)

@@ -110,10 +110,20 @@ export class Manager {
       members: membership,
       search: async (fileId, center) => {
         const { replies } = await search(channel, { kind: 'blob', key: fileId, center, windowMs: 100, timeoutMs: 600 })
-        return replies.map((r) => ({ id: r.reply.id, center: r.reply.center, slot: r.reply.slot, address: r.reply.address, port: r.reply.port, size: r.reply.size, sha256: r.reply.sha256, ms: Number(r.elapsedMs.toFixed(1)) }))
+        return replies.map((r) => ({
+          id: r.reply.id,
+          center: r.reply.center,
+          slot: r.reply.slot,
+          address: r.reply.address,
+          port: r.reply.port,
+          size: r.reply.size,
+          sha256: r.reply.sha256,
+          ms: Number(r.elapsedMs.toFixed(1))
+        }))
       },
       searchOrder: twins.searchOrder(twins.primary),
-      cluster: () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions }, membership, integrity.stats),
+      cluster: () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions },
+        membership, integrity.stats),
       maxFileBytes: this.options.maxFileBytes
     })
     const http = new HttpServer({ host: this.options.host, port: this.options.port, auth: this.auth, router: new Router(api.routes()), logger: this.logger })

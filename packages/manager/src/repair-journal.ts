@@ -58,7 +58,6 @@ export class RepairJournal {
     return loaded
   }
 
-
   /** Drops the first `count` ops (they were repaired), rewriting the file atomically. */
   async done (nodeId: string, count: number): Promise<void> {
     await this.locked(nodeId, async () => {

@@ -3,4 +3,3 @@ import { CodedError, DiagErrorCode } from '@mirrorcast/wire'
 export { DiagErrorCode }
 
 export class DiagError extends CodedError {}
-

@@ -65,7 +65,23 @@ function observe (heard: Heard, msg: AnyEnvelope, from: string): void {
   const a: MessageBody<'announce'> = msg.body
   let m = heard.members.get(a.id)
   if (m === undefined) {
-    m = { id: a.id, role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, from, received: 0, firstAt: now, lastAt: now, runs: new Map(), skews: [], saidGoodbye: false }
+    m = {
+      id: a.id,
+      role: a.role,
+      center: a.center,
+      slot: a.slot,
+      address: a.address,
+      port: a.port,
+      bootId: a.bootId,
+      heartbeatMs: a.heartbeatMs,
+      from,
+      received: 0,
+      firstAt: now,
+      lastAt: now,
+      runs: new Map(),
+      skews: [],
+      saidGoodbye: false
+    }
     heard.members.set(a.id, m)
   }
   Object.assign(m, { role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, from, lastAt: now })
@@ -115,7 +131,23 @@ function memberCheck (m: HeardMember): Check {
   const spanS = (m.lastAt - m.firstAt) / 1000
   const rate = spanS > 0 ? (m.received - 1) / spanS : 0
   const expected = 1000 / m.heartbeatMs
-  const data = { id: m.id, role: m.role, center: m.center, slot: m.slot, address: m.address, port: m.port, from: m.from, bootId: m.bootId, heartbeatsPerSecond: round(rate), expectedPerSecond: round(expected), received: m.received, lost, loss: round(loss, 3), skewMs: Math.round(skew), boots: m.runs.size }
+  const data = {
+    id: m.id,
+    role: m.role,
+    center: m.center,
+    slot: m.slot,
+    address: m.address,
+    port: m.port,
+    from: m.from,
+    bootId: m.bootId,
+    heartbeatsPerSecond: round(rate),
+    expectedPerSecond: round(expected),
+    received: m.received,
+    lost,
+    loss: round(loss, 3),
+    skewMs: Math.round(skew),
+    boots: m.runs.size
+  }
   const base = `${m.id} at ${m.address}:${m.port}, boot ${m.bootId}: ${round(rate)} heartbeats/s (announces ${round(expected)}/s), loss ${round(loss * 100)} % (${lost} of ${sent}), clock ${skew >= 0 ? '+' : ''}${Math.round(skew)} ms`
   const check = (status: Check['status'], why: string, advice?: string): Check => ({ status, check: 'member', subject: memberName(m), message: `${base}${why}`, ...(advice === undefined ? {} : { advice }), data })
   if (Math.abs(skew) > DEFAULT_MAX_SKEW_MS) return check('fail', ` — its clock is ${round(Math.abs(skew) / 1000)} s ${skew > 0 ? 'ahead' : 'behind'}: every member drops its datagrams as stale (limit ${DEFAULT_MAX_SKEW_MS / 1000} s)`, `synchronise the clock of ${m.address} (chrony or systemd-timesyncd against the same NTP servers as the rest)`)

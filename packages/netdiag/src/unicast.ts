@@ -103,7 +103,16 @@ function subjectOf (t: Target): string {
 function verdict (s: DiagSettings, t: Target, p: Probe): Check {
   const where = `${t.address}:${t.port}`
   const subject = p.identity !== undefined && t.heard === undefined ? memberName(p.identity) : subjectOf(t)
-  const data = { address: t.address, port: t.port, heard: t.heard !== undefined, reachable: p.reachable, rttMs: p.rttMs === undefined ? undefined : round(p.rttMs, 2), connectMs: p.connectMs === undefined ? undefined : round(p.connectMs, 2), error: p.error, answeredAs: p.identity?.id }
+  const data = {
+    address: t.address,
+    port: t.port,
+    heard: t.heard !== undefined,
+    reachable: p.reachable,
+    rttMs: p.rttMs === undefined ? undefined : round(p.rttMs, 2),
+    connectMs: p.connectMs === undefined ? undefined : round(p.connectMs, 2),
+    error: p.error,
+    answeredAs: p.identity?.id
+  }
   const timing = p.rttMs !== undefined ? `round trip ${round(p.rttMs, 2)} ms (connect and handshake ${round(p.connectMs ?? 0, 2)} ms)` : `port open in ${round(p.connectMs ?? 0, 2)} ms`
   const check = (status: Check['status'], message: string, advice?: string): Check => ({ status, check: 'unicast', subject, message, ...(advice === undefined ? {} : { advice }), data })
   if (p.loopbackOnly === true) return check('ok', `heard on the group; its HTTP API listens on ${where}, the loopback of its own host (no access tokens needed there)`)

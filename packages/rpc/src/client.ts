@@ -75,7 +75,8 @@ export class RpcClient {
    * when the body is read to the end. A head marked `inline` carries the whole
    * body as its payload, and the session is free at once.
    */
-  async download<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}): Promise<{ head: Reply<R>, body: AsyncGenerator<Buffer> }> {
+  async download<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}):
+  Promise<{ head: Reply<R>, body: AsyncGenerator<Buffer> }> {
     const channel = await this.acquire(options.signal)
     const head = await this.using(channel, options.signal, async () => {
       await channel.send(t, body)

@@ -23,7 +23,6 @@ export interface RpcServerOptions {
 
 export type RequestHandler = (req: AnyEnvelope, ctx: RequestContext) => Promise<void>
 
-
 // 1 s: how long a session whose request was refused mid-body is drained, so the client reads the refusal
 const REFUSED_LINGER_MS = 1000
 /** What a handler answers with; one reply (or one streamed reply) per request. */

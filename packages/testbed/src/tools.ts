@@ -34,6 +34,7 @@ const APT_LOCK = '/tmp/mirrorcast-apt.lock'
 // Under the lock, a package another test has installed meanwhile is not fetched again.
 const INSTALL_MISSING = [
   "need=''",
+  // eslint-disable-next-line no-template-curly-in-string -- ${Status} is dpkg-query's field, for the shell
   'for p; do dpkg-query -W -f \'${Status}\' "$p" 2>/dev/null | grep -q \'ok installed\' || need="$need $p"; done',
   '[ -z "$need" ] || { apt-get update -qq && apt-get install -y -qq $need; }'
 ].join('\n')

@@ -160,7 +160,11 @@ export class Workload {
   private body (write: string): Buffer {
     const large = Math.random() < this.options.largeShare
     // Small bodies mostly, some of several 64 KiB reads, a few spanning several 1 MiB blocks.
-    const size = large ? 1024 * 1024 + Math.floor(Math.random() * 2 * 1024 * 1024) : Math.random() < 0.75 ? 1 + Math.floor(Math.random() * 32 * 1024) : 32 * 1024 + Math.floor(Math.random() * 480 * 1024)
+    const size = large
+      ? 1024 * 1024 + Math.floor(Math.random() * 2 * 1024 * 1024)
+      : Math.random() < 0.75
+        ? 1 + Math.floor(Math.random() * 32 * 1024)
+        : 32 * 1024 + Math.floor(Math.random() * 480 * 1024)
     const header = Buffer.from(`${HEADER}${write}\n`)
     const body = Buffer.concat([header, randomBytes(Math.max(0, size - header.length))])
     const sha = createHash('sha256').update(body).digest('hex')

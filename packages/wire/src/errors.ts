@@ -18,6 +18,8 @@ export class CodedError extends Error {
 export class WireError extends CodedError {
   declare readonly code: WireErrorCodeValue
 
+  // not useless: it narrows `code` to the wire's own codes
+  // eslint-disable-next-line @typescript-eslint/no-useless-constructor
   constructor (code: WireErrorCodeValue, message: string, options?: { cause?: unknown }) {
     super(code, message, options)
   }

@@ -42,6 +42,12 @@ function pairsView (members: MemberDirectory): Array<Record<string, unknown>> {
   type Side = ReturnType<MemberDirectory['pairViews']>[number]['members'][number]
   const side = (m: Side): Record<string, unknown> | null => m === undefined
     ? null
-    : { id: m.id, name: m.name, address: m.address, status: m.health, failover: m.failover === undefined ? null : { since: new Date(m.failover.since).toISOString(), reason: m.failover.reason, manual: m.failover.manual } }
+    : {
+        id: m.id,
+        name: m.name,
+        address: m.address,
+        status: m.health,
+        failover: m.failover === undefined ? null : { since: new Date(m.failover.since).toISOString(), reason: m.failover.reason, manual: m.failover.manual }
+      }
   return (['storage', 'directory'] as const).flatMap((role) => members.pairViews(role).map(({ index, members: [p, t] }) => ({ role, index, primary: side(p), twin: side(t) })))
 }
