@@ -24,11 +24,11 @@ test('a cross-partition move left half done by a crash is finished, or undone wh
   const client = new RpcClient({ key: await readClusterKeyFile(join(dir, 'cluster.key')), selfId: 'mgr-crashed', host: leader.address, port: leader.port })
   t.teardown(async () => { await client.close() })
   // Step 1 of two moves, as a manager that crashed right after it would leave them.
-  await client.request('dir.move-out', { path: '/alpha/one', to: '/a/one', intent: randomBytes(16).toString('hex') }, 'dir.change.ok')
-  await client.request('dir.move-out', { path: '/alpha/two', to: '/b/two', intent: randomBytes(16).toString('hex') }, 'dir.change.ok')
+  await client.request('dir.move-out', { path: '/alpha/one', to: '/a/one', intent: randomBytes(16).toString('hex') })
+  await client.request('dir.move-out', { path: '/alpha/two', to: '/b/two', intent: randomBytes(16).toString('hex') })
   t.deepEqual(json<ListJson>(await http(c.url, 'GET', '/files/alpha/')).entries, [], 'both subtrees are out of the source')
 
-  await eventually(async () => (await client.request('dir.info', {}, 'dir.info.ok')).body.intents === 0, 30_000, 'the pending moves to be recovered')
+  await eventually(async () => (await client.request('dir.info', {})).body.intents === 0, 30_000, 'the pending moves to be recovered')
   t.is((await http(c.url, 'GET', '/files/a/one/f')).body.toString(), 'one', 'the first move was finished')
   const back = await http(c.url, 'GET', '/files/alpha/two/f')
   t.is(back.body.toString(), 'two', 'the second, refused by its destination (/b/two exists), went back')

@@ -82,13 +82,13 @@ export class DirectoryManager {
   /** The entry at `path`, or undefined when there is none. */
   async lookup (path: string, optional = true, signal?: AbortSignal): Promise<Entry | undefined> {
     await this.fenced(path)
-    return await this.route(path).read(async (leader) => (await leader.client.request('dir.stat', { path, optional }, 'dir.stat.ok', { signal })).body.entry)
+    return await this.route(path).read(async (leader) => (await leader.client.request('dir.stat', { path, optional }, { signal })).body.entry)
   }
 
   async list (path: string, after: string | undefined, limit: number | undefined, signal?: AbortSignal): Promise<MessageBody<'dir.list.ok'>> {
     await this.fenced(path)
     const body: MessageBody<'dir.list'> = { path, ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) }
-    const page = async (r: PartitionReplicator): Promise<MessageBody<'dir.list.ok'>> => await r.read(async (leader) => (await leader.client.request('dir.list', body, 'dir.list.ok', { signal })).body)
+    const page = async (r: PartitionReplicator): Promise<MessageBody<'dir.list.ok'>> => await r.read(async (leader) => (await leader.client.request('dir.list', body, { signal })).body)
     if (path !== '/' || this.replicators.length === 1) return await page(this.route(path))
     // The root holds every partition's top-level names: each partition's first page, merged.
     const pages = await Promise.all(this.replicators.map(page))
@@ -99,17 +99,17 @@ export class DirectoryManager {
 
   async put (entry: Omit<FileEntry, 'version' | 'mtime'>): Promise<ChangeResult> {
     await this.fenced(entry.path)
-    return await this.route(entry.path).change(async (p) => await p.client.request('dir.put', { entry }, 'dir.change.ok'))
+    return await this.route(entry.path).change(async (p) => await p.client.request('dir.put', { entry }))
   }
 
   async mkdir (path: string, parents: boolean): Promise<ChangeResult> {
     await this.fenced(path)
-    return await this.route(path).change(async (p) => await p.client.request('dir.mkdir', { path, parents }, 'dir.change.ok'))
+    return await this.route(path).change(async (p) => await p.client.request('dir.mkdir', { path, parents }))
   }
 
   async remove (path: string, recursive: boolean): Promise<ChangeResult> {
     await this.fenced(path)
-    return await this.route(path).change(async (p) => await p.client.request('dir.remove', { path, recursive }, 'dir.change.ok'))
+    return await this.route(path).change(async (p) => await p.client.request('dir.remove', { path, recursive }))
   }
 
   async rename (path: string, to: string): Promise<{ removed: FileEntry[] }> {
@@ -117,7 +117,7 @@ export class DirectoryManager {
     await this.fenced(to)
     const source = this.route(path)
     const target = this.route(to)
-    if (source === target) return await source.change(async (p) => await p.client.request('dir.rename', { path, to }, 'dir.change.ok'))
+    if (source === target) return await source.change(async (p) => await p.client.request('dir.rename', { path, to }))
     return await this.fence(path, to, async () => await this.move(source, target, path, to))
   }
 
@@ -159,7 +159,7 @@ export class DirectoryManager {
     const intent = randomBytes(16).toString('hex')
     this.moving.add(intent)
     try {
-      const out = await source.change(async (p) => await p.client.request('dir.move-out', { path, to, intent }, 'dir.change.ok'))
+      const out = await source.change(async (p) => await p.client.request('dir.move-out', { path, to, intent }))
       if (out.change.op !== 'move-out') throw new Error(`directory answered a move-out with a ${out.change.op}`)
       return await this.finishMove(source, target, { intent, path, to, tree: out.change.tree })
     } finally {
@@ -176,18 +176,18 @@ export class DirectoryManager {
   private async finishMove (source: PartitionReplicator, target: PartitionReplicator, m: Move): Promise<{ removed: FileEntry[] }> {
     let removed: FileEntry[] = []
     try {
-      removed = (await target.change(async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.to, intent: m.intent, tree: m.tree }, 'dir.change.ok'))).removed
+      removed = (await target.change(async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.to, intent: m.intent, tree: m.tree }))).removed
     } catch (err) {
       if (isTransportFailure(err) || (err as { code?: string }).code === ManagerErrorCode.UNAVAILABLE) {
         throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `${m.path} is on its way to ${m.to}: the move finishes when partition ${target.partition} is back (${(err as Error).message})`, { cause: err })
       }
       this.logger.warn('cross-partition move refused by its destination: moving it back', { intent: m.intent, path: m.path, to: m.to, error: (err as Error).message })
       const back = createHash('sha256').update(m.intent).update('back').digest('hex').slice(0, 32)
-      await source.change(async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.path, intent: back, tree: m.tree }, 'dir.change.ok'))
-      await source.change(async (p) => await p.client.request('dir.move-done', { intent: m.intent }, 'dir.change.ok'))
+      await source.change(async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.path, intent: back, tree: m.tree }))
+      await source.change(async (p) => await p.client.request('dir.move-done', { intent: m.intent }))
       throw err
     }
-    await source.change(async (p) => await p.client.request('dir.move-done', { intent: m.intent }, 'dir.change.ok'))
+    await source.change(async (p) => await p.client.request('dir.move-done', { intent: m.intent }))
     return { removed }
   }
 
@@ -196,7 +196,7 @@ export class DirectoryManager {
     this.recovering ??= (async () => {
       for (const source of this.replicators) {
         try {
-          const { intents } = await source.read(async (l) => (await l.client.request('dir.intents', {}, 'dir.intents.ok')).body)
+          const { intents } = await source.read(async (l) => (await l.client.request('dir.intents', {})).body)
           for (const m of intents) {
             if (this.moving.has(m.intent) || Date.now() - m.mtime < RECOVERY_MIN_AGE_MS) continue
             this.logger.warn('finishing a cross-partition move left pending', { intent: m.intent, path: m.path, to: m.to })
@@ -212,5 +212,5 @@ export class DirectoryManager {
 }
 
 function stat (path: string): (leader: Member) => Promise<Entry | undefined> {
-  return async (leader) => (await leader.client.request('dir.stat', { path, optional: true }, 'dir.stat.ok')).body.entry
+  return async (leader) => (await leader.client.request('dir.stat', { path, optional: true })).body.entry
 }

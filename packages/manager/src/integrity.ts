@@ -71,7 +71,7 @@ export class Integrity {
   private async restoreAll (member: Member): Promise<void> {
     this.busy.add(member.id)
     try {
-      const { body } = await member.client.request('blob.quarantined', {}, 'blob.quarantined.ok')
+      const { body } = await member.client.request('blob.quarantined', {})
       const now = Date.now()
       for (const file of body.files) {
         if (this.timer === undefined || !member.usable) return
@@ -91,7 +91,7 @@ export class Integrity {
       const known = file.size !== undefined && file.sha256 !== undefined ? { size: file.size, sha256: file.sha256 } : await this.askTwin(member, file.fileId)
       await this.objects.restoreCopy(member, { fileId: file.fileId, ...known })
       // restoreCopy gives up quietly when no good copy is left: only the node can tell.
-      await member.client.request('blob.stat', { fileId: file.fileId }, 'blob.stat.ok')
+      await member.client.request('blob.stat', { fileId: file.fileId })
       this.stats.restored++
       this.tried.delete(file.fileId)
       this.logger.info('restored a corrupt copy', { fileId: file.fileId, member: member.name, reason: file.reason })
@@ -105,7 +105,7 @@ export class Integrity {
   private async askTwin (member: Member, fileId: string): Promise<{ size: number, sha256: string }> {
     const twin = this.membership.twinOf(member)
     if (twin === undefined) throw new Error(`${member.name} has no twin to ask about ${fileId}`)
-    const { body } = await twin.client.request('blob.stat', { fileId }, 'blob.stat.ok')
+    const { body } = await twin.client.request('blob.stat', { fileId })
     return { size: body.size, sha256: body.sha256 }
   }
 }

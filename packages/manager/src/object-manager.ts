@@ -104,7 +104,7 @@ export class ObjectManager {
     const sums = new Map<Member, string>()
     let refusal: unknown
     const results = await Promise.allSettled(targets.map(async (m) => {
-      sums.set(m, (await m.client.request('blob.put', { fileId, size: body.length, inline: true }, 'blob.put.ok', { signal, payload: body })).body.sha256)
+      sums.set(m, (await m.client.request('blob.put', { fileId, size: body.length, inline: true }, { signal, payload: body })).body.sha256)
     }))
     results.forEach((r, i) => {
       const member = targets[i] as Member
@@ -130,7 +130,7 @@ export class ObjectManager {
     try {
       for (const member of members.filter((m) => m.writable)) {
         try {
-          live.push({ member, upload: await member.client.upload('blob.put', { fileId, size }, 'blob.put.ok', { signal }) })
+          live.push({ member, upload: await member.client.upload('blob.put', { fileId, size }, { signal }) })
         } catch (err) {
           this.lose(member, err, missed)
         }
@@ -208,10 +208,10 @@ export class ObjectManager {
     let lastError: Error | undefined
     const home = entry.replicas[0]
     if (home === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `${entry.fileId} has no replica`)
-    const query = { role: 'storage' as const, home: { center: home.center, slot: home.slot, node: home.node }, kind: 'blob' as const, key: entry.fileId, holds: async (m: Member) => await m.client.request('blob.stat', { fileId: entry.fileId }, 'blob.stat.ok').then(() => true) }
+    const query = { role: 'storage' as const, home: { center: home.center, slot: home.slot, node: home.node }, kind: 'blob' as const, key: entry.fileId, holds: async (m: Member) => await m.client.request('blob.stat', { fileId: entry.fileId }).then(() => true) }
     for await (const { member, method, center } of this.locator.candidates(query)) {
       try {
-        const { body } = await member.client.download('blob.get', { fileId: entry.fileId, offset: position, length: end - position }, 'blob.get.ok', { signal })
+        const { body } = await member.client.download('blob.get', { fileId: entry.fileId, offset: position, length: end - position }, { signal })
         if (method !== 'home') this.logger.info('file located after failover', { fileId: entry.fileId, method, center, member: member.name, at: position })
         for await (const chunk of body) {
           position += chunk.length
@@ -240,7 +240,7 @@ export class ObjectManager {
       if (member === undefined) return
       if (member.writable) {
         try {
-          await member.client.request('blob.delete', { fileId: body.fileId }, 'blob.delete.ok')
+          await member.client.request('blob.delete', { fileId: body.fileId })
           if (member.resyncing) await this.journalFor(member, { op: 'delete', fileId: body.fileId })
           return
         } catch (err) {
@@ -269,7 +269,7 @@ export class ObjectManager {
     let repaired = 0
     try {
       // A node back from a protocol error must first show that it answers at all.
-      await member.client.request('node.stats', {}, 'node.stats.ok')
+      await member.client.request('node.stats', {})
       for (;;) {
         if (this.closed || !member.resyncing) return
         const ops = [...await this.journal.pending(member.id)]
@@ -322,12 +322,12 @@ export class ObjectManager {
 
   private async repair (member: Member, op: RepairOp): Promise<void> {
     if (op.op === 'delete') {
-      await member.client.request('blob.delete', { fileId: op.fileId }, 'blob.delete.ok')
+      await member.client.request('blob.delete', { fileId: op.fileId })
       return
     }
-    const exists = await member.client.request('blob.stat', { fileId: op.fileId }, 'blob.stat.ok').then(() => true, () => false)
+    const exists = await member.client.request('blob.stat', { fileId: op.fileId }).then(() => true, () => false)
     if (exists) return
-    const upload = await member.client.upload('blob.put', { fileId: op.fileId, size: op.size }, 'blob.put.ok')
+    const upload = await member.client.upload('blob.put', { fileId: op.fileId, size: op.size })
     try {
       for await (const chunk of this.read({ fileId: op.fileId, size: op.size, sha256: op.sha256, replicas: [op.source] }, 0, op.size)) await upload.write(chunk)
       const reply = await upload.finish()

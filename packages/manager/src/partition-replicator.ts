@@ -104,15 +104,15 @@ export class PartitionReplicator {
       const last = seq > 0 ? await this.changeAt(member, seq) : undefined
       if (seq > 0 && (last === undefined || !await this.holdsChange(leader, last))) {
         this.logger.warn('directory log diverged: rebuilding it from the leader', { partition: this.partition, member: member.name, seq, leader: leader.name })
-        await member.client.request('dir.reset', {}, 'ok')
+        await member.client.request('dir.reset', {})
         seq = 0
       }
       const started = Date.now()
       const from = seq
       for (;;) {
-        const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE }, 'dir.changes.ok')).body
+        const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE })).body
         if (changes.length === 0) break
-        seq = (await member.client.request('dir.apply', { changes }, 'dir.apply.ok')).body.seq
+        seq = (await member.client.request('dir.apply', { changes })).body.seq
       }
       this.logger.info('directory caught up', { partition: this.partition, member: member.name, changes: seq - from, ms: Date.now() - started })
       this.followerSeq = undefined
@@ -189,7 +189,7 @@ export class PartitionReplicator {
         home,
         kind: 'partition' as const,
         key: String(this.partition),
-        holds: async (m: Member) => (await m.client.request('dir.info', {}, 'dir.info.ok')).body.partition === this.partition
+        holds: async (m: Member) => (await m.client.request('dir.info', {})).body.partition === this.partition
       }
       for await (const { member, method, center } of this.locator.candidates(query)) {
         if (method === 'home') continue
@@ -264,10 +264,10 @@ export class PartitionReplicator {
       for (let seq = at + 1; this.pending.has(seq) && batch.length < CATCH_UP_PAGE; seq++) batch.push((this.pending.get(seq) as { change: Change }).change)
       if (batch.length === 0) {
         if (this.pending.size === 0 && await this.seqOf(leader) <= at) return
-        batch = (await this.call(leader, async () => await leader.client.request('dir.changes', { after: at, limit: CATCH_UP_PAGE }, 'dir.changes.ok'))).body.changes
+        batch = (await this.call(leader, async () => await leader.client.request('dir.changes', { after: at, limit: CATCH_UP_PAGE }))).body.changes
         if (batch.length === 0) return
       }
-      const { body } = await this.call(follower, async () => await follower.client.request('dir.apply', { changes: batch }, 'dir.apply.ok'))
+      const { body } = await this.call(follower, async () => await follower.client.request('dir.apply', { changes: batch }))
       this.followerSeq = { id: follower.id, seq: body.seq }
       for (const [seq, p] of this.pending) {
         if (seq <= body.seq) {
@@ -303,7 +303,7 @@ export class PartitionReplicator {
   }
 
   private async changeAt (member: Member, seq: number): Promise<Change | undefined> {
-    return (await member.client.request('dir.changes', { after: seq - 1, limit: 1 }, 'dir.changes.ok')).body.changes[0]
+    return (await member.client.request('dir.changes', { after: seq - 1, limit: 1 })).body.changes[0]
   }
 
   /** Whether `member`'s log holds exactly this change at its sequence number. */
@@ -317,7 +317,7 @@ export class PartitionReplicator {
    * should is failed over: its log must never be mixed with this one.
    */
   private async seqOf (member: Member): Promise<number> {
-    const info = (await this.call(member, async () => await member.client.request('dir.info', {}, 'dir.info.ok'))).body
+    const info = (await this.call(member, async () => await member.client.request('dir.info', {}))).body
     if (info.partition !== this.partition) {
       this.membership.enterFailover(member, `holds directory partition ${info.partition}, expected ${this.partition}`, true)
       throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `${member.name} holds partition ${info.partition}, not ${this.partition}`)

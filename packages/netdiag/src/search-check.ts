@@ -40,7 +40,7 @@ async function askEveryNode (s: DiagSettings, fileId: string, known: Known[]): P
     const client = new RpcClient({ key: s.key, selfId: 'netdiag', host: k.address, port: k.port, connectTimeoutMs: SEARCH_TIMEOUT_MS, requestTimeoutMs: SEARCH_TIMEOUT_MS })
     const started = performance.now()
     try {
-      await client.request('blob.stat', { fileId }, 'blob.stat.ok')
+      await client.request('blob.stat', { fileId })
       return { who: `${memberName(k)} (${k.id})`, address: `${k.address}:${k.port}`, ms: performance.now() - started }
     } catch {
       return undefined

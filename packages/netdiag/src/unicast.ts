@@ -32,8 +32,8 @@ export async function probeMember (s: DiagSettings, address: string, port: numbe
   const ask = async (): Promise<void> => {
     const directory = role === 'directory' || client.peer?.role === 'directory'
     try {
-      if (directory) await client.request('dir.info', {}, 'dir.info.ok')
-      else await client.request('node.stats', {}, 'node.stats.ok')
+      if (directory) await client.request('dir.info', {})
+      else await client.request('node.stats', {})
     } catch (err) {
       // A refusal in the peer's own words still is an answer over the node protocol.
       if (!(err instanceof RemoteError)) throw err

@@ -21,7 +21,7 @@ async function startNode (t: ExecutionContext, scrub: ScrubOptions): Promise<{ n
 }
 
 async function put (client: RpcClient, fileId: string, body: Buffer): Promise<void> {
-  const up = await client.upload('blob.put', { fileId, size: body.length }, 'blob.put.ok')
+  const up = await client.upload('blob.put', { fileId, size: body.length })
   await up.write(body)
   await up.finish()
 }
@@ -43,7 +43,7 @@ async function until (check: () => Promise<boolean>, what: string, ms = 10_000):
   }
 }
 
-const quarantined = async (client: RpcClient): Promise<string[]> => (await client.request('blob.quarantined', {}, 'blob.quarantined.ok')).body.files.map((f) => f.fileId)
+const quarantined = async (client: RpcClient): Promise<string[]> => (await client.request('blob.quarantined', {})).body.files.map((f) => f.fileId)
 
 test('the scrub finds a flipped bit without a read, quarantines the body and counts it; a good copy put under its id ends the quarantine', async (t) => {
   const { client, dir } = await startNode(t, { bytesPerSecond: 64 * 1024 * 1024, intervalMs: 50 })
@@ -55,19 +55,19 @@ test('the scrub finds a flipped bit without a read, quarantines the body and cou
   await flip(dir, bad, 1_200_000)
 
   await until(async () => (await quarantined(client)).includes(bad), 'the scrub to quarantine the body')
-  const stats = (await client.request('node.stats', {}, 'node.stats.ok')).body
+  const stats = (await client.request('node.stats', {})).body
   t.is(stats.quarantined, 1)
   t.is(stats.files, 1)
   t.true(stats.scrub.corrupt >= 1 && stats.scrub.totalBytes > 0 && stats.scrub.bytesPerSecond === 64 * 1024 * 1024, JSON.stringify(stats.scrub))
-  const listed = (await client.request('blob.quarantined', {}, 'blob.quarantined.ok')).body.files[0]
+  const listed = (await client.request('blob.quarantined', {})).body.files[0]
   t.like(listed, { fileId: bad, size: body.length })
-  const err = await t.throwsAsync(client.request('blob.get', { fileId: bad, offset: 0 }, 'blob.get.ok'))
+  const err = await t.throwsAsync(client.request('blob.get', { fileId: bad, offset: 0 }))
   t.is((err as { code?: string }).code, 'ERR_NODE_NOT_FOUND', 'a quarantined body is never served')
 
   await put(client, bad, body)
   t.deepEqual(await quarantined(client), [])
   await t.throwsAsync(stat(join(dir, 'quarantine', bad)))
-  t.true((await client.request('blob.stat', { fileId: bad }, 'blob.stat.ok')).body.size === body.length)
+  t.true((await client.request('blob.stat', { fileId: bad })).body.size === body.length)
 })
 
 test('a read that meets a bad block fails with ERR_NODE_CORRUPT and quarantines the body; deleting the file ends the quarantine; scrub 0 is off', async (t) => {
@@ -77,14 +77,14 @@ test('a read that meets a bad block fails with ERR_NODE_CORRUPT and quarantines 
   await flip(dir, id, 49_000)
   // A small body is refused in the reply itself, a large one in the middle of its stream.
   const err = await t.throwsAsync(async () => {
-    const { body } = await client.download('blob.get', { fileId: id, offset: 0 }, 'blob.get.ok')
+    const { body } = await client.download('blob.get', { fileId: id, offset: 0 })
     for await (const chunk of body) t.truthy(chunk)
   })
   t.is((err as { code?: string }).code, 'ERR_NODE_CORRUPT')
   t.deepEqual(await quarantined(client), [id])
-  t.is((await client.request('node.stats', {}, 'node.stats.ok')).body.scrub.running, false)
+  t.is((await client.request('node.stats', {})).body.scrub.running, false)
 
-  t.true((await client.request('blob.delete', { fileId: id }, 'blob.delete.ok')).body.existed)
+  t.true((await client.request('blob.delete', { fileId: id })).body.existed)
   t.deepEqual(await quarantined(client), [])
   // A restart finds what is still in quarantine (nothing now) and serves on.
   await node.close()

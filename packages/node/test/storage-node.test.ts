@@ -23,13 +23,13 @@ async function startNode (t: ExecutionContext, dir?: string): Promise<{ node: St
 }
 
 async function put (client: RpcClient, fileId: string, body: Buffer, declared = body.length): Promise<{ fileId: string, size: number, sha256: string }> {
-  const up = await client.upload('blob.put', { fileId, size: declared }, 'blob.put.ok')
+  const up = await client.upload('blob.put', { fileId, size: declared })
   for (let at = 0; at < body.length; at += 100_000) await up.write(body.subarray(at, at + 100_000))
   return (await up.finish()).body
 }
 
 async function get (client: RpcClient, fileId: string, offset = 0, length?: number): Promise<Buffer> {
-  const { body } = await client.download('blob.get', { fileId, offset, ...(length === undefined ? {} : { length }) }, 'blob.get.ok')
+  const { body } = await client.download('blob.get', { fileId, offset, ...(length === undefined ? {} : { length }) })
   const parts: Buffer[] = []
   for await (const c of body) parts.push(c)
   return Buffer.concat(parts)
@@ -54,7 +54,7 @@ test('a body round-trips with its sha256, and ranges across block boundaries mat
   }
   const bad = await t.throwsAsync(get(client, id, body.length - 1, 5))
   t.is((bad as { code?: string }).code, 'ERR_NODE_BAD_RANGE')
-  t.deepEqual((await client.request('blob.stat', { fileId: id }, 'blob.stat.ok')).body, { fileId: id, size: body.length, sha256: sha(body) })
+  t.deepEqual((await client.request('blob.stat', { fileId: id })).body, { fileId: id, size: body.length, sha256: sha(body) })
 })
 
 test('a flipped byte on disk is refused with ERR_NODE_CORRUPT and no byte of its block leaves the node', async (t) => {
@@ -69,7 +69,7 @@ test('a flipped byte on disk is refused with ERR_NODE_CORRUPT and no byte of its
   b[0] = (b[0] as number) ^ 0x01
   await fh.write(b, 0, 1, at)
   await fh.close()
-  const { body: stream } = await client.download('blob.get', { fileId: id, offset: 0 }, 'blob.get.ok')
+  const { body: stream } = await client.download('blob.get', { fileId: id, offset: 0 })
   let received = 0
   const err = await t.throwsAsync(async () => { for await (const c of stream) received += c.length })
   t.is((err as { code?: string }).code, 'ERR_NODE_CORRUPT')
@@ -78,7 +78,7 @@ test('a flipped byte on disk is refused with ERR_NODE_CORRUPT and no byte of its
   // Found corrupt, the body is set aside for repair from its twin: not even its intact blocks serve.
   const gone = await t.throwsAsync(get(client, id, 0, 100))
   t.is((gone as { code?: string }).code, 'ERR_NODE_NOT_FOUND')
-  t.deepEqual((await client.request('blob.quarantined', {}, 'blob.quarantined.ok')).body.files.map((f) => f.fileId), [id])
+  t.deepEqual((await client.request('blob.quarantined', {})).body.files.map((f) => f.fileId), [id])
 
   // a damaged footer is caught too
   const id2 = newId()
@@ -100,14 +100,14 @@ test('a wrong size, an abort or a dropped connection leaves neither temp file no
   const long = await t.throwsAsync(put(client, newId(), randomBytes(300_000), 2000))
   t.true(['ERR_NODE_SIZE_MISMATCH', 'ERR_RPC_CLOSED'].includes(String((long as { code?: string }).code)), long?.message)
 
-  const up = await client.upload('blob.put', { fileId: newId(), size: 10_000_000 }, 'blob.put.ok')
+  const up = await client.upload('blob.put', { fileId: newId(), size: 10_000_000 })
   await up.write(randomBytes(1_000_000))
   await until(async () => await tmpFiles() === 1)
   up.abort('test abort')
   await until(async () => await tmpFiles() === 0)
 
   const raw = new RpcClient({ key: KEY, selfId: 'raw', host: '127.0.0.1', port: node.port })
-  const up2 = await raw.upload('blob.put', { fileId: newId(), size: 10_000_000 }, 'blob.put.ok')
+  const up2 = await raw.upload('blob.put', { fileId: newId(), size: 10_000_000 })
   await up2.write(randomBytes(1_000_000))
   await until(async () => await tmpFiles() === 1)
   await raw.close()
@@ -136,21 +136,21 @@ test('delete, stats, unknown ids, and a client with the wrong key', async (t) =>
   const { client, node } = await startNode(t)
   const id = newId()
   await put(client, id, randomBytes(5000))
-  const stats = (await client.request('node.stats', {}, 'node.stats.ok')).body
+  const stats = (await client.request('node.stats', {})).body
   t.is(stats.files, 1)
   t.is(stats.bytes, 5000)
   t.true(stats.free > 0)
   t.is(stats.id, node.id)
-  t.deepEqual((await client.request('blob.delete', { fileId: id }, 'blob.delete.ok')).body, { existed: true })
-  t.deepEqual((await client.request('blob.delete', { fileId: id }, 'blob.delete.ok')).body, { existed: false })
-  const missing = await t.throwsAsync(client.request('blob.stat', { fileId: id }, 'blob.stat.ok'))
+  t.deepEqual((await client.request('blob.delete', { fileId: id })).body, { existed: true })
+  t.deepEqual((await client.request('blob.delete', { fileId: id })).body, { existed: false })
+  const missing = await t.throwsAsync(client.request('blob.stat', { fileId: id }))
   t.is((missing as { code?: string }).code, 'ERR_NODE_NOT_FOUND')
-  t.is((await client.request('node.stats', {}, 'node.stats.ok')).body.files, 0)
+  t.is((await client.request('node.stats', {})).body.files, 0)
 
   const intruder = new RpcClient({ key: Buffer.alloc(32, 9), selfId: 'intruder', host: '127.0.0.1', port: node.port, requestTimeoutMs: 1000 })
   t.teardown(async () => { await intruder.close() })
-  await t.throwsAsync(intruder.request('node.stats', {}, 'node.stats.ok'))
-  t.is((await client.request('node.stats', {}, 'node.stats.ok')).body.id, node.id, 'the node still serves good clients')
+  await t.throwsAsync(intruder.request('node.stats', {}))
+  t.is((await client.request('node.stats', {})).body.id, node.id, 'the node still serves good clients')
 })
 
 test('a half-sent frame on a raw socket is dropped without harm', async (t) => {
@@ -160,5 +160,5 @@ test('a half-sent frame on a raw socket is dropped without harm', async (t) => {
   socket.write(Buffer.from([0, 0, 1, 0, 1, 2, 3]))
   socket.end()
   await new Promise((resolve) => socket.once('close', resolve))
-  t.is((await client.request('node.stats', {}, 'node.stats.ok')).body.id, node.id)
+  t.is((await client.request('node.stats', {})).body.id, node.id)
 })

@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import { once } from 'node:events'
-import { DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { DEFAULT_MAX_FRAME_BYTES, REPLY_TYPES, type AnyEnvelope, type MessageBody, type MessageType, type ReplyType, type RequestType } from '@mirrorcast/wire'
 import { Channel } from './channel.js'
 import { RemoteError, RpcError, RpcErrorCode } from './errors.js'
 
@@ -52,22 +52,22 @@ export class RpcClient {
     this.port = options.port
   }
 
-  /** One request, one reply of type `expect`; an `error` reply throws a RemoteError. `payload` rides in the request's frame. */
-  async request<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal, payload?: Uint8Array } = {}): Promise<Reply<R>> {
+  /** One request, one reply of its type (REPLY_TYPES); an `error` reply throws a RemoteError. `payload` rides in the request's frame. */
+  async request<T extends RequestType> (t: T, body: MessageBody<T>, options: { signal?: AbortSignal, payload?: Uint8Array } = {}): Promise<Reply<ReplyType<T>>> {
     const channel = await this.acquire(options.signal)
     return await this.using(channel, options.signal, async () => {
       await channel.send(t, body, options.payload)
-      const reply = await readReply(channel, expect)
+      const reply = await readReply(channel, REPLY_TYPES[t])
       this.release(channel)
       return reply
     })
   }
 
   /** Starts a request whose body the caller then writes chunk by chunk. */
-  async upload<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}): Promise<Upload<R>> {
+  async upload<T extends RequestType> (t: T, body: MessageBody<T>, options: { signal?: AbortSignal } = {}): Promise<Upload<ReplyType<T>>> {
     const channel = await this.acquire(options.signal)
     await this.using(channel, options.signal, async () => { await channel.send(t, body) }, false)
-    return new Upload(this, channel, expect, options.signal)
+    return new Upload(this, channel, REPLY_TYPES[t], options.signal)
   }
 
   /**
@@ -75,16 +75,16 @@ export class RpcClient {
    * when the body is read to the end. A head marked `inline` carries the whole
    * body as its payload, and the session is free at once.
    */
-  async download<T extends MessageType, R extends MessageType> (t: T, body: MessageBody<T>, expect: R, options: { signal?: AbortSignal } = {}):
-  Promise<{ head: Reply<R>, body: AsyncGenerator<Buffer> }> {
+  async download<T extends RequestType> (t: T, body: MessageBody<T>, options: { signal?: AbortSignal } = {}): Promise<{ head: Reply<ReplyType<T>>, body: AsyncGenerator<Buffer> }> {
     const channel = await this.acquire(options.signal)
     const head = await this.using(channel, options.signal, async () => {
       await channel.send(t, body)
-      return await readReply(channel, expect)
+      return await readReply(channel, REPLY_TYPES[t])
     })
-    if ((head.body as { inline?: unknown }).inline === true) {
+    const envelope: AnyEnvelope = head
+    if ((envelope.body as { inline?: unknown }).inline === true) {
       this.release(channel)
-      return { head, body: single(head.payload) }
+      return { head, body: single(envelope.payload) }
     }
     return { head, body: this.readBody(channel, options.signal) }
   }

@@ -200,3 +200,34 @@ export const MESSAGE_TYPES = Object.keys(messageSchemas) as MessageType[]
 export function isMessageType (t: unknown): t is MessageType {
   return typeof t === 'string' && Object.prototype.hasOwnProperty.call(messageSchemas, t)
 }
+
+/**
+ * The reply each request of the node protocol gets when it succeeds (any
+ * request may instead get `error`): `request('blob.stat', …)` is typed and
+ * checked against it, so no caller names a reply type by hand.
+ */
+export const REPLY_TYPES = {
+  'blob.put': 'blob.put.ok',
+  'blob.get': 'blob.get.ok',
+  'blob.stat': 'blob.stat.ok',
+  'blob.delete': 'blob.delete.ok',
+  'node.stats': 'node.stats.ok',
+  'blob.quarantined': 'blob.quarantined.ok',
+  'dir.put': 'dir.change.ok',
+  'dir.mkdir': 'dir.change.ok',
+  'dir.rename': 'dir.change.ok',
+  'dir.remove': 'dir.change.ok',
+  'dir.stat': 'dir.stat.ok',
+  'dir.list': 'dir.list.ok',
+  'dir.apply': 'dir.apply.ok',
+  'dir.changes': 'dir.changes.ok',
+  'dir.reset': 'ok',
+  'dir.info': 'dir.info.ok',
+  'dir.move-out': 'dir.change.ok',
+  'dir.move-in': 'dir.change.ok',
+  'dir.move-done': 'dir.change.ok',
+  'dir.intents': 'dir.intents.ok'
+} as const satisfies Partial<Record<MessageType, MessageType>>
+
+export type RequestType = keyof typeof REPLY_TYPES
+export type ReplyType<T extends RequestType> = typeof REPLY_TYPES[T]
