@@ -11,7 +11,8 @@ import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createServer } from 'node:http'
 import { launchUp } from '@mirrorcast/cli'
-import { BenchClient, percentile, printTable, runPhase, withTempDir, type PhaseResult } from './lib.js'
+import { MirrorcastClient } from '@mirrorcast/client'
+import { percentile, printTable, runPhase, transfer, withTempDir, type PhaseResult } from './lib.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -33,13 +34,13 @@ const REFERENCE: Record<string, { put: number, get: number, unit: 'ops/s' | 'MB/
 }
 
 async function benchHttp (base: string, w: Workload, body: Buffer, prefix: string): Promise<[PhaseResult, PhaseResult]> {
-  const client = new BenchClient(base, w.concurrency)
+  const client = new MirrorcastClient({ url: base, connections: w.concurrency })
   try {
-    const put = await runPhase(`${w.label} PUT`, w.count, w.concurrency, async (i) => { await client.send('PUT', `${prefix}/${w.label.replace(' ', '')}/f${i}`, body); return body.length })
-    const get = await runPhase(`${w.label} GET`, w.count, w.concurrency, async (i) => (await client.send('GET', `${prefix}/${w.label.replace(' ', '')}/f${i}`)).bytes)
+    const put = await runPhase(`${w.label} PUT`, w.count, w.concurrency, async (i) => { await transfer(client, 'PUT', `${prefix}/${w.label.replace(' ', '')}/f${i}`, body); return body.length })
+    const get = await runPhase(`${w.label} GET`, w.count, w.concurrency, async (i) => await transfer(client, 'GET', `${prefix}/${w.label.replace(' ', '')}/f${i}`))
     return [put, get]
   } finally {
-    client.close()
+    await client.close()
   }
 }
 

@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { launchUp } from '@mirrorcast/cli'
-import { BenchClient, percentile, printTable, withTempDir } from './lib.js'
+import { MirrorcastClient } from '@mirrorcast/client'
+import { percentile, printTable, transfer, withTempDir } from './lib.js'
 
 const CONCURRENCY = 8
 const BODY = randomBytes(256 * 1024)
@@ -29,10 +30,8 @@ interface Outcome {
   catchUpMs: number
 }
 
-async function memberStatus (url: string, id: string): Promise<string | undefined> {
-  const res = await fetch(new URL('/cluster', url))
-  const cluster = await res.json() as { nodes: Array<{ id: string, status: string }> }
-  return cluster.nodes.find((n) => n.id === id)?.status
+async function memberStatus (client: MirrorcastClient, id: string): Promise<string | undefined> {
+  return (await client.cluster()).nodes.find((n) => n.id === id)?.status
 }
 
 async function until (what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -44,7 +43,7 @@ async function until (what: string, check: () => Promise<boolean>, timeoutMs: nu
 }
 
 /** The load: half PUTs of new files, half GETs of files written before, CONCURRENCY at once. */
-function startLoad (client: BenchClient): { samples: Sample[], stop: () => Promise<void> } {
+function startLoad (client: MirrorcastClient): { samples: Sample[], stop: () => Promise<void> } {
   const samples: Sample[] = []
   const written: number[] = []
   let n = 0
@@ -56,10 +55,10 @@ function startLoad (client: BenchClient): { samples: Sample[], stop: () => Promi
       let ok = true
       try {
         if (i % 2 === 0 || written.length === 0) {
-          await client.send('PUT', `/files/stall/f${i}`, BODY)
+          await transfer(client, 'PUT', `/files/stall/f${i}`, BODY)
           written.push(i)
         } else {
-          await client.send('GET', `/files/stall/f${written[Math.floor(Math.random() * written.length)] as number}`)
+          await transfer(client, 'GET', `/files/stall/f${written[Math.floor(Math.random() * written.length)] as number}`)
         }
       } catch {
         ok = false
@@ -76,7 +75,9 @@ async function scenario (role: 'storage' | 'directory'): Promise<Outcome> {
   return await withTempDir(`mirrorcast-failover-${role}-`, async (dir) => {
     // One twin pair: every write made while the member is out must reach it again.
     const cluster = await launchUp(join(dir, 'c'), ['--nodes', '1', '--port', '0', '--node-port', '0', '--mcast-port', String(20000 + Math.floor(Math.random() * 40000)), '--log-level', 'info'])
-    const client = new BenchClient(cluster.url, CONCURRENCY)
+    const client = new MirrorcastClient({ url: cluster.url, connections: CONCURRENCY })
+    // Status polls on connections of their own: queued behind the load, they would delay what they measure.
+    const watcher = new MirrorcastClient({ url: cluster.url })
     let restarted: ChildProcess | undefined
     try {
       const cj = JSON.parse(await readFile(join(dir, 'c', 'cluster.json'), 'utf8')) as { nodes: Member[] }
@@ -86,13 +87,13 @@ async function scenario (role: 'storage' | 'directory'): Promise<Outcome> {
       await new Promise((resolve) => setTimeout(resolve, 2000))
       const killedAt = Date.now()
       process.kill(victim.pid, 'SIGKILL')
-      await until(`${role} east/1 to be failed over`, async () => await memberStatus(cluster.url, victim.id) === 'failed-over', 10_000)
+      await until(`${role} east/1 to be failed over`, async () => await memberStatus(watcher, victim.id) === 'failed-over', 10_000)
       const detectedMs = Date.now() - killedAt
       await new Promise((resolve) => setTimeout(resolve, OUT_FOR_MS))
       const [cmd, ...args] = victim.argv
       const restartedAt = Date.now()
       restarted = spawn(cmd as string, args, { stdio: 'ignore' })
-      await until(`${role} east/1 to be caught up and healthy`, async () => await memberStatus(cluster.url, victim.id) === 'healthy', 120_000)
+      await until(`${role} east/1 to be caught up and healthy`, async () => await memberStatus(watcher, victim.id) === 'healthy', 120_000)
       const healthyAt = Date.now()
       await load.stop()
       const log = (await readFile(join(dir, 'c', 'logs', 'manager.log'), 'utf8')).split('\n')
@@ -111,7 +112,8 @@ async function scenario (role: 'storage' | 'directory'): Promise<Outcome> {
     } finally {
       // The member restarted by hand is not a child of `up`: stop it here, also when the run failed.
       restarted?.kill('SIGTERM')
-      client.close()
+      await client.close()
+      await watcher.close()
       await cluster.stop()
     }
   })

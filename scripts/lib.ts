@@ -1,7 +1,7 @@
-import { Agent, request } from 'node:http'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { MirrorcastClient } from '@mirrorcast/client'
 
 export interface PhaseResult {
   name: string
@@ -60,33 +60,11 @@ export async function withTempDir<T> (prefix: string, fn: (dir: string) => Promi
   }
 }
 
-/** A keep-alive HTTP client for one base URL; answers with the status and the byte count of the body. */
-export class BenchClient {
-  private readonly url: URL
-  private readonly agent: Agent
-
-  constructor (base: string, concurrency: number) {
-    this.url = new URL(base)
-    this.agent = new Agent({ keepAlive: true, maxSockets: concurrency })
-  }
-
-  async send (method: string, path: string, body?: Buffer): Promise<{ status: number, bytes: number }> {
-    return await new Promise((resolve, reject) => {
-      const req = request({ host: this.url.hostname, port: this.url.port, method, path, agent: this.agent, headers: body === undefined ? {} : { 'content-length': body.length } }, (res) => {
-        let bytes = 0
-        res.on('data', (c: Buffer) => { bytes += c.length })
-        res.on('end', () => {
-          if ((res.statusCode ?? 0) >= 400) reject(new Error(`${method} ${path}: ${res.statusCode ?? '?'}`))
-          else resolve({ status: res.statusCode ?? 0, bytes })
-        })
-        res.on('error', reject)
-      })
-      req.on('error', reject)
-      req.end(body)
-    })
-  }
-
-  close (): void {
-    this.agent.destroy()
-  }
+/** One request through `client`: the byte count of the answer's body; an error status throws. */
+export async function transfer (client: MirrorcastClient, method: string, path: string, body?: Buffer): Promise<number> {
+  const res = await client.request({ method, path, ...(body === undefined ? {} : { body }) })
+  let bytes = 0
+  for await (const chunk of res.body) bytes += (chunk as Buffer).length
+  if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status}`)
+  return bytes
 }

@@ -5,10 +5,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { request } from 'node:http'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { launchUp } from '@mirrorcast/cli'
+import { MirrorcastClient } from '@mirrorcast/client'
 import { printTable, withTempDir } from './lib.js'
 
 const MiB = 1024 * 1024
@@ -42,31 +42,22 @@ async function main (): Promise<void> {
   await withTempDir('mirrorcast-rss-', async (dir) => {
     const cluster = await launchUp(join(dir, 'cluster'), ['--port', '0', '--node-port', '0', '--log-level', 'warn'])
     try {
-      const url = new URL(cluster.url)
+      const client = new MirrorcastClient({ url: cluster.url, headersTimeoutMs: 0 })
       const sent = createHash('sha256')
       const t0 = Date.now()
-      const put = await new Promise<{ status: number, text: string }>((resolve, reject) => {
-        const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: '/files/big.bin', headers: { 'content-length': SIZE } }, (res) => {
-          let text = ''
-          res.on('data', (c: Buffer) => { text += c.toString() })
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
-        })
-        req.on('error', reject)
-        body(SIZE, sent).pipe(req)
-      })
-      if (put.status !== 201) throw new Error(`PUT failed: ${put.status} ${put.text}`)
-      const putSeconds = (Date.now() - t0) / 1000
-      const t1 = Date.now()
+      let putSeconds: number
+      let getSeconds: number
       const got = createHash('sha256')
       let gotBytes = 0
-      await new Promise<void>((resolve, reject) => {
-        request({ host: url.hostname, port: url.port, method: 'GET', path: '/files/big.bin' }, (res) => {
-          res.on('data', (c: Buffer) => { got.update(c); gotBytes += c.length })
-          res.on('end', resolve)
-          res.on('error', reject)
-        }).on('error', reject).end()
-      })
-      const getSeconds = (Date.now() - t1) / 1000
+      try {
+        await client.put('/big.bin', body(SIZE, sent), { size: SIZE }).catch((err: Error) => { throw new Error(`PUT failed: ${err.message}`) })
+        putSeconds = (Date.now() - t0) / 1000
+        const t1 = Date.now()
+        for await (const c of (await client.get('/big.bin')).body) { got.update(c as Buffer); gotBytes += (c as Buffer).length }
+        getSeconds = (Date.now() - t1) / 1000
+      } finally {
+        await client.close()
+      }
       const same = sent.digest('hex') === got.digest('hex') && gotBytes === SIZE
       const cj = JSON.parse(await readFile(join(dir, 'cluster', 'cluster.json'), 'utf8')) as { manager: { pid: number }, nodes: Array<{ role: string, center: string, slot: number, pid: number }> }
       const rows: Array<Array<string | number>> = [['manager', await peakRssMb(cj.manager.pid)]]

@@ -3,8 +3,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { request, type IncomingMessage } from 'node:http'
-import { eventually, http, json, startUp, tempDir, type FileJson } from './helpers/cluster.js'
+import { clientOf, eventually, http, json, startUp, tempDir, type FileJson } from './helpers/cluster.js'
 import { locateLog, readClusterJson, statusOf } from './helpers/failover.js'
 
 // A node that freezes (SIGSTOP: alive, silent) in the middle of a read is failed
@@ -19,9 +18,9 @@ test('a read from a node that freezes mid-stream moves to the twin when the node
   const home = cluster.nodes.find((n) => n.id === entry.replicas[0]?.node)
   if (home === undefined) { t.fail('no home node'); return }
 
-  const url = new URL(c.url)
-  const res = await new Promise<IncomingMessage>((resolve, reject) => request({ host: url.hostname, port: url.port, path: '/files/big.bin', agent: false }, resolve).on('error', reject).end())
-  t.is(res.statusCode, 200)
+  const answer = await clientOf(c.url).request({ path: '/files/big.bin' })
+  t.is(answer.status, 200)
+  const res = answer.body
   // Read nothing yet: the manager's stream from the node stops at what the sockets hold.
   res.pause()
   process.kill(home.pid, 'SIGSTOP')

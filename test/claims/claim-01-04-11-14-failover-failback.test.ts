@@ -1,9 +1,8 @@
 import test from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
-import { request, type IncomingMessage } from 'node:http'
 import { join } from 'node:path'
-import { eventually, http, json, startUp, tempDir, type FileJson } from '../helpers/cluster.js'
+import { clientOf, eventually, http, json, startUp, tempDir, type FileJson } from '../helpers/cluster.js'
 import { killMember, locateLog, readClusterJson, startByHand, statusOf, untilHealthy } from '../helpers/failover.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -17,8 +16,7 @@ async function blobIds (dir: string, center: string, slot: number): Promise<Set<
 
 /** A GET whose client reads nothing after the headers until `resume()`, which resolves with the whole body. */
 async function pausedRead (base: string, path: string): Promise<{ resume: () => Promise<Buffer> }> {
-  const url = new URL(base)
-  const res = await new Promise<IncomingMessage>((resolve, reject) => request({ host: url.hostname, port: url.port, path, agent: false }, resolve).on('error', reject).end())
+  const res = (await clientOf(base).request({ path })).body
   res.pause()
   return {
     resume: async () => await new Promise<Buffer>((resolve, reject) => {

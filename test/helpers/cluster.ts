@@ -1,9 +1,10 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { request } from 'node:http'
+import type { Readable } from 'node:stream'
 import type { ExecutionContext } from 'ava'
 import { launchUp, type LaunchedCluster } from '@mirrorcast/cli'
+import { MirrorcastClient, type BufferedResponse } from '@mirrorcast/client'
 import { holdClusterSlot } from './slots.js'
 
 export const REPO = resolve(import.meta.dirname, '../../..')
@@ -31,25 +32,32 @@ export async function startUp (t: ExecutionContext, dir: string, extra: string[]
   return cluster
 }
 
-export interface HttpResult { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
+export type HttpResult = BufferedResponse
+
+const clients = new Map<string, MirrorcastClient>()
+
+/**
+ * The test process's client of the manager at `base`, one per URL. Its
+ * keep-alive connections are closed by the client after 2 s idle, before the
+ * manager's 5 s, so none is closed by the manager as idle just as a request is
+ * sent on it (see MirrorcastClient). Idle connections do not keep the process alive.
+ */
+export function clientOf (base: string): MirrorcastClient {
+  let client = clients.get(base)
+  if (client === undefined) {
+    client = new MirrorcastClient({ url: base })
+    clients.set(base, client)
+  }
+  return client
+}
 
 /**
  * One raw HTTP request: the path goes out exactly as given (no URL
- * normalisation), on a connection of its own: a pooled keep-alive connection
- * may be closed by the server as idle just as a request is sent on it.
+ * normalisation), any status comes back with the whole body. A stream body
+ * without a content-length header goes out chunked.
  */
-export async function http (base: string, method: string, path: string, body?: Buffer, headers: Record<string, string | number> = {}): Promise<HttpResult> {
-  const url = new URL(base)
-  return await new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method, path, agent: false, headers: body === undefined ? headers : { 'content-length': body.length, ...headers } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
+export async function http (base: string, method: string, path: string, body?: Buffer | Readable, headers: Record<string, string | number> = {}): Promise<HttpResult> {
+  return await clientOf(base).send({ method, path, headers, ...(body === undefined ? {} : { body }) })
 }
 
 export interface FileJson { path: string, name: string, type: 'file', id: string, size: number, sha256: string, version: number, replicas: Array<{ node: string, center: string, slot: number, address: string }> }

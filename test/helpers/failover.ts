@@ -2,12 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ExecutionContext } from 'ava'
-import { eventually, http, json, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
+import { clientOf, eventually, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
 
 export interface MemberStatus { id: string, role: string, center: string, slot: number, address: string, state: string, status: string, failover: { reason: string } | null }
 
 export async function members (url: string): Promise<MemberStatus[]> {
-  return json<{ nodes: MemberStatus[] }>(await http(url, 'GET', '/cluster')).nodes
+  return (await clientOf(url).cluster()).nodes
 }
 
 export async function statusOf (url: string, id: string): Promise<string | undefined> {
@@ -15,8 +15,8 @@ export async function statusOf (url: string, id: string): Promise<string | undef
 }
 
 export async function failoverByHand (url: string, id: string, action: 'failover' | 'failback' = 'failover'): Promise<void> {
-  const r = await http(url, 'POST', `/cluster/nodes/${id}/${action}`)
-  if (r.status !== 200) throw new Error(`${action} ${id}: ${r.status} ${r.body.toString()}`)
+  const client = clientOf(url)
+  await (action === 'failover' ? client.failover(id) : client.failback(id))
 }
 
 /** The manager's "file located after failover" log lines: how each read found its file. */

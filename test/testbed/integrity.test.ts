@@ -13,7 +13,7 @@ netnsTest(test, 'bit rot found by a read: the twin serves the whole file without
   // Scrub off: only the read can find the damage.
   const bed = await startTestbed(t, { nodeArgs: ['--scrub-mb-per-s', '0'] })
   const body = randomBytes(3 * 1024 * 1024 + 12_345)
-  const put = await bed.client.request('PUT', '/files/rot/big.bin', body)
+  const put = await bed.client.send({ method: 'PUT', path: '/files/rot/big.bin', body })
   t.is(put.status, 201)
   const entry = JSON.parse(put.body.toString()) as Entry
   const home = bed.byId(entry.replicas[0]?.node ?? '') ?? t.fail('home node not in the test bed') as never
@@ -21,7 +21,7 @@ netnsTest(test, 'bit rot found by a read: the twin serves the whole file without
   await flipBodyByte(home.dataDir, entry.id, 1024 * 1024 + 777)
   t.is(await blobState(home.dataDir, entry.id), 'corrupt')
 
-  const got = await bed.client.request('GET', '/files/rot/big.bin')
+  const got = await bed.client.send({ path: '/files/rot/big.bin' })
   t.is(got.status, 200)
   t.is(sha(got.body), entry.sha256, 'the client got every byte right, the rest from the twin')
 
@@ -32,14 +32,14 @@ netnsTest(test, 'bit rot found by a read: the twin serves the whole file without
   t.true((await readFile(home.logFile, 'utf8')).split('\n').some((l) => l.includes('quarantined a corrupt body') && l.includes(entry.id)))
   await bed.waitFor(async () => (await bed.cluster() as ScrubView[]).find((m) => m.id === home.id)?.quarantined === 0, 10_000, 'the quarantine count back to 0')
   // The restored copy serves on its own.
-  await bed.client.json('POST', `/cluster/nodes/${bed.storage('west', home.slot).id}/failover`)
-  t.is(sha((await bed.client.request('GET', '/files/rot/big.bin')).body), entry.sha256)
+  await bed.client.failover(bed.storage('west', home.slot).id)
+  t.is(sha((await bed.client.send({ path: '/files/rot/big.bin' })).body), entry.sha256)
 })
 
 netnsTest(test, 'bit rot found by the background scrub without any read: quarantined, restored from the twin; scrub progress in /cluster', async (t) => {
   const bed = await startTestbed(t, { nodeArgs: ['--scrub-mb-per-s', '32', '--scrub-interval-s', '1'] })
   const body = randomBytes(200_000)
-  const entry = JSON.parse((await bed.client.request('PUT', '/files/rot/quiet.bin', body)).body.toString()) as Entry
+  const entry = JSON.parse((await bed.client.send({ method: 'PUT', path: '/files/rot/quiet.bin', body })).body.toString()) as Entry
   // The backup copy: reads go to the home node, so only the scrub looks at this one.
   const twin = bed.byId(entry.replicas[1]?.node ?? '') ?? t.fail('twin not in the test bed') as never
   t.is(twin.center, 'west')
@@ -53,8 +53,8 @@ netnsTest(test, 'bit rot found by the background scrub without any read: quarant
   const view = (await bed.cluster() as ScrubView[]).find((m) => m.id === twin.id)
   t.true((view?.scrub?.passes ?? 0) >= 1, JSON.stringify(view?.scrub))
   t.true((view?.scrub?.corrupt ?? 0) >= 1)
-  t.true((await bed.client.json<{ integrity: { restored: number } }>('GET', '/cluster')).integrity.restored >= 1)
+  t.true((await bed.client.cluster()).integrity.restored >= 1)
   // And the restored copy is the one that serves when its twin is out.
-  await bed.client.json('POST', `/cluster/nodes/${bed.storage('east', twin.slot).id}/failover`)
-  t.true((await bed.client.request('GET', '/files/rot/quiet.bin')).body.equals(body))
+  await bed.client.failover(bed.storage('east', twin.slot).id)
+  t.true((await bed.client.send({ path: '/files/rot/quiet.bin' })).body.equals(body))
 })

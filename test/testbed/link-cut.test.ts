@@ -6,7 +6,7 @@ import { netnsTest, startTestbed } from '../helpers/netns.js'
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 async function must (bed: Testbed, method: string, path: string, body?: Buffer): Promise<Buffer> {
-  const r = await bed.client.request(method, path, body)
+  const r = await bed.client.send({ method, path, body })
   if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.body.toString().slice(0, 200)}`)
   return r.body
 }
@@ -57,6 +57,6 @@ netnsTest(test, 'the link between the centers cut: reads, writes and renames go 
   t.deepEqual(await listing(bed, '/cut'), ['c0', 'c1', 'c2', 'c3', 'made', 'moved-b0'], 'the west directory caught up with the namespace')
   t.deepEqual(await listing(bed, '/keep'), ['b2', 'b3'], 'the rename and the delete made during the cut are there too')
   for (const [path, body] of during) t.is(sha(await must(bed, 'GET', `/files${path}`)), sha(body), `${path} read from the west copy`)
-  t.is((await bed.client.request('GET', '/files/keep/b1')).status, 404)
+  t.is((await bed.client.send({ path: '/files/keep/b1' })).status, 404)
   for (const m of east) await must(bed, 'POST', `/cluster/nodes/${m.id}/failback`)
 })

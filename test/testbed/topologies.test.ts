@@ -4,10 +4,9 @@ import type { MemberHandle, Testbed } from '@mirrorcast/testbed'
 import { netnsTest, startTestbed } from '../helpers/netns.js'
 
 interface Entry { id: string, replicas: Array<{ node: string, center: string, slot: number, address: string }> }
-interface Search { rounds: Array<{ center: string, holders: Array<{ id: string }> }> }
 
 async function putFile (bed: Testbed, path: string, body: Buffer): Promise<Entry> {
-  const r = await bed.client.request('PUT', `/files${path}`, body)
+  const r = await bed.client.send({ method: 'PUT', path: `/files${path}`, body })
   if (r.status !== 201) throw new Error(`PUT ${path}: ${r.status} ${r.body.toString()}`)
   return JSON.parse(r.body.toString()) as Entry
 }
@@ -23,7 +22,7 @@ async function located (bed: Testbed, fileId: string): Promise<Record<string, un
 async function readAfterKillingHome (t: ExecutionContext, bed: Testbed, path: string, entry: Entry, body: Buffer, how: Record<string, unknown>): Promise<MemberHandle> {
   const victim = bed.byId(entry.replicas[0]?.node ?? '') ?? t.fail('home not found') as never
   await victim.kill('SIGKILL')
-  const got = await bed.client.request('GET', `/files${path}`)
+  const got = await bed.client.send({ path: `/files${path}` })
   t.is(got.status, 200)
   t.true(got.body.equals(body))
   t.like(await located(bed, entry.id), how)
@@ -57,9 +56,9 @@ netnsTest(test, 'topology b: two segments joined by a router that forwards no mu
   t.is(twin?.center, 'west')
 
   // Multicast reaches only the manager's own segment.
-  const search = await bed.client.json<Search>('GET', `/search?key=${entry.id}&center=east`)
+  const search = await bed.client.search(entry.id, { center: 'east' })
   t.deepEqual(search.rounds[0]?.holders.map((h) => h.id), [home?.node])
-  const far = await bed.client.json<Search>('GET', `/search?key=${entry.id}&center=west`)
+  const far = await bed.client.search(entry.id, { center: 'west' })
   t.deepEqual(far.rounds[0]?.holders, [], 'the west twin holds it, but the search never crosses the router')
 
   await readAfterKillingHome(t, bed, '/b/far.bin', entry, body, { method: 'point-to-point', center: 'west', member: `west/node${home?.slot ?? 0}` })
@@ -79,7 +78,7 @@ netnsTest(test, 'topology c: local twins in one center; a killed node\'s file co
   await readAfterKillingHome(t, bed, '/c/near.bin', entry, body, { method: 'twin-slot-mapping', center: 'east', member: `east/node${twin?.slot ?? 0}` })
 
   await bed.directory('east', 1).kill('SIGKILL')
-  t.is((await bed.client.request('POST', '/files/c/made-after/?mkdir')).status, 201)
-  const listing = await bed.client.json<{ entries: Array<{ path: string }> }>('GET', '/files/c/')
+  t.is((await bed.client.send({ method: 'POST', path: '/files/c/made-after/?mkdir' })).status, 201)
+  const listing = await bed.client.list('/c')
   t.deepEqual(listing.entries.map((e) => e.path), ['/c/made-after', '/c/near.bin'])
 })

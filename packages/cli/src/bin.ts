@@ -4,7 +4,8 @@
 process.env.UV_THREADPOOL_SIZE ??= '8'
 import { Command, Option } from 'commander'
 import { DEFAULT_HTTP_PORT } from '@mirrorcast/manager'
-import { DEFAULT_URL, ManagerClient, readTokenFile } from './client.js'
+import { ClientErrorCode, DEFAULT_URL, MirrorcastClient, readTokenFile } from '@mirrorcast/client'
+import { CliError } from './errors.js'
 import { failover, get, ls, mkdirPath, mv, put, rmPath, searchCommand, statPath, status } from './commands.js'
 import { serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
 import { up, type UpOptions } from './up.js'
@@ -36,9 +37,24 @@ function withInterface (cmd: Command): Command {
     .option('--peer-port <port>', 'UDP port where static peers reach this process (default: the multicast port when peers are listed or multicast is off)')
 }
 
-const client = async (): Promise<ManagerClient> => {
+/** Runs a command with a client of the manager, closed when the command is done. */
+const withClient = async (command: (client: MirrorcastClient) => Promise<void>): Promise<void> => {
   const { url, tokenFile } = program.opts<{ url: string, tokenFile?: string }>()
-  return new ManagerClient(url, tokenFile === undefined ? undefined : await readTokenFile(tokenFile))
+  const token = tokenFile === undefined ? undefined : await readTokenFile(tokenFile)
+  let client: MirrorcastClient
+  try {
+    // No headers timeout: a PUT is answered once both nodes fsynced its body, which for a file
+    // of many GiB takes as long as the disks need; Ctrl-C ends a command that waits too long.
+    client = new MirrorcastClient({ url, headersTimeoutMs: 0, ...(token === undefined ? {} : { token }) })
+  } catch (err) {
+    if ((err as { code?: string }).code === ClientErrorCode.INVALID_OPTION) throw new CliError(`--url ${JSON.stringify(url)} is not a URL`)
+    throw err
+  }
+  try {
+    await command(client)
+  } finally {
+    await client.close()
+  }
 }
 const logLevel = (): string | undefined => program.opts<{ logLevel?: string }>().logLevel
 
@@ -95,28 +111,28 @@ withConfig(withInterface(withMulticast(program.command('manager'), false)), 'man
   .action(async (o: ManagerServeOptions) => { await serveManager({ ...o, logLevel: logLevel() }) })
 
 program.command('put <local> <remote>').description('upload a local file').option('--json', 'print the entry as JSON')
-  .action(async (local: string, remote: string, o: { json?: boolean }) => { await put(await client(), local, remote, o.json === true) })
+  .action(async (local: string, remote: string, o: { json?: boolean }) => { await withClient(async (c) => { await put(c, local, remote, o.json === true) }) })
 program.command('get <remote> [local]').description('download a file (local "-" for stdout)')
-  .action(async (remote: string, local?: string) => { await get(await client(), remote, local) })
+  .action(async (remote: string, local?: string) => { await withClient(async (c) => { await get(c, remote, local) }) })
 program.command('ls [remote]').description('list a directory').option('--json', 'print JSON')
-  .action(async (remote: string | undefined, o: { json?: boolean }) => { await ls(await client(), remote ?? '/', o.json === true) })
+  .action(async (remote: string | undefined, o: { json?: boolean }) => { await withClient(async (c) => { await ls(c, remote ?? '/', o.json === true) }) })
 program.command('stat <remote>').description('show an entry as JSON')
-  .action(async (remote: string) => { await statPath(await client(), remote) })
+  .action(async (remote: string) => { await withClient(async (c) => { await statPath(c, remote) }) })
 program.command('mkdir <remote>').description('create a directory').option('-p, --parents', 'create missing parents, no error if it exists')
-  .action(async (remote: string, o: { parents?: boolean }) => { await mkdirPath(await client(), remote, o.parents === true) })
+  .action(async (remote: string, o: { parents?: boolean }) => { await withClient(async (c) => { await mkdirPath(c, remote, o.parents === true) }) })
 program.command('mv <from> <to>').description('rename a file or directory')
-  .action(async (from: string, to: string) => { await mv(await client(), from, to) })
+  .action(async (from: string, to: string) => { await withClient(async (c) => { await mv(c, from, to) }) })
 program.command('rm <remote>').description('remove a file or an empty directory').option('-r, --recursive', 'remove a directory and everything below it')
-  .action(async (remote: string, o: { recursive?: boolean }) => { await rmPath(await client(), remote, o.recursive === true) })
+  .action(async (remote: string, o: { recursive?: boolean }) => { await withClient(async (c) => { await rmPath(c, remote, o.recursive === true) }) })
 program.command('failover <id>').description('put a node or directory server in the failover condition by hand')
-  .action(async (id: string) => { await failover(await client(), id, 'failover') })
+  .action(async (id: string) => { await withClient(async (c) => { await failover(c, id, 'failover') }) })
 program.command('failback <id>').description('bring a failed-over member back (it resyncs first)')
-  .action(async (id: string) => { await failover(await client(), id, 'failback') })
+  .action(async (id: string) => { await withClient(async (c) => { await failover(c, id, 'failback') }) })
 program.command('search <key>').description('multicast search for the holders of a file (path or file id): backup center first, then primary')
   .option('--center <name>', 'ask only this center').option('--json', 'print JSON')
-  .action(async (key: string, o: { center?: string, json?: boolean }) => { await searchCommand(await client(), key, o.center, o.json === true) })
+  .action(async (key: string, o: { center?: string, json?: boolean }) => { await withClient(async (c) => { await searchCommand(c, key, o.center, o.json === true) }) })
 program.command('status').alias('members').description('every storage node and directory server: role, center, slot, address, state, last heard').option('--json', 'print JSON')
-  .action(async (o: { json?: boolean }) => { await status(await client(), o.json === true) })
+  .action(async (o: { json?: boolean }) => { await withClient(async (c) => { await status(c, o.json === true) }) })
 
 program.addCommand(diagCommand())
 

@@ -4,6 +4,7 @@ import { mkdir, open, rename, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { MirrorcastClient } from '@mirrorcast/client'
 import { DEFAULT_MULTICAST_PORT } from '@mirrorcast/discovery'
 import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
@@ -231,11 +232,11 @@ async function waitForMembers (url: string, members: Started[]): Promise<void> {
   let missing = members
   let stalled: string | undefined
   const watch = new StallWatch({ stallMs: STALL_MS, limitMs: START_LIMIT_MS, pids: () => [], onStall: (why) => { stalled = why } })
+  const client = new MirrorcastClient({ url })
   try {
     while (stalled === undefined) {
       try {
-        const res = await fetch(new URL('/cluster', url))
-        const cluster = await res.json() as { nodes: Array<{ id: string, state: string }> }
+        const cluster = await client.cluster()
         const healthy = new Set(cluster.nodes.filter((n) => n.state === 'healthy').map((n) => n.id))
         const now = missing.filter((m) => !healthy.has(String(m.ready.id)))
         if (now.length < missing.length) watch.progress()
@@ -246,6 +247,7 @@ async function waitForMembers (url: string, members: Started[]): Promise<void> {
     }
   } finally {
     watch.close()
+    await client.close()
   }
   throw new CliError(`the manager did not hear ${missing.map((m) => `${m.name} (${String(m.ready.id)})`).join(', ')} announce itself (${stalled}); see the logs in ${missing[0]?.logFile ?? 'the logs folder'}`)
 }

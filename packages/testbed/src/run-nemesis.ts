@@ -94,11 +94,11 @@ export async function runNemesis (bed: Testbed, options: NemesisRunOptions): Pro
 /** Every member of a center failed over by hand: the same reads, served by the other center's copies; then back. */
 async function readWithCenterOut (bed: Testbed, workload: Workload, center: string): Promise<Op[]> {
   const out = bed.members.filter((m) => m.center === center)
-  for (const m of out) await bed.client.json('POST', `/cluster/nodes/${m.id}/failover`)
+  for (const m of out) await bed.client.failover(m.id)
   try {
     return await workload.readAll()
   } finally {
-    for (const m of out) await bed.client.json('POST', `/cluster/nodes/${m.id}/failback`)
+    for (const m of out) await bed.client.failback(m.id)
     await bed.waitHealthy()
   }
 }

@@ -2,12 +2,12 @@ import { execFile, execFileSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
-import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { CLI_BIN } from '@mirrorcast/cli'
+import { MirrorcastClient, type MemberView } from '@mirrorcast/client'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
 import { TestNet, type Host } from './netns.js'
 
@@ -46,7 +46,7 @@ export const MEMBER_PORT = 8701
 export const MANAGER_PORT = 8700
 // 30 s: the longest a process may take to say it is ready (2 cores shared by a whole cluster)
 const READY_TIMEOUT_MS = 30_000
-// 60 s: an HTTP request to the manager taking longer is a client-visible error
+// 60 s: no answer, or no body bytes, from the manager for this long is a client-visible error
 export const REQUEST_TIMEOUT_MS = 60_000
 
 export const CENTER_SUBNETS = { east: '10.1.0.0/16', west: '10.2.0.0/16' }
@@ -127,56 +127,8 @@ async function readyMessage (child: ChildProcess, name: string, logFile: string)
   })
 }
 
-export interface HttpAnswer { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
-
-/** HTTP to the manager through the client host's relay (a Unix socket). */
-export class BedClient {
-  private readonly socketPath: string
-  private readonly token: string
-  private readonly agent: Agent
-
-  constructor (socketPath: string, token: string, maxSockets = 64) {
-    this.socketPath = socketPath
-    this.token = token
-    this.agent = new Agent({ keepAlive: true, maxSockets })
-  }
-
-  async request (method: string, path: string, body?: Buffer, headers: Record<string, string | number> = {}): Promise<HttpAnswer> {
-    return await new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, agent: this.agent, method, path, timeout: REQUEST_TIMEOUT_MS, headers: { host: 'manager', authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-length': body.length }), ...headers } }, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-        res.on('error', reject)
-      })
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${REQUEST_TIMEOUT_MS} ms`)))
-      req.on('error', reject)
-      req.end(body)
-    })
-  }
-
-  async json<T> (method: string, path: string): Promise<T> {
-    const r = await this.request(method, path)
-    if (r.status >= 400) throw new Error(`${method} ${path}: ${r.status} ${r.body.toString().slice(0, 300)}`)
-    return JSON.parse(r.body.toString('utf8')) as T
-  }
-
-  close (): void {
-    this.agent.destroy()
-  }
-}
-
-export interface ClusterMember {
-  id: string
-  role: string
-  center: string
-  slot: number
-  address: string
-  state: string
-  status: string
-  failover: { reason: string } | null
-  [more: string]: unknown
-}
+/** A member as the manager's `GET /cluster` shows it. */
+export type ClusterMember = MemberView
 
 /**
  * A two-center mirrorcast cluster of real processes, each on its own host (a
@@ -189,7 +141,8 @@ export class Testbed {
   readonly topology: Topology
   readonly members: MemberHandle[] = []
   manager!: MemberHandle
-  client!: BedClient
+  /** The manager's API through the client host's relay (a Unix socket). */
+  client!: MirrorcastClient
   private readonly ownsDir: boolean
   private readonly mounts: string[] = []
   private readonly options: TestbedOptions
@@ -242,7 +195,7 @@ export class Testbed {
   }
 
   async cluster (): Promise<ClusterMember[]> {
-    return (await this.client.json<{ nodes: ClusterMember[] }>('GET', '/cluster')).nodes
+    return (await this.client.cluster()).nodes
   }
 
   /** Polls /cluster until every member is healthy (in use) again. */
@@ -273,7 +226,7 @@ export class Testbed {
   async destroy (): Promise<void> {
     this.destroyed ??= (async () => {
       liveBeds.delete(this)
-      this.client?.close()
+      await this.client?.close()
       await this.net.destroy()
       for (const at of this.mounts.splice(0)) await run('umount', [at]).catch(async () => await run('umount', ['-l', at]).catch(() => {}))
       if (this.ownsDir) {
@@ -363,12 +316,12 @@ export class Testbed {
   }
 
   /** The client host: a relay from a Unix socket in the run dir to the manager's HTTP port. */
-  private async startClient (options: { segment?: string, gateway?: string }, token: string): Promise<BedClient> {
+  private async startClient (options: { segment?: string, gateway?: string }, token: string): Promise<MirrorcastClient> {
     const host = await this.net.addHost('client', '10.1.3.1', options)
     const socketPath = join(this.dir, 'manager.sock')
     const child = this.net.spawn(host, process.execPath, [RELAY_BIN, socketPath, this.manager.address, String(MANAGER_PORT)], { output: 'ignore', ipc: true })
     await readyMessage(child, 'relay', socketPath)
-    return new BedClient(socketPath, token)
+    return new MirrorcastClient({ url: 'http://manager', socketPath, token, headersTimeoutMs: REQUEST_TIMEOUT_MS, bodyTimeoutMs: REQUEST_TIMEOUT_MS })
   }
 
   private async prepareDataDir (name: string, dataDir: string): Promise<void> {

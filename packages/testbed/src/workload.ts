@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { Op, OpKind } from './checker.js'
-import type { BedClient, HttpAnswer } from './testbed.js'
+import type { BufferedResponse, MirrorcastClient } from '@mirrorcast/client'
 
 export interface WorkloadOptions {
   /** Concurrent clients, each one operation at a time (default 4). */
@@ -38,7 +38,7 @@ export class Workload {
   /** File ids of the cold files, once written. */
   readonly coldIds = new Set<string>()
   private readonly bySha = new Map<string, string>()
-  private readonly client: BedClient
+  private readonly client: MirrorcastClient
   private readonly options: Required<Omit<WorkloadOptions, 'mix'>> & { mix: Record<OpKind, number> }
   private readonly inFlight: Record<OpKind, number> = { put: 0, get: 0, delete: 0, rename: 0 }
   private running: Array<Promise<void>> = []
@@ -46,7 +46,7 @@ export class Workload {
   private nextId = 0
   private writeCount = 0
 
-  constructor (client: BedClient, options: WorkloadOptions = {}) {
+  constructor (client: MirrorcastClient, options: WorkloadOptions = {}) {
     const paths = options.paths ?? DEFAULT_PATHS
     if (!Number.isInteger(paths) || paths < 2) throw new TypeError('a workload needs at least 2 paths')
     this.client = client
@@ -62,11 +62,11 @@ export class Workload {
 
   async setup (): Promise<void> {
     for (const d of ['d0', 'd1']) {
-      const r = await this.client.request('POST', `/files${this.options.root}/${d}/?mkdir&parents`)
+      const r = await this.client.send({ method: 'POST', path: `/files${this.options.root}/${d}/?mkdir&parents` })
       if (r.status !== 201) throw new Error(`mkdir ${this.options.root}/${d}: ${r.status} ${r.body.toString()}`)
     }
     for (const path of this.coldPaths) {
-      let answer: HttpAnswer | undefined
+      let answer: BufferedResponse | undefined
       const op = await this.put(path, (a) => { answer = a })
       this.ops.push(op)
       if (op.outcome !== 'ok' || answer === undefined) throw new Error(`PUT ${path}: ${op.error ?? '?'}`)
@@ -98,27 +98,27 @@ export class Workload {
     const path = kind === 'get' && this.coldPaths.length > 0 && Math.random() < 0.25 ? this.coldPaths[Math.floor(Math.random() * this.coldPaths.length)] as string : this.pickPath()
     if (kind === 'put') this.ops.push(await this.put(path))
     else if (kind === 'get') this.ops.push(await this.get(path))
-    else if (kind === 'delete') this.ops.push(await this.run({ kind, path }, async () => await this.client.request('DELETE', `/files${path}`)))
+    else if (kind === 'delete') this.ops.push(await this.run({ kind, path }, async () => await this.client.send({ method: 'DELETE', path: `/files${path}` })))
     else {
       let to = this.pickPath()
       while (to === path) to = this.pickPath()
-      this.ops.push(await this.run({ kind, path, to }, async () => await this.client.request('POST', `/files${path}?move-to=${encodeURIComponent(to)}`)))
+      this.ops.push(await this.run({ kind, path, to }, async () => await this.client.send({ method: 'POST', path: `/files${path}?move-to=${encodeURIComponent(to)}` })))
     }
   }
 
-  private async put (path: string, answered?: (a: HttpAnswer) => void): Promise<Op> {
+  private async put (path: string, answered?: (a: BufferedResponse) => void): Promise<Op> {
     const write = `w${this.writeCount++}`
     const body = this.body(write)
     return await this.run({ kind: 'put', path, write }, async () => {
-      const a = await this.client.request('PUT', `/files${path}`, body)
+      const a = await this.client.send({ method: 'PUT', path: `/files${path}`, body })
       answered?.(a)
       return a
     }, 201)
   }
 
   private async get (path: string): Promise<Op> {
-    let answer: HttpAnswer | undefined
-    const op = await this.run({ kind: 'get', path }, async () => { answer = await this.client.request('GET', `/files${path}`); return answer })
+    let answer: BufferedResponse | undefined
+    const op = await this.run({ kind: 'get', path }, async () => { answer = await this.client.send({ path: `/files${path}` }); return answer })
     if (op.outcome === 'absent') op.value = null
     if (op.outcome !== 'ok' || answer === undefined) return op
     const verdict = this.identify(answer)
@@ -128,7 +128,7 @@ export class Workload {
   }
 
   /** Which write these bytes are, or why they are none. */
-  private identify (answer: HttpAnswer): { write: string } | { wrong: string } {
+  private identify (answer: BufferedResponse): { write: string } | { wrong: string } {
     const sha = createHash('sha256').update(answer.body).digest('hex')
     const write = this.bySha.get(sha)
     if (write === undefined) {
@@ -140,7 +140,7 @@ export class Workload {
   }
 
   /** Runs one request and records it; 404 means nothing was there, any other surprise is an error. */
-  private async run (op: Omit<Op, 'id' | 'start' | 'end' | 'outcome'>, send: () => Promise<HttpAnswer>, okStatus = 200): Promise<Op> {
+  private async run (op: Omit<Op, 'id' | 'start' | 'end' | 'outcome'>, send: () => Promise<BufferedResponse>, okStatus = 200): Promise<Op> {
     const record: Op = { id: this.nextId++, ...op, start: performance.now(), end: 0, outcome: 'error' }
     this.inFlight[op.kind]++
     try {
@@ -188,7 +188,7 @@ export class Workload {
   }
 }
 
-function errorCode (r: HttpAnswer): string {
+function errorCode (r: BufferedResponse): string {
   try {
     return (JSON.parse(r.body.toString('utf8')) as { error?: { code?: string } }).error?.code ?? ''
   } catch {
