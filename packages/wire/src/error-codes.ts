@@ -6,7 +6,8 @@
  * packages name them through the groups below; a code missing from the table
  * does not compile. `status` is for codes that can reach an HTTP client; a
  * code that never leaves its process (a bad flag, a config file) has the
- * status it would get if it did.
+ * status it would get if it did; the client's own codes (ERR_CLIENT_*), which
+ * no server sends, have none.
  */
 export const ERROR_CODES = {
   ERR_INTERNAL: { status: 500, meaning: 'a bug: the message is logged, the client is told only this' },
@@ -72,15 +73,28 @@ export const ERROR_CODES = {
   ERR_DISCOVERY_NOT_STARTED: { status: 503, meaning: 'a search before the multicast channel started' },
   ERR_DISCOVERY_MULTICAST_OFF: { status: 503, meaning: 'a multicast search with multicast turned off' },
   ERR_DIAG_BAD_SETTINGS: { status: 500, meaning: 'netdiag\'s settings are invalid' },
-  ERR_CLI: { status: 500, meaning: 'a mistake in a command line, printed as is' }
-} as const satisfies Record<string, { status: number, meaning: string }>
+  ERR_CLI: { status: 500, meaning: 'a mistake in a command line, printed as is' },
+
+  ERR_CLIENT_INVALID_OPTION: { status: null, meaning: 'the client: options refused by the constructor' },
+  ERR_CLIENT_TOKEN_FILE: { status: null, meaning: 'the client: a token file that cannot be read, is readable by others or holds no token' },
+  ERR_CLIENT_INVALID_REQUEST: { status: null, meaning: 'the client: a request that cannot be sent as asked (a path or header undici refuses, a streamed PUT without its size)' },
+  ERR_CLIENT_UNREACHABLE: { status: null, meaning: 'the client: no connection could be made: the request certainly did not reach the manager' },
+  ERR_CLIENT_CONNECTION_LOST: { status: null, meaning: 'the client: the connection failed after the request went out: it may have taken effect' },
+  ERR_CLIENT_TIMEOUT: { status: null, meaning: 'the client: no answer (headers) or no body bytes for the timeout' },
+  ERR_CLIENT_ABORTED: { status: null, meaning: 'the client: the caller\'s signal aborted the request' },
+  ERR_CLIENT_CLOSED: { status: null, meaning: 'the client: the client was closed' },
+  ERR_CLIENT_BODY_FAILED: { status: null, meaning: 'the client: the request body (a stream of the caller) failed' },
+  ERR_CLIENT_BAD_RESPONSE: { status: null, meaning: 'the client: a success status with a body that is not what the API promises (not JSON, a directory where a file was asked)' },
+  ERR_CLIENT_IS_A_DIRECTORY: { status: null, meaning: 'the client: `get()` of a path that is a directory' },
+  ERR_CLIENT_HTTP_STATUS: { status: null, meaning: 'the client: an error status whose body names no code' }
+} as const satisfies Record<string, { status: number | null, meaning: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
 /** The HTTP status for an error code; a code this version does not know (a newer peer's) means a member could not do its part. */
 export function httpStatusFor (code: string | undefined): number {
   if (code === undefined) return 500
-  return (ERROR_CODES as Record<string, { status: number } | undefined>)[code]?.status ?? 503
+  return (ERROR_CODES as Record<string, { status: number | null } | undefined>)[code]?.status ?? 503
 }
 
 export function isErrorCode (code: unknown): code is ErrorCode {
@@ -157,3 +171,17 @@ export const ConfigErrorCode = { UNREADABLE: 'ERR_CONFIG_UNREADABLE', SYNTAX: 'E
 export const DiscoveryErrorCode = { BAD_OPTIONS: 'ERR_DISCOVERY_BAD_OPTIONS', NOT_STARTED: 'ERR_DISCOVERY_NOT_STARTED', MULTICAST_OFF: 'ERR_DISCOVERY_MULTICAST_OFF' } as const satisfies Record<string, ErrorCode>
 export const DiagErrorCode = { BAD_SETTINGS: 'ERR_DIAG_BAD_SETTINGS' } as const satisfies Record<string, ErrorCode>
 export const CliErrorCode = { CLI: 'ERR_CLI' } as const satisfies Record<string, ErrorCode>
+export const ClientErrorCode = {
+  INVALID_OPTION: 'ERR_CLIENT_INVALID_OPTION',
+  TOKEN_FILE: 'ERR_CLIENT_TOKEN_FILE',
+  INVALID_REQUEST: 'ERR_CLIENT_INVALID_REQUEST',
+  UNREACHABLE: 'ERR_CLIENT_UNREACHABLE',
+  CONNECTION_LOST: 'ERR_CLIENT_CONNECTION_LOST',
+  TIMEOUT: 'ERR_CLIENT_TIMEOUT',
+  ABORTED: 'ERR_CLIENT_ABORTED',
+  CLOSED: 'ERR_CLIENT_CLOSED',
+  BODY_FAILED: 'ERR_CLIENT_BODY_FAILED',
+  BAD_RESPONSE: 'ERR_CLIENT_BAD_RESPONSE',
+  IS_A_DIRECTORY: 'ERR_CLIENT_IS_A_DIRECTORY',
+  HTTP_STATUS: 'ERR_CLIENT_HTTP_STATUS'
+} as const satisfies Record<string, ErrorCode>

@@ -4,7 +4,7 @@ import { ERROR_CODES, httpStatusFor } from '../src/index.js'
 
 test('the README lists every error code once, with the status the table gives it', async (t) => {
   const readme = await readFile(new URL('../../../../README.md', import.meta.url), 'utf8')
-  const rows = [...readme.matchAll(/^\| `(ERR_[A-Z0-9_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1], Number(m[2])])
+  const rows = [...readme.matchAll(/^\| `(ERR_[A-Z0-9_]+)` \| (\d{3}|—) \|/gm)].map((m) => [m[1], m[2] === '—' ? null : Number(m[2])])
   t.deepEqual(rows, Object.entries(ERROR_CODES).map(([code, { status }]) => [code, status]))
 })
 
