@@ -1,6 +1,7 @@
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { eventually, http, startUp, tempDir } from './helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { http, startUp, tempDir } from './helpers/cluster.js'
 import { killMember, readClusterJson, startByHand, untilHealthy } from './helpers/failover.js'
 
 // A returning node takes new writes while it catches up, and deletes made
@@ -28,11 +29,11 @@ test('a node catches up and serves again while writes and deletes go on without 
     }
   }
   const workers = Array.from({ length: 6 }, async (_, w) => await churn(w))
-  await eventually(() => ops > 40, 20_000, 'churn before the restart')
+  await until(() => ops > 40, { what: 'churn before the restart', timeoutMs: 20_000 })
   startByHand(t, victim.argv)
   const seen = await untilHealthy(c.url, victim.id, 'the node to catch up while the churn goes on')
   const atHealthy = ops
-  await eventually(() => ops > atHealthy + 20, 20_000, 'churn after the catch-up')
+  await until(() => ops > atHealthy + 20, { what: 'churn after the catch-up', timeoutMs: 20_000 })
   running = false
   await Promise.all(workers)
   t.true(seen.has('resyncing') || seen.has('healthy'))

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ExecutionContext } from 'ava'
-import { eventually, http, json, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { http, json, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
 
 export interface MemberStatus { id: string, role: string, center: string, slot: number, address: string, state: string, status: string, failover: { reason: string } | null }
 
@@ -49,7 +50,7 @@ type ClusterMember = ClusterFile['nodes'][number]
 /** kill -9 of a member; resolves once every manager given has failed it over. */
 export async function killMember (urls: string[], member: ClusterMember): Promise<void> {
   process.kill(member.pid, 'SIGKILL')
-  for (const url of urls) await eventually(async () => await statusOf(url, member.id) === 'failed-over', 10_000, `${member.role} ${member.center}/${member.slot} to be failed over by ${url}`)
+  for (const url of urls) await until(async () => await statusOf(url, member.id) === 'failed-over', { what: `${member.role} ${member.center}/${member.slot} to be failed over by ${url}` })
 }
 
 /** Starts a process again by hand with its argv (from cluster.json, or changed); killed at the test's end. */
@@ -63,10 +64,10 @@ export function startByHand (t: ExecutionContext, argv: string[]): ChildProcess 
 /** Polls the member's status until it is healthy; resolves with every status seen on the way. */
 export async function untilHealthy (url: string, id: string, what: string, timeoutMs = 30_000): Promise<Set<string>> {
   const seen = new Set<string>()
-  await eventually(async () => {
+  await until(async () => {
     const s = await statusOf(url, id)
     if (s !== undefined) seen.add(s)
     return s === 'healthy'
-  }, timeoutMs, what)
+  }, { what, timeoutMs })
   return seen
 }
