@@ -61,6 +61,31 @@ export function startByHand (t: ExecutionContext, argv: string[]): ChildProcess 
   return child
 }
 
+/**
+ * What the manager's resyncs replayed on a storage node between its first
+ * failover and its return to healthy, by the manager's log: the sum of
+ * `repaired` over the resyncs that ended meanwhile (done, or failed and
+ * retried). Undefined when the log shows no return to healthy after a
+ * failover. A storage node is healthy again only at the end of a resync that
+ * emptied its repair journal, so this counts every write and delete it missed.
+ */
+export async function replayedBeforeHealthy (dir: string, member: ClusterMember): Promise<number | undefined> {
+  const name = `${member.center}/node${member.slot}`
+  const text = await readFile(join(dir, 'logs', 'manager.log'), 'utf8')
+  type Line = { message: string, member?: string, memberId?: string, repaired?: number }
+  const lines = text.split('\n').filter((l) => l.includes(member.id) || l.includes(`"${name}"`)).flatMap((l): Line[] => {
+    try { return [JSON.parse(l) as Line] } catch { return [] }
+  })
+  const out = lines.findIndex((l) => l.message === 'member failed over' && l.memberId === member.id)
+  if (out < 0) return undefined
+  let replayed = 0
+  for (const l of lines.slice(out + 1)) {
+    if (l.message === 'member healthy again' && l.memberId === member.id) return replayed
+    if ((l.message === 'resync done' || l.message === 'resync failed, will retry') && l.member === name) replayed += l.repaired ?? 0
+  }
+  return undefined
+}
+
 /** Polls the member's status until it is healthy; resolves with every status seen on the way. */
 export async function untilHealthy (url: string, id: string, what: string, timeoutMs = 30_000): Promise<Set<string>> {
   const seen = new Set<string>()
