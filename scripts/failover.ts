@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { launchUp } from '@mirrorcast/cli'
+import { until } from '@mirrorcast/testkit'
 import { MirrorcastClient } from '@mirrorcast/client'
 import { percentile, printTable, transfer, withTempDir } from './lib.js'
 
@@ -32,14 +33,6 @@ interface Outcome {
 
 async function memberStatus (client: MirrorcastClient, id: string): Promise<string | undefined> {
   return (await client.cluster()).nodes.find((n) => n.id === id)?.status
-}
-
-async function until (what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 /** The load: half PUTs of new files, half GETs of files written before, CONCURRENCY at once. */
@@ -87,13 +80,13 @@ async function scenario (role: 'storage' | 'directory'): Promise<Outcome> {
       await new Promise((resolve) => setTimeout(resolve, 2000))
       const killedAt = Date.now()
       process.kill(victim.pid, 'SIGKILL')
-      await until(`${role} east/1 to be failed over`, async () => await memberStatus(watcher, victim.id) === 'failed-over', 10_000)
+      await until(async () => await memberStatus(watcher, victim.id) === 'failed-over', { what: `${role} east/1 to be failed over`, timeoutMs: 10_000 })
       const detectedMs = Date.now() - killedAt
       await new Promise((resolve) => setTimeout(resolve, OUT_FOR_MS))
       const [cmd, ...args] = victim.argv
       const restartedAt = Date.now()
       restarted = spawn(cmd as string, args, { stdio: 'ignore' })
-      await until(`${role} east/1 to be caught up and healthy`, async () => await memberStatus(watcher, victim.id) === 'healthy', 120_000)
+      await until(async () => await memberStatus(watcher, victim.id) === 'healthy', { what: `${role} east/1 to be caught up and healthy`, timeoutMs: 120_000 })
       const healthyAt = Date.now()
       await load.stop()
       const log = (await readFile(join(dir, 'c', 'logs', 'manager.log'), 'utf8')).split('\n')

@@ -4,7 +4,8 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { Readable } from 'node:stream'
-import { eventually, http, json, readClusterJson, startUp, tempDir, type DirJson, type ErrorJson, type FileJson, type ListJson } from './helpers/cluster.js'
+import { storedBlobIds, until } from '@mirrorcast/testkit'
+import { http, json, readClusterJson, startUp, tempDir, type DirJson, type ErrorJson, type FileJson, type ListJson } from './helpers/cluster.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -13,10 +14,7 @@ async function blobLocations (dir: string): Promise<Map<string, string[]>> {
   const found = new Map<string, string[]>()
   for (const center of ['east', 'west']) {
     for (const member of await readdir(join(dir, center)).catch(() => [])) {
-      const blobs = join(dir, center, member, 'blobs')
-      for (const shard of await readdir(blobs).catch(() => [])) {
-        for (const id of await readdir(join(blobs, shard))) found.set(id, [...(found.get(id) ?? []), `${center}/${member}`])
-      }
+      for (const id of await storedBlobIds(join(dir, center, member))) found.set(id, [...(found.get(id) ?? []), `${center}/${member}`])
     }
   }
   return found
@@ -110,7 +108,7 @@ test('the namespace behaves like a file system: mkdir, ls, mv, rm, overwrite', a
   t.is((await http(c.url, 'DELETE', '/files/renamed?recursive')).status, 200)
   t.is((await http(c.url, 'GET', '/files/renamed/two.txt')).status, 404)
   t.is((await http(c.url, 'DELETE', '/files/a/one.txt')).status, 200)
-  await eventually(async () => (await blobLocations(dir)).size === 0, 5000, 'every body deleted')
+  await until(async () => (await blobLocations(dir)).size === 0, { what: 'every body deleted', timeoutMs: 5000 })
   t.is(json<DirJson>(await http(c.url, 'GET', '/files/a?stat')).type, 'dir')
   t.is((await http(c.url, 'PUT', '/files/a', Buffer.from('x'))).status, 409, 'a file cannot replace a directory')
 })
@@ -146,9 +144,9 @@ test('a client that disconnects mid-upload leaves no entry and no temp file, als
   await new Promise((resolve) => socket.once('connect', resolve))
   socket.write('PUT /files/cut.bin HTTP/1.1\r\nhost: x\r\ncontent-length: 20000000\r\n\r\n')
   socket.write(randomBytes(3 * 1024 * 1024))
-  await eventually(async () => (await tempFiles(dir)).length > 0, 5000, 'upload to reach the nodes')
+  await until(async () => (await tempFiles(dir)).length > 0, { what: 'upload to reach the nodes', timeoutMs: 5000 })
   socket.destroy()
-  await eventually(async () => (await tempFiles(dir)).length === 0, 5000, 'temp files removed')
+  await until(async () => (await tempFiles(dir)).length === 0, { what: 'temp files removed', timeoutMs: 5000 })
   t.is((await http(c.url, 'GET', '/files/cut.bin')).status, 404)
   t.is((await blobLocations(dir)).size, 0)
 

@@ -1,9 +1,9 @@
 import test, { type ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { eventually, http, json, startUp, tempDir, type ClusterFile, type FileJson, type ListJson } from './helpers/cluster.js'
+import { storedBlobIds, until } from '@mirrorcast/testkit'
+import { http, json, startUp, tempDir, type ClusterFile, type FileJson, type ListJson } from './helpers/cluster.js'
 import { failoverByHand, killMember, readClusterJson, startByHand, statusOf } from './helpers/failover.js'
 
 /** A second manager on the same cluster, started by hand as an operator would; resolves with its URL. */
@@ -25,13 +25,6 @@ async function secondManager (t: ExecutionContext, dir: string, cluster: Cluster
   })
 }
 
-async function blobIds (dir: string, name: string): Promise<Set<string>> {
-  const root = join(dir, name.split('-')[0] as string, name, 'blobs')
-  const ids = new Set<string>()
-  for (const shard of await readdir(root)) for (const id of await readdir(join(root, shard))) ids.add(id)
-  return ids
-}
-
 // README, consistency model: two managers share the directory servers, so a
 // write acknowledged by one is read through the other at once; each journals
 // what a failed-over node missed through it and replays it at its return.
@@ -40,7 +33,7 @@ test('two managers: each reads the other\'s writes at once; a node killed while 
   const a = await startUp(t, dir, ['--nodes', '1'])
   const cluster = await readClusterJson(dir)
   const b = await secondManager(t, dir, cluster)
-  await eventually(async () => json<{ nodes: unknown[] }>(await http(b, 'GET', '/cluster')).nodes.length === 4, 10_000, 'manager b to hear every member')
+  await until(async () => json<{ nodes: unknown[] }>(await http(b, 'GET', '/cluster')).nodes.length === 4, { what: 'manager b to hear every member' })
 
   const body = randomBytes(50_000)
   t.is((await http(a.url, 'PUT', '/files/shared/from-a', body)).status, 201)
@@ -60,8 +53,8 @@ test('two managers: each reads the other\'s writes at once; a node killed while 
     }
   }
   startByHand(t, victim.argv)
-  for (const url of [a.url, b]) await eventually(async () => await statusOf(url, victim.id) === 'healthy', 20_000, `${url} to resync the node`)
-  const held = await blobIds(dir, 'east-node1')
+  for (const url of [a.url, b]) await until(async () => await statusOf(url, victim.id) === 'healthy', { what: `${url} to resync the node`, timeoutMs: 20_000 })
+  const held = await storedBlobIds(join(dir, 'east', 'east-node1'))
   t.deepEqual(written.filter((id) => !held.has(id)), [], 'the returning node holds every file written through either manager')
 })
 
@@ -84,7 +77,7 @@ test('both nodes of a pair lost: its files answer 503, new files go to the other
     t.deepEqual(r.replicas.map((x) => x.slot), [2, 2], 'new files go to the pair that lives')
   }
   await failoverByHand(c.url, pair[1]?.id ?? '', 'failback')
-  await eventually(async () => await statusOf(c.url, pair[1]?.id ?? '') === 'healthy', 10_000, 'the west node to come back')
+  await until(async () => await statusOf(c.url, pair[1]?.id ?? '') === 'healthy', { what: 'the west node to come back' })
   const back = await http(c.url, 'GET', `/files${entry.path}`)
   t.is(back.status, 200)
   t.is(back.body.toString(), entry.path.slice('/pair/'.length))
@@ -109,7 +102,7 @@ test('a cluster restarted after the primary directory server missed changes foll
   t.is((await http(again.url, 'GET', '/files/during/f3')).body.toString(), 'f3')
   // Both copies agree: read with the west copy failed over, from the one that caught up.
   const west = (await readClusterJson(dir)).nodes.find((n) => n.role === 'directory' && n.center === 'west')
-  await eventually(async () => (await http(again.url, 'GET', '/files/during/f4?stat')).status === 200, 5000, 'a read')
+  await until(async () => (await http(again.url, 'GET', '/files/during/f4?stat')).status === 200, { what: 'a read', timeoutMs: 5000 })
   await failoverByHand(again.url, west?.id ?? '')
   t.deepEqual(json<ListJson>(await http(again.url, 'GET', '/files/during/')).entries.map((e) => e.name), ['f0', 'f1', 'f2', 'f3', 'f4'], 'east/dir1 caught up')
   t.is((await http(again.url, 'GET', '/files/before?stat')).status, 200)

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { RpcClient } from '@mirrorcast/rpc'
 import { readClusterKeyFile } from '@mirrorcast/wire'
-import { eventually, http, json, startUp, tempDir, type ListJson } from './helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { http, json, startUp, tempDir, type ListJson } from './helpers/cluster.js'
 import { readClusterJson } from './helpers/failover.js'
 
 // A manager that dies between the steps of a rename across partitions leaves the
@@ -28,7 +29,7 @@ test('a cross-partition move left half done by a crash is finished, or undone wh
   await client.request('dir.move-out', { path: '/alpha/two', to: '/b/two', intent: randomBytes(16).toString('hex') })
   t.deepEqual(json<ListJson>(await http(c.url, 'GET', '/files/alpha/')).entries, [], 'both subtrees are out of the source')
 
-  await eventually(async () => (await client.request('dir.info', {})).body.intents === 0, 30_000, 'the pending moves to be recovered')
+  await until(async () => (await client.request('dir.info', {})).body.intents === 0, { what: 'the pending moves to be recovered', timeoutMs: 30_000 })
   t.is((await http(c.url, 'GET', '/files/a/one/f')).body.toString(), 'one', 'the first move was finished')
   const back = await http(c.url, 'GET', '/files/alpha/two/f')
   t.is(back.body.toString(), 'two', 'the second, refused by its destination (/b/two exists), went back')

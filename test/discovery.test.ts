@@ -2,7 +2,8 @@ import test from 'ava'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { CLI_BIN } from '@mirrorcast/cli'
-import { eventually, http, json, readClusterJson, startUp, tempDir } from './helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { http, json, readClusterJson, startUp, tempDir } from './helpers/cluster.js'
 import { startByHand } from './helpers/failover.js'
 
 const run = promisify(execFile)
@@ -22,18 +23,18 @@ test('members are found by multicast alone; kill -9 of a node shows it dead, its
   process.kill(victim.pid, 'SIGKILL')
   const killedAt = Date.now()
   let detectedAfter = 0
-  await eventually(async () => {
+  await until(async () => {
     const n = json<ClusterView>(await http(c.url, 'GET', '/cluster')).nodes.find((x) => x.id === victim.id)
     detectedAfter = Date.now() - killedAt
     return n?.state === 'dead'
-  }, 10_000, 'the killed node to be dead')
+  }, { what: 'the killed node to be dead', timeoutMs: 10_000, intervalMs: 50 })
   t.log(`kill -9 detected after ${detectedAfter} ms (polling every 50 ms)`)
 
   startByHand(t, victim.argv)
-  await eventually(async () => {
+  await until(async () => {
     const n = json<ClusterView>(await http(c.url, 'GET', '/cluster')).nodes.find((x) => x.id === victim.id)
     return n?.state === 'healthy'
-  }, 15_000, 'the restarted node to be healthy')
+  }, { what: 'the restarted node to be healthy', timeoutMs: 15_000 })
   const after = json<ClusterView>(await http(c.url, 'GET', '/cluster')).nodes.find((x) => x.id === victim.id)
   t.not(after?.bootId, before?.bootId)
   t.is(after?.restarts, 1)

@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { clientOf, eventually, http, json, startUp, tempDir, type FileJson } from './helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { clientOf, http, json, startUp, tempDir, type FileJson } from './helpers/cluster.js'
 import { locateLog, readClusterJson, statusOf } from './helpers/failover.js'
 
 // A node that freezes (SIGSTOP: alive, silent) in the middle of a read is failed
@@ -25,7 +26,7 @@ test('a read from a node that freezes mid-stream moves to the twin when the node
   res.pause()
   process.kill(home.pid, 'SIGSTOP')
   t.teardown(() => { try { process.kill(home.pid, 'SIGCONT') } catch {} })
-  await eventually(async () => await statusOf(c.url, home.id) === 'failed-over', 10_000, 'the frozen node to be failed over')
+  await until(async () => await statusOf(c.url, home.id) === 'failed-over', { what: 'the frozen node to be failed over' })
 
   const hash = createHash('sha256')
   let bytes = 0

@@ -1,7 +1,8 @@
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { eventually, http, startUp, tempDir } from './helpers/cluster.js'
-import { killMember, readClusterJson, startByHand, untilHealthy } from './helpers/failover.js'
+import { until } from '@mirrorcast/testkit'
+import { http, startUp, tempDir } from './helpers/cluster.js'
+import { killMember, readClusterJson, replayedBeforeHealthy, startByHand, untilHealthy } from './helpers/failover.js'
 
 // A returning node takes new writes while it catches up, and deletes made
 // meanwhile are journaled for it too: the catch-up must still end while the
@@ -28,13 +29,16 @@ test('a node catches up and serves again while writes and deletes go on without 
     }
   }
   const workers = Array.from({ length: 6 }, async (_, w) => await churn(w))
-  await eventually(() => ops > 40, 20_000, 'churn before the restart')
+  await until(() => ops > 40, { what: 'churn before the restart', timeoutMs: 20_000 })
   startByHand(t, victim.argv)
-  const seen = await untilHealthy(c.url, victim.id, 'the node to catch up while the churn goes on')
+  await untilHealthy(c.url, victim.id, 'the node to catch up while the churn goes on')
   const atHealthy = ops
-  await eventually(() => ops > atHealthy + 20, 20_000, 'churn after the catch-up')
+  await until(() => ops > atHealthy + 20, { what: 'churn after the catch-up', timeoutMs: 20_000 })
   running = false
   await Promise.all(workers)
-  t.true(seen.has('resyncing') || seen.has('healthy'))
+  // Its 40 missed PUTs (and the churn's writes and deletes before the restart) were journaled
+  // while it was out: it serves again only once a resync replayed every one of them.
+  const replayed = await replayedBeforeHealthy(dir, victim)
+  t.true(replayed !== undefined && replayed >= 40, `the resync before it was healthy again replayed ${String(replayed)} journal entries, expected at least 40`)
   t.is(failures, 0)
 })

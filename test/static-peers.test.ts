@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
-import { eventually, http, json, startUp, tempDir, type ErrorJson, type FileJson, type ListJson } from './helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { http, json, startUp, tempDir, type ErrorJson, type FileJson, type ListJson } from './helpers/cluster.js'
 import { failoverByHand, homeOf, locateLog, members, readClusterJson } from './helpers/failover.js'
 import { createNet, netnsTest } from './helpers/netns.js'
 import { blockMulticast, cliIn, joinedGroups, memberArgs, startIn, type LanProcess } from './helpers/lan.js'
@@ -50,10 +51,10 @@ netnsTest(test, 'hosts whose network drops all multicast form a cluster from sta
     [...memberArgs(dir, keyFile, s.role, s.center, 1, s.address), '--no-multicast', '--peers', '10.1.0.100:7700'])))
   const url = 'http://127.0.0.1:8700'
   const cli = async (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> => await cliIn(net, mgrHost, ['--url', url, ...args])
-  await eventually(async () => {
+  await until(async () => {
     const r = await cli('status', '--json')
     return r.code === 0 && (JSON.parse(r.stdout) as Array<{ state: string }>).filter((m) => m.state === 'healthy').length === specs.length
-  }, 15_000, 'the manager to hear every member by unicast')
+  }, { what: 'the manager to hear every member by unicast', timeoutMs: 15_000 })
 
   const local = join(dir, 'in.bin')
   const body = randomBytes(300_000)

@@ -4,7 +4,8 @@ import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { promisify } from 'node:util'
 import { launchUp } from '@mirrorcast/cli'
-import { eventually, randomPort, tempDir } from './helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { randomPort, tempDir } from './helpers/cluster.js'
 import { holdClusterSlot } from './helpers/slots.js'
 
 const exec = promisify(execFile)
@@ -28,6 +29,6 @@ test('a member that cannot start is named with the end of its log, and up stops 
   const port = (blocker.address() as { port: number }).port
   const err = await t.throwsAsync(launchUp(dir, ['--port', '0', '--node-port', String(port), '--mcast-port', String(randomPort()), '--nodes', '1']))
   t.regex(err?.message ?? '', /east-node1 exited \(1\) before it was ready; log: \S+east-node1\.log; the last lines of its log:\n[\s\S]*EADDRINUSE/)
-  await eventually(async () => (await processesUsing(dir)).length === 0, 15_000, 'every process of the failed start to exit')
+  await until(async () => (await processesUsing(dir)).length === 0, { what: 'every process of the failed start to exit', timeoutMs: 15_000 })
   t.pass()
 })

@@ -2,10 +2,12 @@ import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { mkdir, rename } from 'node:fs/promises'
 import { join } from 'node:path'
+import { blobPath } from '@mirrorcast/testkit'
 import { http, json, startUp, tempDir, type FileJson } from '../helpers/cluster.js'
 import { failoverByHand, homeOf, locateLog, readClusterJson } from '../helpers/failover.js'
 
-const blobPath = (dir: string, center: string, slot: number, id: string): string => join(dir, center, `${center}-node${slot}`, 'blobs', id.slice(0, 2), id)
+/** Where storage node `slot` of a center, as `mirrorcast up` lays it out, keeps a body. */
+const blobAt = (dir: string, center: string, slot: number, id: string): string => blobPath(join(dir, center, `${center}-node${slot}`), id)
 
 // Claims 7, 9, 17, 19: after entering failover the file is searched for in the
 // backup center with the multicast protocol; claims 8, 18: then in the primary center.
@@ -28,9 +30,9 @@ test('with the mapping and point-to-point off, a multicast search finds the file
   const homeB = homeOf(cluster, b)
   const other = cluster.nodes.find((n) => n.role === 'storage' && n.center === 'east' && n.slot !== homeB.slot)
   if (other === undefined) { t.fail('need a second east node'); return }
-  const to = blobPath(dir, 'east', other.slot, b.id)
+  const to = blobAt(dir, 'east', other.slot, b.id)
   await mkdir(join(to, '..'), { recursive: true })
-  await rename(blobPath(dir, 'east', homeB.slot, b.id), to)
+  await rename(blobAt(dir, 'east', homeB.slot, b.id), to)
   const twin = cluster.nodes.find((n) => n.role === 'storage' && n.center === 'west' && n.slot === homeB.slot)
   await failoverByHand(c.url, homeB.id)
   await failoverByHand(c.url, twin?.id ?? '')

@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava'
-import { eventually, http, json, startUp, tempDir, type ListJson } from '../helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { http, json, startUp, tempDir, type ListJson } from '../helpers/cluster.js'
 import { failoverByHand, killMember, readClusterJson, startByHand, statusOf } from '../helpers/failover.js'
 
 /** Every path below `dir` through the manager, depth first. */
@@ -50,28 +51,28 @@ async function outageDuringNamespaceOps (t: ExecutionContext, how: 'kill' | 'pau
     }
   }
   const workers = [0, 1, 2].map(worker)
-  await eventually(() => ops > 30, 20_000, 'traffic before the outage')
+  await until(() => ops > 30, { what: 'traffic before the outage', timeoutMs: 20_000 })
   if (how === 'kill') {
     await killMember([c.url], victim)
   } else {
     process.kill(victim.pid, 'SIGSTOP')
     t.teardown(() => { try { process.kill(victim.pid, 'SIGCONT') } catch {} })
-    await eventually(async () => await statusOf(c.url, victim.id) === 'failed-over', 10_000, 'the paused directory server to be failed over')
+    await until(async () => await statusOf(c.url, victim.id) === 'failed-over', { what: 'the paused directory server to be failed over' })
   }
   const atFailover = ops
-  await eventually(() => ops > atFailover + 40, 30_000, 'operations during the failover')
+  await until(() => ops > atFailover + 40, { what: 'operations during the failover', timeoutMs: 30_000 })
 
   if (how === 'kill') startByHand(t, victim.argv)
   else process.kill(victim.pid, 'SIGCONT')
-  await eventually(async () => await statusOf(c.url, victim.id) === 'healthy', 30_000, 'the directory server to be healthy again')
+  await until(async () => await statusOf(c.url, victim.id) === 'healthy', { what: 'the directory server to be healthy again', timeoutMs: 30_000 })
   const atReturn = ops
-  await eventually(() => ops > atReturn + 40, 30_000, 'operations after its return')
+  await until(() => ops > atReturn + 40, { what: 'operations after its return', timeoutMs: 30_000 })
   running = false
   await Promise.all(workers)
   t.is(failures, 0, 'no namespace operation failed')
 
   // Both directories now hold the same namespace: read it from each alone.
-  await eventually(async () => await statusOf(c.url, victim.id) === 'healthy', 30_000, 'the directory server to be in use')
+  await until(async () => await statusOf(c.url, victim.id) === 'healthy', { what: 'the directory server to be in use', timeoutMs: 30_000 })
   const fromBoth = await tree(c.url)
   await failoverByHand(c.url, twin.id)
   const fromVictim = await tree(c.url)

@@ -1,5 +1,6 @@
 import test from 'ava'
-import { eventually, http, json, startUp, tempDir, type ListJson } from '../helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { http, json, startUp, tempDir, type ListJson } from '../helpers/cluster.js'
 import { directoryLocateLog, failoverByHand, killMember, members, readClusterJson, startByHand, statusOf } from '../helpers/failover.js'
 
 // Top-level names that land in partition 1 and in partition 2 of two (rendezvous
@@ -21,7 +22,7 @@ test('two directory partitions: each pair holds its part, and a failed directory
   for (const name of [...IN_P1, ...IN_P2]) t.is((await http(c.url, 'POST', `/files/${name}/sub/?mkdir&parents`)).status, 201)
   const entries = async (): Promise<Record<string, number>> => Object.fromEntries((await members(c.url)).filter((m) => m.role === 'directory').map((m) => [`${m.center}/${m.slot}`, (m as unknown as { files: number }).files]))
   // Counts come with heartbeats: the followers' may lag the leaders' by one.
-  await eventually(async () => Object.values(await entries()).every((n) => n === 6), 5000, 'announced entry counts')
+  await until(async () => Object.values(await entries()).every((n) => n === 6), { what: 'announced entry counts', timeoutMs: 5000 })
   t.deepEqual(await entries(), { 'east/1': 6, 'east/2': 6, 'west/1': 6, 'west/2': 6 }, 'each partition holds its three top-level trees, twice')
   t.deepEqual(json<ListJson>(await http(c.url, 'GET', '/files/')).entries.map((e) => e.path), ['/a', '/alpha', '/b', '/beta', '/gamma', '/x'], 'the root lists every partition')
   t.deepEqual(json<ListJson>(await http(c.url, 'GET', '/files/?limit=4')).entries.map((e) => e.path), ['/a', '/alpha', '/b', '/beta'])
@@ -34,7 +35,7 @@ test('two directory partitions: each pair holds its part, and a failed directory
   // The last: a manager may also log one at its start, when a pair's backup server is heard before its primary.
   t.like((await directoryLocateLog(dir)).filter((l) => l.partition === 2).at(-1), { method: 'twin-subnet-mapping', center: 'west', member: 'west/dir2' })
   await failoverByHand(c.url, east2?.id ?? '', 'failback')
-  await eventually(async () => await statusOf(c.url, east2?.id ?? '') === 'healthy', 10_000, 'east/dir2 to catch up')
+  await until(async () => await statusOf(c.url, east2?.id ?? '') === 'healthy', { what: 'east/dir2 to catch up' })
   await failoverByHand(c.url, dirs.find((d) => d.center === 'west' && d.slot === 2)?.id ?? '')
   t.is((await http(c.url, 'GET', '/files/x/made-during?stat')).status, 200, 'the returning server caught up with the change made without it')
 })
@@ -74,14 +75,14 @@ test('a rename across partitions is atomic for the client, also when a directory
     }
   }
   const workers = [mover(), observer(), observer()]
-  await eventually(() => moves > 10, 20_000, 'moves before the kill')
+  await until(() => moves > 10, { what: 'moves before the kill', timeoutMs: 20_000 })
   const victim = cluster.nodes.find((n) => n.role === 'directory' && n.center === 'east' && n.slot === 1)
   if (victim === undefined) { t.fail('no east/dir1'); return }
   await killMember([c.url], victim)
   const atKill = moves
-  await eventually(() => moves > atKill + 10, 20_000, 'moves during the failover')
+  await until(() => moves > atKill + 10, { what: 'moves during the failover', timeoutMs: 20_000 })
   startByHand(t, victim.argv)
-  await eventually(async () => await statusOf(c.url, victim.id) === 'healthy', 20_000, 'east/dir1 healthy again')
+  await until(async () => await statusOf(c.url, victim.id) === 'healthy', { what: 'east/dir1 healthy again', timeoutMs: 20_000 })
   running = false
   await Promise.all(workers)
 

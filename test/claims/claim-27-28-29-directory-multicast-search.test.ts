@@ -1,7 +1,8 @@
 import test from 'ava'
 import { cp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { eventually, http, startUp, tempDir } from '../helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { http, startUp, tempDir } from '../helpers/cluster.js'
 import { directoryLocateLog, failoverByHand, members, readClusterJson, startByHand, statusOf } from '../helpers/failover.js'
 
 // Claims 27, 29: after the failover of a directory server, the directory manager
@@ -20,7 +21,7 @@ test('with the mapping and point-to-point off, a multicast search finds a partit
   t.is((await http(c.url, 'POST', '/files/kept/during/?mkdir')).status, 201)
   t.like((await directoryLocateLog(dir)).at(-1), { partition: 1, method: 'multicast-search', center: 'west', member: 'west/dir1' })
   await failoverByHand(c.url, east.id, 'failback')
-  await eventually(async () => await statusOf(c.url, east.id) === 'healthy', 10_000, 'east/dir1 caught up')
+  await until(async () => await statusOf(c.url, east.id) === 'healthy', { what: 'east/dir1 caught up' })
 
   // A third copy of partition 1 in the primary center: east/dir1's store, copied while idle, under a new id.
   const spareData = join(dir, 'east', 'east-dir3')
@@ -34,7 +35,7 @@ test('with the mapping and point-to-point off, a multicast search finds a partit
   set('--port', '0')
   argv.push('--partition', '1')
   startByHand(t, argv)
-  await eventually(async () => (await members(c.url)).some((m) => m.role === 'directory' && m.slot === 3 && m.state === 'healthy'), 10_000, 'the spare to be heard')
+  await until(async () => (await members(c.url)).some((m) => m.role === 'directory' && m.slot === 3 && m.state === 'healthy'), { what: 'the spare to be heard' })
 
   // Both places of the pair out: the backup center has no usable copy, the primary center's spare is found.
   await failoverByHand(c.url, west.id)

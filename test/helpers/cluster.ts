@@ -76,13 +76,3 @@ export function json<T = Record<string, unknown>> (r: HttpResult): T {
 export async function readClusterJson (dir: string): Promise<ClusterFile> {
   return JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')) as ClusterFile
 }
-
-/** Polls `check` until it returns true or the deadline passes. */
-export async function eventually (check: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}

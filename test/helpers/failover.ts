@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ExecutionContext } from 'ava'
-import { clientOf, eventually, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { clientOf, readClusterJson, type ClusterFile, type FileJson } from './cluster.js'
 
 export interface MemberStatus { id: string, role: string, center: string, slot: number, address: string, state: string, status: string, failover: { reason: string } | null }
 
@@ -49,7 +50,7 @@ type ClusterMember = ClusterFile['nodes'][number]
 /** kill -9 of a member; resolves once every manager given has failed it over. */
 export async function killMember (urls: string[], member: ClusterMember): Promise<void> {
   process.kill(member.pid, 'SIGKILL')
-  for (const url of urls) await eventually(async () => await statusOf(url, member.id) === 'failed-over', 10_000, `${member.role} ${member.center}/${member.slot} to be failed over by ${url}`)
+  for (const url of urls) await until(async () => await statusOf(url, member.id) === 'failed-over', { what: `${member.role} ${member.center}/${member.slot} to be failed over by ${url}` })
 }
 
 /** Starts a process again by hand with its argv (from cluster.json, or changed); killed at the test's end. */
@@ -60,13 +61,38 @@ export function startByHand (t: ExecutionContext, argv: string[]): ChildProcess 
   return child
 }
 
+/**
+ * What the manager's resyncs replayed on a storage node between its first
+ * failover and its return to healthy, by the manager's log: the sum of
+ * `repaired` over the resyncs that ended meanwhile (done, or failed and
+ * retried). Undefined when the log shows no return to healthy after a
+ * failover. A storage node is healthy again only at the end of a resync that
+ * emptied its repair journal, so this counts every write and delete it missed.
+ */
+export async function replayedBeforeHealthy (dir: string, member: ClusterMember): Promise<number | undefined> {
+  const name = `${member.center}/node${member.slot}`
+  const text = await readFile(join(dir, 'logs', 'manager.log'), 'utf8')
+  type Line = { message: string, member?: string, memberId?: string, repaired?: number }
+  const lines = text.split('\n').filter((l) => l.includes(member.id) || l.includes(`"${name}"`)).flatMap((l): Line[] => {
+    try { return [JSON.parse(l) as Line] } catch { return [] }
+  })
+  const out = lines.findIndex((l) => l.message === 'member failed over' && l.memberId === member.id)
+  if (out < 0) return undefined
+  let replayed = 0
+  for (const l of lines.slice(out + 1)) {
+    if (l.message === 'member healthy again' && l.memberId === member.id) return replayed
+    if ((l.message === 'resync done' || l.message === 'resync failed, will retry') && l.member === name) replayed += l.repaired ?? 0
+  }
+  return undefined
+}
+
 /** Polls the member's status until it is healthy; resolves with every status seen on the way. */
 export async function untilHealthy (url: string, id: string, what: string, timeoutMs = 30_000): Promise<Set<string>> {
   const seen = new Set<string>()
-  await eventually(async () => {
+  await until(async () => {
     const s = await statusOf(url, id)
     if (s !== undefined) seen.add(s)
     return s === 'healthy'
-  }, timeoutMs, what)
+  }, { what, timeoutMs })
   return seen
 }

@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
 import { CLI_BIN } from '@mirrorcast/cli'
 import { ensureDebianPackages, ensureTools, hasCommand } from '@mirrorcast/testbed'
+import { until } from '@mirrorcast/testkit'
 import type { Host, TestNet } from './netns.js'
-import { eventually } from './cluster.js'
 
 const run = promisify(execFile)
 
@@ -179,6 +179,6 @@ export async function startLanCluster (net: TestNet, dir: string, options: LanCl
   const manager = options.manager === false ? undefined : await startIn(net, managerHost, ['manager', '--config', configs.get('mgr') as string])
   const started = await Promise.all(specs.map(async (m, i) => await startIn(net, hosts[i] as Host, [m.role, '--config', configs.get(m.name) as string], options.env?.(m))))
   const members = new Map(specs.map((m, i) => [m.name, started[i] as LanProcess]))
-  if (manager !== undefined) await eventually(() => new Set(manager.logs.filter((l) => l.message === 'member joined').map((l) => l.member)).size >= specs.length, 15_000, 'the manager to hear every member')
+  if (manager !== undefined) await until(() => new Set(manager.logs.filter((l) => l.message === 'member joined').map((l) => l.member)).size >= specs.length, { what: 'the manager to hear every member', timeoutMs: 15_000 })
   return { net, dir, keyFile, managerHost, manager, members, configs }
 }

@@ -1,6 +1,7 @@
 import test from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
 import type { Testbed } from '@mirrorcast/testbed'
+import { tolerant, until } from '@mirrorcast/testkit'
 import { netnsTest, startTestbed } from '../helpers/netns.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -31,10 +32,10 @@ netnsTest(test, 'the link between the centers cut: reads, writes and renames go 
   const router = bed.net.host('router')
   await bed.net.setLink(router, false)
   const west = bed.members.filter((m) => m.center === 'west')
-  await bed.waitFor(async () => {
+  await until(tolerant(async () => {
     const seen = await bed.cluster()
     return west.every((m) => seen.find((s) => s.id === m.id)?.status === 'failed-over')
-  }, 15_000, 'every west member failed over')
+  }), { what: 'every west member failed over', timeoutMs: 15_000, intervalMs: 100 })
 
   for (const [path, body] of before) t.is(sha(await must(bed, 'GET', `/files${path}`)), sha(body), `${path} read with the link cut`)
   const during = new Map<string, Buffer>()

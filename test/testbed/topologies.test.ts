@@ -1,6 +1,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import type { MemberHandle, Testbed } from '@mirrorcast/testbed'
+import { tolerant, until } from '@mirrorcast/testkit'
 import { netnsTest, startTestbed } from '../helpers/netns.js'
 
 interface Entry { id: string, replicas: Array<{ node: string, center: string, slot: number, address: string }> }
@@ -42,7 +43,7 @@ netnsTest(test, 'topology a: both centers\' subnets on one segment; members foun
   const [home, twin] = entry.replicas
   t.is(twin?.address, home?.address.replace(/^10\.1\./, '10.2.'), 'twins differ only in the subnet part')
   const victim = await readAfterKillingHome(t, bed, '/a/one.bin', entry, body, { method: 'twin-subnet-mapping', center: 'west', member: `west/node${home?.slot ?? 0}` })
-  await bed.waitFor(async () => await statusOf(bed, victim.id) === 'failed-over', 10_000, 'the killed node failed over')
+  await until(tolerant(async () => await statusOf(bed, victim.id) === 'failed-over'), { what: 'the killed node failed over', timeoutMs: 10_000, intervalMs: 100 })
   await victim.start()
   await bed.waitHealthy()
 })

@@ -1,5 +1,6 @@
 import test from 'ava'
 import { createSocket } from 'node:dgram'
+import { until } from '@mirrorcast/testkit'
 import { encodeDatagram } from '@mirrorcast/wire'
 import { MulticastChannel, search, SearchResponder, type DropReason } from '../src/index.js'
 
@@ -12,14 +13,6 @@ async function channel (t: import('ava').ExecutionContext, id: string, port: num
   await c.start()
   t.teardown(async () => { await c.close() })
   return c
-}
-
-async function until (check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
 }
 
 const info = { role: 'storage' as const, center: 'east', slot: 1, address: '127.1.0.1', port: 9, bootId: 'b1', heartbeatMs: 100, free: 1, files: 0 }
@@ -35,7 +28,7 @@ test('forged, foreign-cluster, replayed, stale and oversize datagrams are droppe
   await good.multicast('announce', { ...info, id: 'good', cluster: 'mirrorcast' })
   await forger.multicast('announce', { ...info, id: 'forger', cluster: 'mirrorcast' })
   await foreign.multicast('announce', { ...info, id: 'foreign', cluster: 'elsewhere' })
-  await until(() => heard.length >= 1 && listener.dropped['bad-mac'] >= 1 && listener.dropped['foreign-cluster'] >= 1)
+  await until(() => heard.length >= 1 && listener.dropped['bad-mac'] >= 1 && listener.dropped['foreign-cluster'] >= 1, { what: 'the good datagram heard, the forged and the foreign one dropped' })
   t.deepEqual(heard, ['announce:good'])
 
   // A raw socket replays a captured good datagram, and sends a stale and an oversize one.
@@ -52,7 +45,7 @@ test('forged, foreign-cluster, replayed, stale and oversize datagrams are droppe
   await send(stale)
   await send(Buffer.alloc(1300, 1))
   await send(Buffer.from('not a datagram'))
-  await until(() => listener.dropped.replayed >= 1 && listener.dropped.stale >= 1 && listener.dropped.oversize >= 1 && listener.dropped['missing-mac'] >= 1)
+  await until(() => listener.dropped.replayed >= 1 && listener.dropped.stale >= 1 && listener.dropped.oversize >= 1 && listener.dropped['missing-mac'] >= 1, { what: 'the replayed, stale, oversize and MAC-less datagrams counted' })
   t.deepEqual(heard, ['announce:good', 'announce:replayer'], 'the replay was delivered once')
   const reasons: DropReason[] = ['bad-mac', 'missing-mac', 'foreign-cluster', 'replayed', 'stale', 'oversize']
   for (const r of reasons) t.true(listener.dropped[r] >= 1, r)

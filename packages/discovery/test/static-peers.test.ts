@@ -1,18 +1,11 @@
 import test from 'ava'
+import { until } from '@mirrorcast/testkit'
 import type { AnyEnvelope } from '@mirrorcast/wire'
 import { Announcer, MemberPresence, MulticastChannel, parsePeers, Roster, search } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 7)
 const randomPort = (): number => 20000 + Math.floor(Math.random() * 40000)
 const info = { role: 'storage' as const, center: 'east', slot: 1, address: '127.1.0.1', port: 9, bootId: 'b1', free: 1, files: 0 }
-
-async function until (check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 test('parsePeers reads address[:port] lists and names a bad entry', (t) => {
   t.deepEqual(parsePeers('10.1.0.1:7800, 10.2.0.1', 7700), [{ address: '10.1.0.1', port: 7800 }, { address: '10.2.0.1', port: 7700 }])
@@ -38,11 +31,11 @@ test('with multicast off, announcements reach a static peer by unicast on its kn
   receiver.on('message', (m: AnyEnvelope) => { if (m.t === 'announce') seqs.push(m.seq) })
   const announcer = new Announcer(sender, () => ({ ...info, id: 'n1' }), 20)
   await announcer.start()
-  await until(() => seqs.length >= 3)
+  await until(() => seqs.length >= 3, { what: 'three announcements by unicast' })
   t.is(roster.get('n1')?.state, 'healthy')
   t.is(receiver.dropped['bad-mac'] + receiver.dropped.replayed, 0)
   await announcer.close()
-  await until(() => roster.get('n1')?.state === 'dead')
+  await until(() => roster.get('n1')?.state === 'dead', { what: 'n1 dead after its goodbye' })
   t.is(roster.get('n1')?.reason, 'said goodbye', 'the goodbye went to the static peer too')
 
   await t.throwsAsync(search(sender, { kind: 'blob', key: 'f'.repeat(32) }), { code: 'ERR_DISCOVERY_MULTICAST_OFF' })
@@ -70,7 +63,7 @@ test('one heartbeat is one datagram under one sequence number, to the group and 
   const announcer = new Announcer(sender, () => ({ ...info, id: 'n1' }), 20)
   await announcer.start()
   t.teardown(async () => { await announcer.close() })
-  await until(() => heard.g.length >= 5 && heard.p.length >= 5)
+  await until(() => heard.g.length >= 5 && heard.p.length >= 5, { what: 'five announcements on the group and five from the peer' })
   const consecutive = (s: number[]): boolean => s.slice(1).every((x, i) => x === (s[i] as number) + 1)
   t.true(consecutive(heard.g.slice(0, 5)), `group: ${heard.g.join(',')}`)
   t.deepEqual(heard.p.slice(0, 5), heard.g.slice(0, 5))

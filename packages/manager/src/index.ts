@@ -1,6 +1,7 @@
 export * from './errors.js'
 export * from './config.js'
 export * from './membership.js'
+export * from './member-client.js'
 export * from './object-manager.js'
 export * from './directory-manager.js'
 export * from './manager.js'

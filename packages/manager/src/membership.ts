@@ -4,6 +4,7 @@ import type { Logger } from '@mirrorcast/logger'
 import type { Roster, RosterMember } from '@mirrorcast/discovery'
 import type { ScrubSummary } from '@mirrorcast/wire'
 import type { Place, TwinMap } from '@mirrorcast/topology'
+import type { MemberClient } from './member-client.js'
 
 export type MemberRole = 'storage' | 'directory'
 
@@ -43,13 +44,13 @@ export interface FailoverInfo {
 /** A storage node or directory server as the manager sees it, with its session pool. */
 export class Member {
   readonly info: RosterMember
-  client: RpcClient
+  client: MemberClient
   /** The failover condition: while set, the manager sends this member nothing. */
   failover: FailoverInfo | undefined
   /** Back, but catching up on what it missed: not used until done. */
   resyncing = false
 
-  constructor (info: RosterMember, client: RpcClient) {
+  constructor (info: RosterMember, client: MemberClient) {
     this.info = info
     this.client = client
   }
@@ -90,6 +91,12 @@ export interface MembershipOptions {
   twins: TwinMap
   roster: Roster
   logger: Logger
+  /**
+   * How to reach a member at the address it announces; by default a pool of
+   * node-protocol sessions (`RpcClient`, which opens nothing until used).
+   * Tests pass in-process fakes.
+   */
+  clientFor?: (info: RosterMember) => MemberClient
 }
 
 /** A twin pair: pair `index` of a role, its primary member first. */
@@ -263,6 +270,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.emit('available', member)
   }
 
+  private clientFor (info: RosterMember): MemberClient {
+    if (this.options.clientFor !== undefined) return this.options.clientFor(info)
+    return new RpcClient({ key: this.options.key, selfId: this.options.selfId, host: info.address, port: info.port, maxIdle: 32 })
+  }
+
   view (): MemberView[] {
     return this.all().sort(byPlace).map((m) => ({
       id: m.id,
@@ -293,7 +305,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (known !== undefined && known.client.host === info.address && known.client.port === info.port) return known
     // New member, or one that moved: sessions to the old address are useless.
     if (known !== undefined) void known.client.close()
-    const member = new Member(info, new RpcClient({ key: this.options.key, selfId: this.options.selfId, host: info.address, port: info.port, maxIdle: 32 }))
+    const member = new Member(info, this.clientFor(info))
     this.members.set(info.id, member)
     if (info.state === 'healthy') this.emit('available', member)
     return member

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
-import { CHUNK_BYTES, isTransportFailure, type Upload } from '@mirrorcast/rpc'
+import { CHUNK_BYTES, isTransportFailure } from '@mirrorcast/rpc'
 import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, NodeErrorCode, type FileEntry, type Replica } from '@mirrorcast/wire'
 import { pickSlot } from '@mirrorcast/topology'
 import { ManagerError, ManagerErrorCode } from './errors.js'
 import type { Locator } from './locator.js'
+import type { MemberUpload } from './member-client.js'
 import type { Member, Membership } from './membership.js'
 import type { RepairJournal, RepairOp } from './repair-journal.js'
 
@@ -17,7 +18,7 @@ export interface StoredBody {
 
 interface Copy {
   member: Member
-  upload: Upload<'blob.put.ok'>
+  upload: MemberUpload<'blob.put.ok'>
 }
 
 // 1 s: pause before a resync that failed is tried again

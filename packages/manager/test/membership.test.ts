@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { Roster } from '@mirrorcast/discovery'
 import { silentLogger } from '@mirrorcast/logger'
 import { TwinMap } from '@mirrorcast/topology'
+import { until } from '@mirrorcast/testkit'
 import { Locator, Membership, ObjectManager, RepairJournal, type Member } from '../src/index.js'
 
 const announce = (id: string, center: string, slot: number) => ({ cluster: 'mirrorcast', id, role: 'storage' as const, center, slot, address: '127.0.0.1', port: 1, bootId: 'b00t', heartbeatMs: 100, free: 0, files: 0 })
@@ -39,13 +40,12 @@ test('a member failed over by a protocol error while still heard is tried again,
   membership.noteFailure(byError, Object.assign(new Error('read ECONNRESET'), { code: 'ERR_RPC_CLOSED' }))
   membership.enterFailover(byHand, 'by hand', true)
   t.is(byError.health, 'failed-over')
-  const started = Date.now()
-  while (failbacks.length === 0 && Date.now() - started < 5000) {
+  await until(() => {
     // Still heard: its heartbeats keep arriving.
     roster.observe(announce('e1', 'east', 1))
     roster.observe(announce('e2', 'east', 2))
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+    return failbacks.length > 0
+  }, { what: 'the member failed over by an error to be tried again', timeoutMs: 5000, intervalMs: 100 })
   t.deepEqual(failbacks, ['e1'])
   t.is(byError.health, 'resyncing')
   t.is(byHand.health, 'failed-over', 'only a failback by hand ends a failover by hand')

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto'
 import { link, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, sha256Of, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
@@ -39,6 +39,42 @@ function blockCount (size: number): number {
   return Math.ceil(size / BLOCK_BYTES)
 }
 
+/*
+ * The layout of a data dir: bodies under blobs/<first two hex digits of the
+ * id>/<id>, uploads in progress under tmp/, bodies found corrupt under
+ * quarantine/<id>. blobPath() and quarantinePath() say where, so that tools and
+ * tests never spell the layout themselves.
+ */
+const BLOBS_DIR = 'blobs'
+const TMP_DIR = 'tmp'
+const QUARANTINE_DIR = 'quarantine'
+
+/** Where a storage node keeps the body of `fileId` under its data dir. */
+export function blobPath (dataDir: string, fileId: string): string {
+  return join(dataDir, BLOBS_DIR, fileId.slice(0, 2), fileId)
+}
+
+/** Where a storage node sets aside the body of `fileId` once found corrupt. */
+export function quarantinePath (dataDir: string, fileId: string): string {
+  return join(dataDir, QUARANTINE_DIR, fileId)
+}
+
+/**
+ * The footer of a blob file: the size and sha256 of the body, which is the
+ * file's first `size` bytes (the block digests and the footer follow it).
+ * Throws ERR_NODE_CORRUPT for a file whose footer is damaged. It only reads:
+ * for tools and tests that look at a data dir without a node.
+ */
+export async function readBlobFooter (file: string): Promise<BlobInfo> {
+  const fh = await open(file, 'r')
+  try {
+    const { size, sha256 } = await readFooter(fh, basename(file))
+    return { size, sha256 }
+  } finally {
+    await fh.close()
+  }
+}
+
 /** The durable store of file bodies under one data dir, by file id. */
 export class BlobStore {
   readonly dir: string
@@ -55,9 +91,9 @@ export class BlobStore {
 
   constructor (dir: string, logger: Logger = silentLogger()) {
     this.dir = dir
-    this.blobsDir = join(dir, 'blobs')
-    this.tmpDir = join(dir, 'tmp')
-    this.quarantineDir = join(dir, 'quarantine')
+    this.blobsDir = join(dir, BLOBS_DIR)
+    this.tmpDir = join(dir, TMP_DIR)
+    this.quarantineDir = join(dir, QUARANTINE_DIR)
     this.logger = logger
   }
 
@@ -89,12 +125,12 @@ export class BlobStore {
     }
     this.quarantined.clear()
     for (const id of (await readdir(this.quarantineDir)).filter((f) => FILE_ID.test(f))) {
-      this.quarantined.set(id, { fileId: id, ...await this.footerOf(join(this.quarantineDir, id), id), reason: 'found corrupt before this start' })
+      this.quarantined.set(id, { fileId: id, ...await this.footerOf(quarantinePath(this.dir, id), id), reason: 'found corrupt before this start' })
     }
   }
 
   path (fileId: string): string {
-    return join(this.blobsDir, fileId.slice(0, 2), fileId)
+    return blobPath(this.dir, fileId)
   }
 
   /**
@@ -123,7 +159,7 @@ export class BlobStore {
 
   /** Links the finished temp file under its id; an existing blob with the same content is fine. */
   private async install (fileId: string, tmp: string, info: BlobInfo): Promise<BlobInfo> {
-    const shardDir = join(this.blobsDir, fileId.slice(0, 2))
+    const shardDir = dirname(this.path(fileId))
     try {
       await link(tmp, this.path(fileId))
       // The temp name goes at once; a crash before this leaves it to the cleanup at start.
@@ -138,7 +174,7 @@ export class BlobStore {
     this.files++
     this.bytes += info.size
     // A good copy is back in place: the corrupt one it replaces can go.
-    if (this.quarantined.delete(fileId)) await rm(join(this.quarantineDir, fileId), { force: true })
+    if (this.quarantined.delete(fileId)) await rm(quarantinePath(this.dir, fileId), { force: true })
     return info
   }
 
@@ -163,7 +199,7 @@ export class BlobStore {
     const known = await this.footerOf(from, fileId)
     try {
       // No fsync: a quarantine lost in a crash is found again by the next scrub or read.
-      await rename(from, join(this.quarantineDir, fileId))
+      await rename(from, quarantinePath(this.dir, fileId))
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') return
       throw err
@@ -256,7 +292,7 @@ export class BlobStore {
     checkId(fileId)
     // A deleted file needs no repair: its quarantined copy goes too.
     const wasQuarantined = this.quarantined.delete(fileId)
-    if (wasQuarantined) await rm(join(this.quarantineDir, fileId), { force: true })
+    if (wasQuarantined) await rm(quarantinePath(this.dir, fileId), { force: true })
     let size = 0
     try {
       size = (await this.stat(fileId)).size
@@ -269,7 +305,7 @@ export class BlobStore {
       if ((err as { code?: string }).code === 'ENOENT') return wasQuarantined
       throw err
     }
-    await this.dirSyncer.sync(join(this.blobsDir, fileId.slice(0, 2)))
+    await this.dirSyncer.sync(dirname(this.path(fileId)))
     this.files--
     this.bytes -= size
     return true

@@ -1,9 +1,10 @@
 import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, open, rm, stat } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RpcClient } from '@mirrorcast/rpc'
+import { flipByte, quarantinePath, until } from '@mirrorcast/testkit'
 import { StorageNode, type ScrubOptions } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 5)
@@ -26,23 +27,6 @@ async function put (client: RpcClient, fileId: string, body: Buffer): Promise<vo
   await up.finish()
 }
 
-async function flip (dir: string, fileId: string, offset: number): Promise<void> {
-  const fh = await open(join(dir, 'blobs', fileId.slice(0, 2), fileId), 'r+')
-  const b = Buffer.alloc(1)
-  await fh.read(b, 0, 1, offset)
-  b[0] = (b[0] as number) ^ 0x01
-  await fh.write(b, 0, 1, offset)
-  await fh.close()
-}
-
-async function until (check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
 const quarantined = async (client: RpcClient): Promise<string[]> => (await client.request('blob.quarantined', {})).body.files.map((f) => f.fileId)
 
 test('the scrub finds a flipped bit without a read, quarantines the body and counts it; a good copy put under its id ends the quarantine', async (t) => {
@@ -52,9 +36,9 @@ test('the scrub finds a flipped bit without a read, quarantines the body and cou
   const body = randomBytes(1_500_000)
   await put(client, good, randomBytes(10_000))
   await put(client, bad, body)
-  await flip(dir, bad, 1_200_000)
+  await flipByte(dir, bad, 1_200_000)
 
-  await until(async () => (await quarantined(client)).includes(bad), 'the scrub to quarantine the body')
+  await until(async () => (await quarantined(client)).includes(bad), { what: 'the scrub to quarantine the body' })
   const stats = (await client.request('node.stats', {})).body
   t.is(stats.quarantined, 1)
   t.is(stats.files, 1)
@@ -66,7 +50,7 @@ test('the scrub finds a flipped bit without a read, quarantines the body and cou
 
   await put(client, bad, body)
   t.deepEqual(await quarantined(client), [])
-  await t.throwsAsync(stat(join(dir, 'quarantine', bad)))
+  await t.throwsAsync(stat(quarantinePath(dir, bad)))
   t.true((await client.request('blob.stat', { fileId: bad })).body.size === body.length)
 })
 
@@ -74,7 +58,7 @@ test('a read that meets a bad block fails with ERR_NODE_CORRUPT and quarantines 
   const { client, dir, node } = await startNode(t, { bytesPerSecond: 0 })
   const id = newId()
   await put(client, id, randomBytes(50_000))
-  await flip(dir, id, 49_000)
+  await flipByte(dir, id, 49_000)
   // A small body is refused in the reply itself, a large one in the middle of its stream.
   const err = await t.throwsAsync(async () => {
     const { body } = await client.download('blob.get', { fileId: id, offset: 0 })

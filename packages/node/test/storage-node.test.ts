@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { RpcClient } from '@mirrorcast/rpc'
+import { flipByte, until } from '@mirrorcast/testkit'
 import { BLOCK_BYTES, StorageNode } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 3)
@@ -35,14 +36,6 @@ async function get (client: RpcClient, fileId: string, offset = 0, length?: numb
   return Buffer.concat(parts)
 }
 
-async function until (check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
 test('a body round-trips with its sha256, and ranges across block boundaries match the slice', async (t) => {
   const { client } = await startNode(t)
   const body = randomBytes(3 * BLOCK_BYTES + 12_345)
@@ -62,13 +55,7 @@ test('a flipped byte on disk is refused with ERR_NODE_CORRUPT and no byte of its
   const body = randomBytes(2 * BLOCK_BYTES + 100)
   const id = newId()
   await put(client, id, body)
-  const fh = await open(node.store.path(id), 'r+')
-  const at = BLOCK_BYTES + 500
-  const b = Buffer.alloc(1)
-  await fh.read(b, 0, 1, at)
-  b[0] = (b[0] as number) ^ 0x01
-  await fh.write(b, 0, 1, at)
-  await fh.close()
+  await flipByte(node.store.dir, id, BLOCK_BYTES + 500)
   const { body: stream } = await client.download('blob.get', { fileId: id, offset: 0 })
   let received = 0
   const err = await t.throwsAsync(async () => { for await (const c of stream) received += c.length })
@@ -102,16 +89,16 @@ test('a wrong size, an abort or a dropped connection leaves neither temp file no
 
   const up = await client.upload('blob.put', { fileId: newId(), size: 10_000_000 })
   await up.write(randomBytes(1_000_000))
-  await until(async () => await tmpFiles() === 1)
+  await until(async () => await tmpFiles() === 1, { what: 'the upload\'s temp file' })
   up.abort('test abort')
-  await until(async () => await tmpFiles() === 0)
+  await until(async () => await tmpFiles() === 0, { what: 'the aborted upload\'s temp file removed' })
 
   const raw = new RpcClient({ key: KEY, selfId: 'raw', host: '127.0.0.1', port: node.port })
   const up2 = await raw.upload('blob.put', { fileId: newId(), size: 10_000_000 })
   await up2.write(randomBytes(1_000_000))
-  await until(async () => await tmpFiles() === 1)
+  await until(async () => await tmpFiles() === 1, { what: 'the upload\'s temp file' })
   await raw.close()
-  await until(async () => await tmpFiles() === 0)
+  await until(async () => await tmpFiles() === 0, { what: 'the dropped upload\'s temp file removed' })
   t.is(node.store.files, 0)
 })
 

@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { encodeMessage, FrameDecoder, FRAME_LENGTH_BYTES, WireErrorCode, type AnyEnvelope } from '@mirrorcast/wire'
 import type { Logger } from '@mirrorcast/logger'
+import { until } from '@mirrorcast/testkit'
 import { CHUNK_BYTES, Channel, RemoteError, RequestContext, RpcClient, RpcError, RpcErrorCode, RpcServer, isTransportFailure, type RpcClientOptions } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 5)
@@ -12,15 +13,6 @@ const STUCK_ID = 'f'.repeat(32)
 const ZERO_ID = '0'.repeat(32)
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const identity = { id: 'srv-1', role: 'storage', center: 'east', slot: 1, address: '127.0.0.1', port: 0, bootId: 'boot-1' } as const
-
-/** Polls `check` until it holds; fails with `what` past the deadline. Never a fixed sleep. */
-async function until (check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 async function within<X> (promise: Promise<X>, ms: number, what: string): Promise<X> {
   let timer: NodeJS.Timeout | undefined
@@ -247,7 +239,7 @@ test('a download streams with backpressure: a stalled reader makes the server\'s
   t.false(first.done)
   // the reader stalls: the server must end up waiting in a send, far from done,
   // its socket holding about one chunk rather than the whole body
-  await until(() => state.download.waiting && state.download.socket?.writableNeedDrain === true, 'the server to block on a stalled reader')
+  await until(() => state.download.waiting && state.download.socket?.writableNeedDrain === true, { what: 'the server to block on a stalled reader' })
   t.true(state.download.sent < total / 2, `server ran ahead by ${state.download.sent} bytes`)
   const bound = CHUNK_BYTES + 64 * 1024
   t.true(state.download.maxWritable <= bound, `server buffered ${state.download.maxWritable} bytes`)
@@ -277,7 +269,7 @@ test('a client with the wrong key fails the handshake and the server goes on ser
   t.true(err instanceof RpcError)
   t.is((err as RpcError).code, RpcErrorCode.HANDSHAKE)
   t.true(isTransportFailure(err))
-  await until(() => state.dropped(WireErrorCode.BAD_MAC), 'the server to log the bad MAC')
+  await until(() => state.dropped(WireErrorCode.BAD_MAC), { what: 'the server to log the bad MAC' })
   t.is(state.requests.length, 0)
   await stillServes(t, server.port)
 })
@@ -359,7 +351,7 @@ test('frames replayed from another session are refused as a bad MAC and the sess
   const replayer = await rawSocket(t, server.port)
   replayer.write(Buffer.concat(captured))
   await within(once(replayer, 'close'), 5000, 'the server to drop the replaying session')
-  await until(() => state.dropped(WireErrorCode.BAD_MAC), 'the bad MAC in the log')
+  await until(() => state.dropped(WireErrorCode.BAD_MAC), { what: 'the bad MAC in the log' })
 
   // with a handshake of its own first: the old request frame still does not verify
   const socket = await rawSocket(t, server.port)
@@ -369,7 +361,7 @@ test('frames replayed from another session are refused as a bad MAC and the sess
   const before = state.entries.length
   socket.write(captured[1] as Buffer)
   await within(once(socket, 'close'), 5000, 'the server to drop the session')
-  await until(() => state.entries.slice(before).some((e) => e.meta.code === WireErrorCode.BAD_MAC), 'the bad MAC in the log')
+  await until(() => state.entries.slice(before).some((e) => e.meta.code === WireErrorCode.BAD_MAC), { what: 'the bad MAC in the log' })
 
   t.is(state.requests.length, 1, 'no replayed request reached the handler')
   await stillServes(t, server.port)
@@ -382,7 +374,7 @@ test('a truncated frame makes the server drop that session without crashing', as
   const half = await rawSocket(t, server.port)
   half.end(head.subarray(0, head.length >> 1))
   await within(once(half, 'close'), 5000, 'the session to end')
-  await until(() => state.dropped(WireErrorCode.TRUNCATED), 'the truncation in the log')
+  await until(() => state.dropped(WireErrorCode.TRUNCATED), { what: 'the truncation in the log' })
 
   // half a request frame after a real handshake
   const socket = await rawSocket(t, server.port)
@@ -393,7 +385,7 @@ test('a truncated frame makes the server drop that session without crashing', as
   const [request] = encodeMessage(KEY, Buffer.alloc(32), { t: 'blob.stat', from: 'half', seq: 1, body: { fileId: FILE_ID } }, true)
   socket.end(request.subarray(0, request.length - 3))
   await within(once(socket, 'close'), 5000, 'the session to end')
-  await until(() => state.entries.filter((e) => e.meta.code === WireErrorCode.TRUNCATED).length > before, 'the second truncation in the log')
+  await until(() => state.entries.filter((e) => e.meta.code === WireErrorCode.TRUNCATED).length > before, { what: 'the second truncation in the log' })
   t.is(state.requests.length, 0)
   await stillServes(t, server.port)
 })
@@ -405,7 +397,7 @@ test('a frame length above the limit is refused before its bytes arrive', async 
   prefix.writeUInt32BE(1024 * 1024 + 1)
   socket.write(prefix)
   await within(once(socket, 'close'), 5000, 'the server to drop the session')
-  await until(() => state.dropped(WireErrorCode.OVERSIZE), 'the oversize frame in the log')
+  await until(() => state.dropped(WireErrorCode.OVERSIZE), { what: 'the oversize frame in the log' })
   // and a client refuses a reply frame above its own limit (one 256 KiB chunk here)
   const small = newClient(t, server.port, { maxFrameBytes: 64 * 1024 })
   const err = await t.throwsAsync(async () => {
@@ -424,7 +416,7 @@ test('an aborted upload makes the server\'s body() throw ERR_RPC_ABORTED', async
   await upload.write(randomBytes(3 * CHUNK_BYTES))
   upload.abort('changed my mind')
   upload.abort('twice is harmless')
-  await until(() => state.bodyErrors.length > 0, 'the handler to see the abort')
+  await until(() => state.bodyErrors.length > 0, { what: 'the handler to see the abort' })
   t.deepEqual(state.bodyErrors, [RpcErrorCode.ABORTED])
   t.is(state.uploads.length, 0)
   // the aborted session is not reused
@@ -438,7 +430,7 @@ test('an AbortSignal aborts a pending request, a handshake, and a request not ye
   const client = newClient(t, server.port)
   const ac = new AbortController()
   const pending = client.request('dir.info', {}, { signal: ac.signal })
-  await until(() => state.requests.length === 1, 'the server to receive the request')
+  await until(() => state.requests.length === 1, { what: 'the server to receive the request' })
   ac.abort()
   const err = await t.throwsAsync(pending)
   t.true(err instanceof RpcError)
@@ -456,7 +448,7 @@ test('an AbortSignal aborts a pending request, a handshake, and a request not ye
   const stuck = newClient(t, silent.port, { connectTimeoutMs: 60_000, requestTimeoutMs: 60_000 })
   const hs = new AbortController()
   const connecting = stuck.request('blob.stat', { fileId: FILE_ID }, { signal: hs.signal })
-  await until(() => silent.accepted() === 1, 'the connection')
+  await until(() => silent.accepted() === 1, { what: 'the connection' })
   hs.abort()
   t.is(await codeOf(t, within(connecting, 5000, 'the aborted handshake')), RpcErrorCode.ABORTED)
 
@@ -474,7 +466,7 @@ test.serial('close() of client and server resolves, fails what is in flight and 
   const client = newClient(t, server.port)
   await client.request('blob.stat', { fileId: FILE_ID }) // one idle pooled session
   const pending = client.request('dir.info', {}) // one busy session
-  await until(() => state.requests.length === 2, 'the second request')
+  await until(() => state.requests.length === 2, { what: 'the second request' })
   const connecting = newClient(t, (await silentServer(t)).port)
   const stuck = connecting.request('blob.stat', { fileId: FILE_ID }) // a session still in its handshake
   t.true(tcpHandles() > baseline)
@@ -488,7 +480,7 @@ test.serial('close() of client and server resolves, fails what is in flight and 
   await client.close()
   t.throws(() => server.port)
   // the silent server is the test's own; every handle of client and server is gone
-  await until(() => tcpHandles() === baseline + 1, 'handles to be released', 2000)
+  await until(() => tcpHandles() === baseline + 1, { what: 'handles to be released', timeoutMs: 2000 })
   t.pass()
 })
 

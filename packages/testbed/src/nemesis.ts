@@ -1,10 +1,10 @@
 import type { ChildProcess } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { open, readdir, rm, stat } from 'node:fs/promises'
+import { open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { flipByte, storedBlobIds, until } from '@mirrorcast/testkit'
 import type { MemberHandle, Testbed } from './testbed.js'
 
 /**
@@ -85,10 +85,10 @@ export class Nemesis {
    * not a partial one); every kind comes once per round, in random order.
    */
   async run (durationMs: number): Promise<void> {
-    const until = performance.now() + durationMs
+    const endAt = performance.now() + durationMs
     let round: FaultKind[] = []
     const allSeen = (): boolean => this.options.kinds.every((k) => this.windows.some((w) => w.kind === k))
-    while (performance.now() < until || !allSeen()) {
+    while (performance.now() < endAt || !allSeen()) {
       if (round.length === 0) round = shuffle([...this.options.kinds])
       await this.once(round.shift() as FaultKind)
       await sleep(this.options.gapMs)
@@ -160,7 +160,7 @@ export class Nemesis {
         return async () => { await rm(join(m.dataDir, FILLER), { force: true }) }
       }
       case 'bit-rot': {
-        const rot = await flipByte(m.name, m.dataDir, this.options.bitRotPrefers?.())
+        const rot = await rotOneBlob(m.name, m.dataDir, this.options.bitRotPrefers?.())
         if (rot === undefined) window.detail = 'no blob to flip'
         else {
           this.bitRots.push(rot)
@@ -175,8 +175,8 @@ export class Nemesis {
   private async renamesStarted (): Promise<number> {
     const count = this.options.renamesInFlight
     if (count === undefined) return 0
-    const deadline = performance.now() + 2000
-    while (count() === 0 && performance.now() < deadline) await sleep(5)
+    // None in flight after 2 s: the kill goes ahead anyway.
+    await until(() => count() > 0, { what: 'a rename in flight', timeoutMs: 2000, intervalMs: 5 }).catch(() => {})
     return count()
   }
 
@@ -221,65 +221,16 @@ async function fill (file: string): Promise<number> {
   return written
 }
 
-// magic(8) version(4) blockSize(4) size(8) sha256(32): the blob footer of packages/node
-const FOOTER_BYTES = 56
-
 /** Flips one byte in the body of a random blob of a storage node's data dir, one of `prefer` where it holds one. */
-export async function flipByte (node: string, dataDir: string, prefer = new Set<string>()): Promise<BitRot | undefined> {
-  const blobs = join(dataDir, 'blobs')
-  const files: string[] = []
-  for (const shard of await readdir(blobs)) for (const id of await readdir(join(blobs, shard))) files.push(id)
+export async function rotOneBlob (node: string, dataDir: string, prefer = new Set<string>()): Promise<BitRot | undefined> {
+  const files = [...await storedBlobIds(dataDir)]
   const preferred = shuffle(files.filter((id) => prefer.has(id)))
   for (const fileId of [...preferred, ...shuffle(files.filter((id) => !prefer.has(id)))]) {
-    const offset = await flipBodyByte(dataDir, fileId).catch(() => undefined)
+    // A body being written, deleted or set aside meanwhile is passed over.
+    const offset = await flipByte(dataDir, fileId).catch(() => undefined)
     if (offset !== undefined) return { node, dataDir, fileId, offset }
   }
   return undefined
-}
-
-/** Flips one byte (at `offset`, or a random one) of a stored body, as bit rot would; resolves with its offset. */
-export async function flipBodyByte (dataDir: string, fileId: string, offset?: number): Promise<number | undefined> {
-  const fh = await open(join(dataDir, 'blobs', fileId.slice(0, 2), fileId), 'r+')
-  try {
-    const { size: fileSize } = await fh.stat()
-    if (fileSize < FOOTER_BYTES) return undefined
-    const footer = Buffer.alloc(FOOTER_BYTES)
-    await fh.read(footer, 0, FOOTER_BYTES, fileSize - FOOTER_BYTES)
-    const size = Number(footer.readBigUInt64BE(16))
-    if (size === 0) return undefined
-    const at = offset ?? Math.floor(Math.random() * size)
-    const byte = Buffer.alloc(1)
-    await fh.read(byte, 0, 1, at)
-    byte[0] = (byte[0] as number) ^ 0xff
-    await fh.write(byte, 0, 1, at)
-    await fh.datasync()
-    return at
-  } finally {
-    await fh.close()
-  }
-}
-
-export type BlobState = 'intact' | 'corrupt' | 'quarantined' | 'absent'
-
-/**
- * What became of a blob: intact (its body matches its footer's sha256),
- * corrupt, quarantined by the node (set aside, waiting for its repair), or
- * absent (its file was deleted).
- */
-export async function blobState (dataDir: string, fileId: string): Promise<BlobState> {
-  let data: Buffer
-  try {
-    const fh = await open(join(dataDir, 'blobs', fileId.slice(0, 2), fileId), 'r')
-    try { data = await fh.readFile() } finally { await fh.close() }
-  } catch {
-    return await stat(join(dataDir, 'quarantine', fileId)).then(() => 'quarantined' as const, () => 'absent' as const)
-  }
-  if (data.length < FOOTER_BYTES) return 'corrupt'
-  const footer = data.subarray(data.length - FOOTER_BYTES)
-  const size = Number(footer.readBigUInt64BE(16))
-  if (size > data.length) return 'corrupt'
-  const sha = createHash('sha256').update(data.subarray(0, size)).digest('hex')
-  return sha === footer.subarray(24, 56).toString('hex') ? 'intact' : 'corrupt'
 }
 
 function pick<T> (items: T[]): T {

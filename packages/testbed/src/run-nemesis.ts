@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
+import { blobState, tolerant, until } from '@mirrorcast/testkit'
 import { check, type CheckResult, type Op, type OpKind } from './checker.js'
-import { blobState, Nemesis, type FaultWindow, type NemesisOptions } from './nemesis.js'
+import { Nemesis, type FaultWindow, type NemesisOptions } from './nemesis.js'
 import type { Testbed } from './testbed.js'
 import { Workload, type WorkloadOptions } from './workload.js'
 
@@ -106,7 +107,7 @@ async function readWithCenterOut (bed: Testbed, workload: Workload, center: stri
 /** Waits until every flipped copy is intact again (repaired) or gone (its file deleted). */
 async function bitRotOutcome (bed: Testbed, nemesis: Nemesis, timeoutMs: number): Promise<BitRotOutcome> {
   const states = async (): Promise<string[]> => await Promise.all(nemesis.bitRots.map(async (r) => await blobState(r.dataDir, r.fileId)))
-  await bed.waitFor(async () => (await states()).every((s) => s === 'intact' || s === 'absent'), timeoutMs, 'every bit-rotted copy repaired').catch(() => {})
+  await until(tolerant(async () => (await states()).every((s) => s === 'intact' || s === 'absent')), { what: 'every bit-rotted copy repaired', timeoutMs, intervalMs: 100 }).catch(() => {})
   const final = await states()
   return {
     flipped: final.length,

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { CLI_BIN } from '@mirrorcast/cli'
 import { MirrorcastClient, type MemberView } from '@mirrorcast/client'
+import { tolerant, until } from '@mirrorcast/testkit'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
 import { TestNet, type Host } from './netns.js'
 
@@ -200,21 +201,10 @@ export class Testbed {
 
   /** Polls /cluster until every member is healthy (in use) again. */
   async waitHealthy (timeoutMs = 60_000): Promise<void> {
-    await this.waitFor(async () => {
+    await until(tolerant(async () => {
       const seen = await this.cluster()
       return this.members.every((m) => seen.some((s) => s.id === m.id && s.status === 'healthy'))
-    }, timeoutMs, 'every member healthy')
-  }
-
-  async waitFor (check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      try {
-        if (await check()) return
-      } catch {}
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    }), { what: 'every member healthy', timeoutMs, intervalMs: 100 })
   }
 
   /** The manager's log lines (JSON) whose message is `message`. */

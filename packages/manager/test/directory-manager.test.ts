@@ -1,0 +1,188 @@
+import test from 'ava'
+import { remoteError, until, type InMemoryDirectory } from '@mirrorcast/testkit'
+import type { Change } from '@mirrorcast/wire'
+import { httpStatusFor } from '../src/index.js'
+import { harness, type Harness } from './harness.js'
+
+// In-process tests of the directory manager's failure paths (partition
+// replication, leader election, cross-partition moves) against in-memory
+// directory servers: what the client is answered, what each copy of the
+// namespace holds, and what becomes of each server.
+
+const FILE = { fileId: 'a'.repeat(32), size: 3, sha256: 'b'.repeat(64), replicas: [] }
+const log = (d: InMemoryDirectory): Change[] => d.namespace.changes(0).changes
+const requests = (d: InMemoryDirectory, t: string, since = 0): unknown[] => d.received.slice(since).filter((r) => r.t === t).map((r) => r.body)
+
+/** The follower goes silent long enough to be suspected (not failed over) and is heard again. */
+function suspectAndHear (h: Harness, d: InMemoryDirectory): void {
+  h.advance(600, [d])
+  if (h.member(d).state !== 'suspect') throw new Error(`${d.name} should be suspect, is ${h.member(d).state}`)
+  h.heartbeat()
+}
+
+test('a change is acknowledged once both copies hold it, in the same order', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  await h.directories.put({ type: 'file', path: '/a/f', ...FILE })
+  t.deepEqual(log(f), log(p))
+  t.is(log(p).length, 2)
+  t.deepEqual(await h.directories.stat('/a/f'), p.namespace.stat('/a/f'))
+})
+
+test('a follower lost mid-change is failed over; the change is acknowledged on the leader alone, and the follower catches up on its return', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  f.fail({ t: 'dir.apply' })
+  const done = await h.directories.mkdir('/a/b', false)
+  t.is(done.change.seq, 2)
+  t.is(h.member(f).health, 'failed-over')
+  t.is(p.namespace.lookup('/a/b')?.type, 'dir')
+  t.is(f.namespace.lookup('/a/b'), undefined)
+  // While it is out the partition goes on, on the leader alone.
+  await h.directories.mkdir('/a/c', false)
+
+  h.restart(f)
+  await h.untilStatus(f, 'healthy')
+  t.deepEqual(log(f), log(p), 'caught up from the leader\'s log')
+  t.is(log(p).length, 3)
+})
+
+test('a follower that diverged (it holds a change the leader never made) is failed over, the change acknowledged once on the leader; back, it is rebuilt from the leader\'s log', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  // A server paused while it led commits, when it resumes, what it had been asked before the
+  // manager gave up on it: here the follower holds a change 2 of its own.
+  f.namespace.mkdir('/ghost', false)
+  suspectAndHear(h, f)
+
+  const done = await h.directories.mkdir('/b', false)
+  t.is(done.change.seq, 2, 'acknowledged')
+  t.deepEqual(done.change, log(p)[1], 'as the leader holds it')
+  t.is(requests(p, 'dir.mkdir').length, 2, 'made once (with /a before it)')
+  t.is(h.member(f).health, 'failed-over')
+  t.regex(h.member(f).failover?.reason ?? '', /diverged/)
+  t.is(f.namespace.lookup('/b'), undefined)
+
+  h.restart(f)
+  await h.untilStatus(f, 'healthy')
+  t.is(requests(f, 'dir.reset').length, 1, 'emptied')
+  t.deepEqual(log(f), log(p), 'and rebuilt from the leader\'s log')
+  t.is(f.namespace.lookup('/ghost'), undefined)
+  t.is(f.namespace.lookup('/b')?.type, 'dir')
+})
+
+test('a leader lost before its follower took a change: made again on the new leader, once; the old leader, back, is rebuilt and follows', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  // The old leader's copy of the change bears another mtime than the one made again.
+  p.namespace.clock = () => 1_000
+  // The follower is held (paused) while the manager asks it where its log stands.
+  suspectAndHear(h, f)
+  f.pause()
+  const change = h.directories.mkdir('/b', false)
+  await until(() => p.namespace.seq === 2, { what: 'the leader to make the change' })
+  h.kill(p)
+  f.resume()
+  const done = await change
+  t.is(done.change.seq, 2)
+  t.deepEqual(done.change, log(f)[1], 'acknowledged as the new leader holds it')
+  t.is(requests(f, 'dir.mkdir').length, 1, 'made again on the new leader, once')
+  t.is(log(f).length, 2)
+  t.not(JSON.stringify(log(p)[1]), JSON.stringify(log(f)[1]), 'the dead leader holds a change never acknowledged')
+
+  h.restart(p)
+  await h.untilStatus(p, 'healthy')
+  t.is(requests(p, 'dir.reset').length, 1, 'its diverged log was emptied')
+  t.deepEqual(log(p), log(f), 'and rebuilt from the new leader\'s')
+  // The new leader stays the leader while it is usable: the returning server follows.
+  const since = [p.received.length, f.received.length]
+  await h.directories.mkdir('/c', false)
+  t.is(requests(f, 'dir.mkdir', since[1]).length, 1)
+  t.is(requests(p, 'dir.mkdir', since[0]).length, 0)
+  t.deepEqual(log(p), log(f))
+})
+
+test('a leader lost before it answered: the change is made on the new leader and the client gets one answer', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  p.namespace.clock = () => 1_000
+  p.fail({ t: 'dir.mkdir', afterEffect: true })
+  const done = await h.directories.mkdir('/b', false)
+  t.deepEqual(done.change, log(f)[1])
+  t.is(h.member(p).health, 'failed-over')
+  t.deepEqual(await h.directories.stat('/b'), f.namespace.stat('/b'))
+})
+
+test('with both servers of a partition out, its requests fail with ERR_UNAVAILABLE (503); the first back serves again', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  h.kill(p)
+  h.kill(f)
+  const err = await t.throwsAsync(h.directories.mkdir('/b', false))
+  t.is((err as { code?: string }).code, 'ERR_UNAVAILABLE')
+  t.is(httpStatusFor((err as { code?: string }).code), 503)
+  t.is((await t.throwsAsync(h.directories.stat('/a')) as { code?: string }).code, 'ERR_UNAVAILABLE')
+
+  h.restart(f)
+  await h.untilStatus(f, 'healthy')
+  t.is((await h.directories.stat('/a')).type, 'dir')
+  await h.directories.mkdir('/b', false)
+  t.is(f.namespace.lookup('/b')?.type, 'dir')
+})
+
+/** Two top-level names whose paths live in different partitions. */
+function namesApart (h: Harness): [string, string] {
+  const names = Array.from({ length: 50 }, (_, i) => `top${i}`)
+  const a = names[0] as string
+  const b = names.find((n) => h.directories.partitionOf(`/${n}`) !== h.directories.partitionOf(`/${a}`))
+  if (b === undefined) throw new Error('no two names in different partitions')
+  return [a, b]
+}
+
+test('a cross-partition move its destination refuses after the subtree left: it moves back, whole, and the client gets the refusal', async (t) => {
+  const h = harness(t, { storagePairs: 0, directoryPairs: 2 })
+  const [a, b] = namesApart(h)
+  await h.directories.put({ type: 'file', path: `/${a}/x/f`, ...FILE })
+  await h.directories.mkdir(`/${b}`, false)
+  const destination = h.cluster.directory('east', h.directories.partitionOf(`/${b}`))
+  destination.fail({ t: 'dir.move-in', error: remoteError('ERR_DIR_EXISTS', `/${b}/x already exists`) })
+  const err = await t.throwsAsync(h.directories.rename(`/${a}/x`, `/${b}/x`))
+  t.is((err as { code?: string }).code, 'ERR_DIR_EXISTS')
+  t.is(httpStatusFor((err as { code?: string }).code), 409)
+  t.like(await h.directories.stat(`/${a}/x/f`), { type: 'file', fileId: FILE.fileId }, 'the subtree is back where it was')
+  t.is(await h.directories.lookup(`/${b}/x`), undefined, 'and nowhere else')
+  const source = h.cluster.directory('east', h.directories.partitionOf(`/${a}`))
+  t.deepEqual(source.namespace.intents().intents, [], 'no move is left pending')
+})
+
+test('a cross-partition move whose destination fails the move-in stays pending (503) and is finished by the recovery', async (t) => {
+  const h = harness(t, { storagePairs: 0, directoryPairs: 2 })
+  const [a, b] = namesApart(h)
+  await h.directories.put({ type: 'file', path: `/${a}/x/f`, ...FILE })
+  await h.directories.mkdir(`/${b}`, false)
+  const k = h.directories.partitionOf(`/${b}`)
+  const [dp, df] = [h.cluster.directory('east', k), h.cluster.directory('west', k)]
+  const source = h.cluster.directory('east', h.directories.partitionOf(`/${a}`))
+  // The recovery finishes only moves left for 10 s: this one's intent is made 11 s old.
+  source.namespace.clock = () => Date.now() - 11_000
+  // Both destination servers lose their connection on the move-in, one after the other.
+  dp.fail({ t: 'dir.move-in' })
+  df.fail({ t: 'dir.move-in' })
+  const err = await t.throwsAsync(h.directories.rename(`/${a}/x`, `/${b}/x`))
+  t.is((err as { code?: string }).code, 'ERR_UNAVAILABLE')
+  t.is(httpStatusFor((err as { code?: string }).code), 503)
+  t.is(source.namespace.intents().intents.length, 1, 'the move is pending in its source, never lost')
+  t.is(source.namespace.lookup(`/${a}/x`), undefined, 'the subtree left its source')
+
+  await h.directories.recover()
+  t.like(await h.directories.stat(`/${b}/x/f`), { type: 'file', fileId: FILE.fileId }, 'the move is finished')
+  t.is(await h.directories.lookup(`/${a}/x`), undefined)
+  t.deepEqual(source.namespace.intents().intents, [], 'and its intent dropped')
+  t.is(requests(df, 'dir.move-in').length + requests(dp, 'dir.move-in').length, 1, 'moved in once')
+})
