@@ -1,6 +1,6 @@
 import type { Entry, FileEntry } from '@mirrorcast/wire'
-import type { Membership } from '../membership.js'
-import type { IntegrityStats } from '../integrity.js'
+import type { Membership } from '../cluster/membership.js'
+import type { IntegrityStats } from '../objects/integrity.js'
 
 /** What of the membership the views read. */
 export type MemberDirectory = Pick<Membership, 'byId' | 'find' | 'view' | 'pairViews'>

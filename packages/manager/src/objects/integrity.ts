@@ -1,6 +1,6 @@
 import type { Logger } from '@mirrorcast/logger'
 import type { Quarantined } from '@mirrorcast/wire'
-import type { Member, Membership } from './membership.js'
+import type { Member, Membership } from '../cluster/membership.js'
 import type { ObjectManager } from './object-manager.js'
 
 export interface IntegrityOptions {

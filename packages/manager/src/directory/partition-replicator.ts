@@ -2,9 +2,9 @@ import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure } from '@mirrorcast/rpc'
 import type { Change, MessageBody } from '@mirrorcast/wire'
 import type { TwinMap } from '@mirrorcast/topology'
-import { ManagerError, ManagerErrorCode } from './errors.js'
-import type { Locator } from './locator.js'
-import type { Member, Membership } from './membership.js'
+import { ManagerError, ManagerErrorCode } from '../errors.js'
+import type { Locator } from '../cluster/locator.js'
+import type { Member, Membership } from '../cluster/membership.js'
 
 export type ChangeResult = MessageBody<'dir.change.ok'>
 
