@@ -1,5 +1,5 @@
 import { open, type Database, type RootDatabase } from 'lmdb'
-import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, parentPath, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
+import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
 
 /** A cross-partition move whose subtree left this partition and is not yet known to have arrived. */
 export interface PendingMove {
@@ -195,13 +195,21 @@ export class Namespace {
   /**
    * Replays changes from the twin's log, in one transaction. Those already
    * applied are skipped; a gap is refused (nothing of the batch is applied):
-   * the caller must send the missing changes first. Returns the new sequence.
+   * the caller must send the missing changes first. A change other than the
+   * one held at its sequence number is refused too: this log diverged (it
+   * committed a change of its own there), and skipping the twin's would lose
+   * it; the caller rebuilds this server from the twin's log. Returns the new
+   * sequence.
    */
   async apply (changes: Change[]): Promise<number> {
     return await this.root.childTransaction(() => {
       for (const change of changes) {
         const current = this.seq
-        if (change.seq <= current) continue
+        if (change.seq <= current) {
+          const held = this.log.get(seqKey(change.seq))
+          if (held === undefined || !sameChange(held, change)) throw new DirectoryError(DirectoryErrorCode.DIVERGED, `change ${change.seq} is not the one held at that sequence number`)
+          continue
+        }
         if (change.seq !== current + 1) throw new DirectoryError(DirectoryErrorCode.SEQ_GAP, `change ${change.seq} does not follow ${current}`)
         this.effect(change)
         this.record(change)

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RpcClient } from '@mirrorcast/rpc'
-import type { Entry } from '@mirrorcast/wire'
+import { httpStatusFor, type Change, type Entry } from '@mirrorcast/wire'
 import { DirectoryServer, Namespace, type NewFileEntry } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 5)
@@ -124,6 +124,32 @@ test('a twin that replays the change log ends with the same namespace; gaps are 
   t.deepEqual(dump(twin), dump(ns))
   t.is(twin.seq, ns.seq)
   t.deepEqual(ns.changes(5).changes.map((c) => c.seq), [6, 7])
+})
+
+test('a replayed change other than the one held at its sequence number is refused as diverged (503); the same change again is a no-op', async (t) => {
+  const { ns } = await tempNs(t)
+  const { ns: twin } = await tempNs(t)
+  await ns.mkdir('/a', false)
+  await ns.mkdir('/b', false)
+  await ns.mkdir('/c', false)
+  const [first, second, third] = ns.changes(0).changes as [Change, Change, Change]
+  t.is(await twin.apply([first]), 1)
+  // The twin commits a change of its own where the leader's second goes (a stale request).
+  await twin.mkdir('/ghost', false)
+  t.is(await code(twin.apply([second])), 'ERR_DIR_DIVERGED')
+  t.is(httpStatusFor('ERR_DIR_DIVERGED'), 503)
+  t.is(await code(twin.apply([first, second, third])), 'ERR_DIR_DIVERGED', 'within a batch')
+  t.is(twin.seq, 2, 'nothing of a refused batch is applied')
+  t.is(twin.lookup('/b'), undefined)
+  t.is(twin.lookup('/c'), undefined)
+  t.is(twin.lookup('/ghost')?.type, 'dir')
+  t.is(await twin.apply([first]), 2, 'the same change again is a no-op')
+  const reordered = Object.fromEntries(Object.entries(first).reverse()) as Change
+  t.is(await twin.apply([reordered]), 2, 'whatever the order of its fields')
+  t.is(await code(twin.apply([{ ...first, mtime: first.mtime + 1 }])), 'ERR_DIR_DIVERGED', 'a change differing in any field is another change')
+  await twin.reset()
+  t.is(await twin.apply([first, second, third]), 3, 'emptied, it is rebuilt from the log')
+  t.deepEqual(dump(twin), dump(ns))
 })
 
 test('entries, sequence and change log survive a restart; the server keeps its id over the protocol', async (t) => {

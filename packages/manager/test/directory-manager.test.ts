@@ -74,6 +74,64 @@ test('a follower that diverged (it holds a change the leader never made) is fail
   t.is(f.namespace.lookup('/b')?.type, 'dir')
 })
 
+/**
+ * Just before `d` serves its next `dir.apply`, it serves `stale` (a request it
+ * took before it was paused: a resumed server reads its sockets in any order).
+ */
+function staleBeforeApply (d: InMemoryDirectory, stale: () => void): void {
+  const apply = d.namespace.apply.bind(d.namespace)
+  d.namespace.apply = (changes) => {
+    d.namespace.apply = apply
+    stale()
+    return apply(changes)
+  }
+}
+
+test('a returning server that commits a stale change while it catches up (after its log was checked) is rebuilt from the leader\'s log, never put back into use with it', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  h.kill(f)
+  await h.untilStatus(f, 'failed-over')
+  const done = await h.directories.mkdir('/b', false)
+  t.is(done.change.seq, 2, 'acknowledged on the leader alone')
+
+  // Its log (/a) is the leader's when checked; then it commits a /ghost of its own at 2.
+  staleBeforeApply(f, () => { f.namespace.mkdir('/ghost', false) })
+  h.restart(f)
+  await h.untilStatus(f, 'healthy')
+  t.is(requests(f, 'dir.reset').length, 1, 'emptied')
+  t.deepEqual(log(f), log(p), 'and rebuilt from the leader\'s log')
+  t.is(f.namespace.lookup('/ghost'), undefined)
+
+  h.kill(p)
+  t.is((await h.directories.lookup('/b'))?.type, 'dir', 'the acknowledged change outlives the leader')
+  t.is(await h.directories.lookup('/ghost'), undefined)
+})
+
+test('a follower whose log diverged after it was last checked (its apply is refused) is failed over; the change is acknowledged on the leader alone and rebuilt on its return', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  // The manager knows where the follower's log stands (1); it commits a change 2 of its own.
+  f.namespace.mkdir('/ghost', false)
+
+  const done = await h.directories.mkdir('/b', false)
+  t.is(done.change.seq, 2, 'acknowledged')
+  t.deepEqual(done.change, log(p)[1])
+  t.is(h.member(f).health, 'failed-over')
+  t.regex(h.member(f).failover?.reason ?? '', /diverged/)
+  t.is(f.namespace.lookup('/b'), undefined)
+
+  h.restart(f)
+  await h.untilStatus(f, 'healthy')
+  t.is(requests(f, 'dir.reset').length, 1, 'emptied')
+  t.deepEqual(log(f), log(p), 'and rebuilt from the leader\'s log')
+  h.kill(p)
+  t.is((await h.directories.lookup('/b'))?.type, 'dir', 'the acknowledged change outlives the leader')
+  t.is(await h.directories.lookup('/ghost'), undefined)
+})
+
 test('a leader lost before its follower took a change: made again on the new leader, once; the old leader, back, is rebuilt and follows', async (t) => {
   const h = harness(t)
   const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]

@@ -1,5 +1,5 @@
 import { DirectoryError, DirectoryErrorCode, type PendingMove } from '@mirrorcast/directory'
-import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, parentPath, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
+import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
 
 // 1,000: changes per page when a twin reads the log (as the real namespace)
 const DEFAULT_CHANGES_PAGE = 1000
@@ -138,12 +138,16 @@ export class MemoryNamespace {
     return this.commit((seq, mtime) => ({ op: 'move-done', seq, mtime, intent }))
   }
 
-  /** Replays changes from a twin's log: those held already are skipped, a gap refuses the whole batch. */
+  /** Replays changes from a twin's log: those held already are skipped, a gap or a change other than the one held at its number (a diverged log) refuses the whole batch. */
   apply (changes: Change[]): number {
     return this.transaction(() => {
       for (const change of changes) {
         const current = this.state.seq
-        if (change.seq <= current) continue
+        if (change.seq <= current) {
+          const held = this.state.log.get(change.seq)
+          if (held === undefined || !sameChange(held, change)) throw new DirectoryError(DirectoryErrorCode.DIVERGED, `change ${change.seq} is not the one held at that sequence number`)
+          continue
+        }
         if (change.seq !== current + 1) throw new DirectoryError(DirectoryErrorCode.SEQ_GAP, `change ${change.seq} does not follow ${current}`)
         this.effect(change)
         this.record(structuredClone(change))

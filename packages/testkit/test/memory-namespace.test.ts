@@ -112,7 +112,7 @@ test('the in-memory namespace answers every operation as the LMDB one does', asy
   }
 })
 
-test('replaying a log: held changes are skipped, a gap refuses the whole batch, a reset empties it', async (t) => {
+test('replaying a log: held changes are skipped, a gap or another change at a held number (a diverged log) refuses the whole batch, a reset empties it', async (t) => {
   const source = new MemoryNamespace()
   await source.mkdir('/a', false)
   await source.put(file('/a/f', 1))
@@ -125,6 +125,9 @@ test('replaying a log: held changes are skipped, a gap refuses the whole batch, 
     const gap = await outcome(async () => await ns.apply([{ ...changes[0] as Change, seq: 5 }]))
     t.is(gap, 'refused: ERR_DIR_SEQ_GAP')
     t.is(ns.seq, 3, 'nothing of a refused batch is applied')
+    const other = await outcome(async () => await ns.apply([{ ...changes[1] as Change, mtime: (changes[1] as Change).mtime + 1 }]))
+    t.is(other, 'refused: ERR_DIR_DIVERGED', 'another change at a held sequence number')
+    t.is(await ns.apply([changes[1] as Change]), 3, 'the same one again is a no-op')
     await ns.reset()
     t.deepEqual([ns.seq, ns.entryCount, dump(ns)], [0, 0, []])
   }

@@ -48,6 +48,7 @@ export const ERROR_CODES = {
   ERR_DIR_IS_A_DIRECTORY: { status: 409, meaning: 'the path is a directory where a file is needed' },
   ERR_DIR_INVALID: { status: 400, meaning: 'a namespace request that cannot be done as asked (e.g. a directory moved below itself)' },
   ERR_DIR_SEQ_GAP: { status: 503, meaning: 'changes replayed out of order on a directory server' },
+  ERR_DIR_DIVERGED: { status: 503, meaning: 'a replayed change differs from the one a directory server holds at its sequence number: its log diverged from its twin\'s' },
   ERR_DIR_TOO_LARGE: { status: 409, meaning: 'a subtree too large to move or remove in one change' },
   ERR_DIR_UNSUPPORTED: { status: 503, meaning: 'a request a directory server does not serve' },
 
@@ -146,6 +147,7 @@ export const DirectoryErrorCode = {
   IS_A_DIRECTORY: 'ERR_DIR_IS_A_DIRECTORY',
   INVALID: 'ERR_DIR_INVALID',
   SEQ_GAP: 'ERR_DIR_SEQ_GAP',
+  DIVERGED: 'ERR_DIR_DIVERGED',
   TOO_LARGE: 'ERR_DIR_TOO_LARGE',
   UNSUPPORTED: 'ERR_DIR_UNSUPPORTED'
 } as const satisfies Record<string, ErrorCode>

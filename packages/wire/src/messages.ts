@@ -91,6 +91,21 @@ export const changeSchema = z.discriminatedUnion('op', [
 ])
 export type Change = z.infer<typeof changeSchema>
 
+/**
+ * Whether two changes are the same change: the same fields with the same
+ * values, whatever their order (a store or a codec need not keep it). What a
+ * directory server replays and what the manager compares between twins.
+ */
+export function sameChange (a: Change, b: Change): boolean {
+  return canonicalJson(a) === canonicalJson(b)
+}
+
+function canonicalJson (value: unknown): string {
+  return JSON.stringify(value, (_, v: unknown) => v === null || typeof v !== 'object' || Array.isArray(v)
+    ? v
+    : Object.fromEntries(Object.entries(v).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)))
+}
+
 const memberInfo = {
   id: idSchema,
   role: roleSchema,

@@ -1,6 +1,6 @@
 import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure } from '@mirrorcast/rpc'
-import type { Change, MessageBody } from '@mirrorcast/wire'
+import { DirectoryErrorCode, sameChange, type Change, type MessageBody } from '@mirrorcast/wire'
 import type { TwinMap } from '@mirrorcast/topology'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { Locator } from '../cluster/locator.js'
@@ -90,7 +90,10 @@ export class PartitionReplicator {
    * Brings a returning directory server up to the leader from its change log,
    * then puts it back into use. One whose log diverged from the leader's (it
    * took a change that was never acknowledged before it failed) is emptied and
-   * rebuilt from the leader's whole log, which is never truncated.
+   * rebuilt from the leader's whole log, which is never truncated. The check
+   * of its last change cannot see a change it commits after it (a stale
+   * request it serves as it resumes): the server refuses the leader's change
+   * at that number (ERR_DIR_DIVERGED), and it is emptied and rebuilt then.
    */
   async catchUp (member: Member): Promise<void> {
     try {
@@ -112,7 +115,14 @@ export class PartitionReplicator {
       for (;;) {
         const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE })).body
         if (changes.length === 0) break
-        seq = (await member.client.request('dir.apply', { changes })).body.seq
+        try {
+          seq = (await member.client.request('dir.apply', { changes })).body.seq
+        } catch (err) {
+          if ((err as { code?: string }).code !== DirectoryErrorCode.DIVERGED) throw err
+          this.logger.warn('directory log diverged during catch-up: rebuilding it from the leader', { partition: this.partition, member: member.name, seq, leader: leader.name, error: (err as Error).message })
+          await member.client.request('dir.reset', {})
+          seq = 0
+        }
       }
       this.logger.info('directory caught up', { partition: this.partition, member: member.name, changes: seq - from, ms: Date.now() - started })
       this.followerSeq = undefined
@@ -267,7 +277,20 @@ export class PartitionReplicator {
         batch = (await this.call(leader, async () => await leader.client.request('dir.changes', { after: at, limit: CATCH_UP_PAGE }))).body.changes
         if (batch.length === 0) return
       }
-      const { body } = await this.call(follower, async () => await follower.client.request('dir.apply', { changes: batch }))
+      let body: { seq: number }
+      try {
+        body = (await this.call(follower, async () => await follower.client.request('dir.apply', { changes: batch }))).body
+      } catch (err) {
+        if ((err as { code?: string }).code !== DirectoryErrorCode.DIVERGED) throw err
+        // It holds another change where the leader's goes (one it committed after it was
+        // last checked): out, as settleApplied puts it, before the pending changes are
+        // acknowledged on the leader alone; it is rebuilt from the leader's log on its return.
+        this.logger.warn('directory follower diverged from the leader', { partition: this.partition, follower: follower.name, after: at, error: (err as Error).message })
+        this.followerSeq = undefined
+        this.membership.enterFailover(follower, `its log diverged from the leader's: ${(err as Error).message}`)
+        this.failPending(err as Error)
+        return
+      }
       this.followerSeq = { id: follower.id, seq: body.seq }
       for (const [seq, p] of this.pending) {
         if (seq <= body.seq) {
@@ -309,7 +332,7 @@ export class PartitionReplicator {
   /** Whether `member`'s log holds exactly this change at its sequence number. */
   private async holdsChange (member: Member, change: Change): Promise<boolean> {
     const at = await this.changeAt(member, change.seq)
-    return at !== undefined && JSON.stringify(at) === JSON.stringify(change)
+    return at !== undefined && sameChange(at, change)
   }
 
   /**
