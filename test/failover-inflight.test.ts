@@ -32,7 +32,14 @@ test('a read from a node that freezes mid-stream moves to the twin when the node
   let bytes = 0
   res.on('data', (chunk: Buffer) => { hash.update(chunk); bytes += chunk.length })
   res.resume()
-  await once(res, 'end')
+  try {
+    await once(res, 'end')
+  } catch (err) {
+    // What the manager did with this read says why it was cut (the twin failed too, a timeout, …).
+    const lines = (await readFile(join(dir, 'logs', 'manager.log'), 'utf8')).split('\n').filter((l) => l.includes(entry.id) || l.includes('failed over') || l.includes('request failed'))
+    t.log(lines.slice(-20).join('\n'))
+    throw err
+  }
   t.is(bytes, body.length)
   t.is(hash.digest('hex'), entry.sha256)
   const log = (await locateLog(dir)).filter((l) => l.fileId === entry.id)
