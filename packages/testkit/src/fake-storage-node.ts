@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto'
 import { BLOCK_BYTES, NodeErrorCode } from '@mirrorcast/node'
-import { fileIdSchema, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { fileIdSchema, INLINE_BODY_BYTES, type MessageBody, type MessageType } from '@mirrorcast/wire'
 import { FakeMember, remoteError, type Answer, type DownloadSource, type FakeMemberOptions, type UploadSink } from './fake-member.js'
 
 // 1 TiB: the free space a fake storage node announces unless told otherwise
 export const DEFAULT_FAKE_FREE_BYTES = 1024 ** 4
-// 64 KiB: a read this small is answered inline, in its head's frame (as the real node does)
-const INLINE_READ_BYTES = 64 * 1024
 
 export interface FakeStorageNodeOptions extends FakeMemberOptions {
   /** Free bytes it announces (placement reads them); 1 TiB by default. */
@@ -88,7 +86,8 @@ export class FakeStorageNode extends FakeMember {
     const head = { fileId, size: blob.length, sha256: sha256(blob), offset, length: len }
     const range = blob.subarray(offset, offset + len)
     // Inline: the bytes ride in the head's frame, and the body the caller reads is them.
-    if (len <= INLINE_READ_BYTES) return { head: { t: 'blob.get.ok', body: { ...head, inline: true }, payload: range }, chunks: range.length > 0 ? [range] : [] }
+    // a read this small is answered inline, in its head's frame, as the real node does
+    if (len <= INLINE_BODY_BYTES) return { head: { t: 'blob.get.ok', body: { ...head, inline: true }, payload: range }, chunks: range.length > 0 ? [range] : [] }
     // One chunk a storage block, cut at the block edges, as the real node sends them.
     const chunks: Buffer[] = []
     for (let at = offset; at < offset + len;) {
