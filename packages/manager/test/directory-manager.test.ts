@@ -1,4 +1,4 @@
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { remoteError, until, type InMemoryDirectory } from '@mirrorcast/testkit'
 import type { Change } from '@mirrorcast/wire'
 import { httpStatusFor } from '../src/index.js'
@@ -87,6 +87,21 @@ function staleBeforeApply (d: InMemoryDirectory, stale: () => void): void {
   }
 }
 
+/** `f`, restarted, is emptied once and rebuilt from leader `p`'s log. */
+async function rebuiltFromLeader (t: ExecutionContext, h: Harness, p: InMemoryDirectory, f: InMemoryDirectory): Promise<void> {
+  h.restart(f)
+  await h.untilStatus(f, 'healthy')
+  t.is(requests(f, 'dir.reset').length, 1, 'emptied')
+  t.deepEqual(log(f), log(p), 'and rebuilt from the leader\'s log')
+}
+
+/** With leader `p` lost, the acknowledged `/b` is there and the stale `/ghost` is not. */
+async function acknowledgedOutlivesLeader (t: ExecutionContext, h: Harness, p: InMemoryDirectory): Promise<void> {
+  h.kill(p)
+  t.is((await h.directories.lookup('/b'))?.type, 'dir', 'the acknowledged change outlives the leader')
+  t.is(await h.directories.lookup('/ghost'), undefined)
+}
+
 test('a returning server that commits a stale change while it catches up (after its log was checked) is rebuilt from the leader\'s log, never put back into use with it', async (t) => {
   const h = harness(t)
   const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
@@ -98,15 +113,9 @@ test('a returning server that commits a stale change while it catches up (after 
 
   // Its log (/a) is the leader's when checked; then it commits a /ghost of its own at 2.
   staleBeforeApply(f, () => { f.namespace.mkdir('/ghost', false) })
-  h.restart(f)
-  await h.untilStatus(f, 'healthy')
-  t.is(requests(f, 'dir.reset').length, 1, 'emptied')
-  t.deepEqual(log(f), log(p), 'and rebuilt from the leader\'s log')
+  await rebuiltFromLeader(t, h, p, f)
   t.is(f.namespace.lookup('/ghost'), undefined)
-
-  h.kill(p)
-  t.is((await h.directories.lookup('/b'))?.type, 'dir', 'the acknowledged change outlives the leader')
-  t.is(await h.directories.lookup('/ghost'), undefined)
+  await acknowledgedOutlivesLeader(t, h, p)
 })
 
 test('a follower whose log diverged after it was last checked (its apply is refused) is failed over; the change is acknowledged on the leader alone and rebuilt on its return', async (t) => {
@@ -123,13 +132,8 @@ test('a follower whose log diverged after it was last checked (its apply is refu
   t.regex(h.member(f).failover?.reason ?? '', /diverged/)
   t.is(f.namespace.lookup('/b'), undefined)
 
-  h.restart(f)
-  await h.untilStatus(f, 'healthy')
-  t.is(requests(f, 'dir.reset').length, 1, 'emptied')
-  t.deepEqual(log(f), log(p), 'and rebuilt from the leader\'s log')
-  h.kill(p)
-  t.is((await h.directories.lookup('/b'))?.type, 'dir', 'the acknowledged change outlives the leader')
-  t.is(await h.directories.lookup('/ghost'), undefined)
+  await rebuiltFromLeader(t, h, p, f)
+  await acknowledgedOutlivesLeader(t, h, p)
 })
 
 test('a leader lost before its follower took a change: made again on the new leader, once; the old leader, back, is rebuilt and follows', async (t) => {

@@ -98,10 +98,6 @@ export function httpStatusFor (code: string | undefined): number {
   return (ERROR_CODES as Record<string, { status: number | null } | undefined>)[code]?.status ?? 503
 }
 
-export function isErrorCode (code: unknown): code is ErrorCode {
-  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, code)
-}
-
 /** The groups each package throws, by name: every value is a code of the table. */
 export const CommonErrorCode = { INTERNAL: 'ERR_INTERNAL', BAD_PATH: 'ERR_BAD_PATH' } as const satisfies Record<string, ErrorCode>
 
