@@ -34,7 +34,7 @@ test('a follower lost mid-change is failed over; the change is acknowledged on t
   const h = harness(t)
   const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
   await h.directories.mkdir('/a', false)
-  f.fail({ t: 'dir.apply' })
+  f.fail({ t: 'dir.apply', kill: true })
   const done = await h.directories.mkdir('/a/b', false)
   t.is(done.change.seq, 2)
   t.is(h.member(f).health, 'failed-over')
@@ -168,12 +168,37 @@ test('a leader lost before its follower took a change: made again on the new lea
   t.deepEqual(log(p), log(f))
 })
 
+test('a follower whose apply is cut while it answers probes gets the change again; nobody is failed over and both logs agree', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  f.fail({ t: 'dir.apply', afterEffect: true })
+  const done = await h.directories.mkdir('/a/b', false)
+  t.is(done.change.seq, 2)
+  t.is(h.member(f).health, 'healthy')
+  t.true(f.probes > 0, 'its failure was checked by a probe')
+  t.deepEqual(log(f), log(p))
+})
+
+test('a leader whose request is cut while it answers probes stays leader: that request fails (503), the next one is served', async (t) => {
+  const h = harness(t)
+  const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
+  await h.directories.mkdir('/a', false)
+  p.fail({ t: 'dir.mkdir' })
+  const err = await t.throwsAsync(h.directories.mkdir('/b', false))
+  t.is(httpStatusFor((err as { code?: string }).code), 503)
+  t.is(h.member(p).health, 'healthy')
+  await h.directories.mkdir('/b', false)
+  t.is(p.namespace.lookup('/b')?.type, 'dir')
+  t.deepEqual(log(f), log(p))
+})
+
 test('a leader lost before it answered: the change is made on the new leader and the client gets one answer', async (t) => {
   const h = harness(t)
   const [p, f] = [h.cluster.directory('east', 1), h.cluster.directory('west', 1)]
   await h.directories.mkdir('/a', false)
   p.namespace.clock = () => 1_000
-  p.fail({ t: 'dir.mkdir', afterEffect: true })
+  p.fail({ t: 'dir.mkdir', afterEffect: true, kill: true })
   const done = await h.directories.mkdir('/b', false)
   t.deepEqual(done.change, log(f)[1])
   t.is(h.member(p).health, 'failed-over')

@@ -37,7 +37,8 @@ test('a member failed over by a protocol error while still heard is tried again,
   const byHand = membership.byId('e2') as Member
   const failbacks: string[] = []
   membership.on('failback', (m) => failbacks.push(m.id))
-  membership.noteFailure(byError, Object.assign(new Error('read ECONNRESET'), { code: 'ERR_RPC_CLOSED' }))
+  // Nothing listens at its port: the probe that follows the error confirms it.
+  t.true(await membership.reportFailure(byError, Object.assign(new Error('read ECONNRESET'), { code: 'ERR_RPC_CLOSED' })))
   membership.enterFailover(byHand, 'by hand', true)
   t.is(byError.health, 'failed-over')
   await until(() => {

@@ -1,6 +1,6 @@
 import test from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
-import { remoteError } from '@mirrorcast/testkit'
+import { remoteError, until } from '@mirrorcast/testkit'
 import { httpStatusFor, type StoredBody } from '../src/index.js'
 import { drain, harness, streamOf } from './harness.js'
 
@@ -18,14 +18,47 @@ test('a GET whose home node resets mid-stream goes on from the twin at the byte 
   const stored = await h.objects.write(streamOf(body), body.length)
   t.deepEqual(stored.replicas.map((r) => r.node), [home.id, twin.id], 'the primary center\'s node is the home')
 
-  home.fail({ t: 'blob.get', afterBytes: 1.5 * MiB })
+  home.fail({ t: 'blob.get', afterBytes: 1.5 * MiB, kill: true })
   const { bytes, error } = await drain(h.objects.read(stored, 0, body.length))
   t.is(error, undefined)
   t.true(bytes.equals(body), 'the reader sees one unbroken, right stream')
-  t.is(h.member(home).health, 'failed-over')
+  await h.untilStatus(home, 'failed-over')
   t.regex(h.member(home).failover?.reason ?? '', /ERR_RPC_CLOSED/)
   const fromTwin = twin.received.filter((r) => r.t === 'blob.get')
   t.deepEqual(fromTwin.map((r) => r.body), [{ fileId: stored.fileId, offset: MiB, length: body.length - MiB }], 'the twin was asked for the rest only, from the first byte the home did not send')
+})
+
+// One cut session is one request's failure: the node answers its probe, so it stays in use.
+test('a GET whose session to a live home node is cut goes on from the twin; the home answers its probe and is not failed over', async (t) => {
+  const h = harness(t)
+  const [home, twin] = [h.cluster.node('east', 1), h.cluster.node('west', 1)]
+  const body = randomBytes(3 * MiB)
+  const stored = await h.objects.write(streamOf(body), body.length)
+  home.fail({ t: 'blob.get', afterBytes: MiB })
+  const { bytes, error } = await drain(h.objects.read(stored, 0, body.length))
+  t.is(error, undefined)
+  t.true(bytes.equals(body))
+  t.is(twin.received.filter((r) => r.t === 'blob.get').length, 1)
+  await until(() => home.probes > 0, { what: 'the home to be probed' })
+  t.is(h.member(home).health, 'healthy')
+  const again = await drain(h.objects.read(stored, 0, body.length))
+  t.true(again.bytes.equals(body))
+  t.is(home.received.filter((r) => r.t === 'blob.get').length, 2, 'the next read is served by the home again')
+})
+
+test('a PUT whose session to a live node is cut is acknowledged on the twin, and the node gets its copy from the twin without being failed over', async (t) => {
+  const h = harness(t)
+  const [east, west] = [h.cluster.node('east', 1), h.cluster.node('west', 1)]
+  const statuses: string[] = []
+  h.membership.on('failover', (m) => statuses.push(m.name))
+  const body = randomBytes(2 * MiB + 3)
+  west.fail({ t: 'blob.put', afterBytes: MiB })
+  const stored = await h.objects.write(streamOf(body), body.length)
+  t.true(east.blobs.get(stored.fileId)?.equals(body))
+  await until(() => west.blobs.get(stored.fileId)?.equals(body) === true, { what: 'the live node to get its copy by resync' })
+  await h.untilStatus(west, 'healthy')
+  t.deepEqual(statuses, [], 'nobody was failed over')
+  t.deepEqual(await h.journal.pending(west.id), [])
 })
 
 test('a GET whose home node finds a block corrupt goes on from the twin; a refusal does not fail the node over', async (t) => {
@@ -60,14 +93,15 @@ test('a GET that no copy can finish ends with ERR_NO_REPLICA (503) after a right
   const [home, twin] = [h.cluster.node('east', 1), h.cluster.node('west', 1)]
   const body = randomBytes(3 * MiB)
   const stored = await h.objects.write(streamOf(body), body.length)
-  home.fail({ t: 'blob.get', afterBytes: MiB })
-  twin.fail({ t: 'blob.get', afterBytes: MiB })
+  home.fail({ t: 'blob.get', afterBytes: MiB, kill: true })
+  twin.fail({ t: 'blob.get', afterBytes: MiB, kill: true })
   const cut = await drain(h.objects.read(stored, 0, body.length))
   t.is(cut.error?.code, 'ERR_NO_REPLICA')
   t.is(httpStatusFor(cut.error?.code), 503)
   t.is(cut.bytes.length, 2 * MiB)
   t.true(cut.bytes.equals(body.subarray(0, 2 * MiB)), 'what was sent is right: the home\'s first block, then the twin\'s')
-  t.deepEqual([h.member(home).health, h.member(twin).health], ['failed-over', 'failed-over'])
+  await h.untilStatus(home, 'failed-over')
+  await h.untilStatus(twin, 'failed-over')
 
   // Nothing left to serve at all: the error comes before any byte, in time for a clean 503.
   const none = h.objects.read(stored, 0, body.length)
@@ -79,12 +113,12 @@ test('a PUT whose node resets mid-stream is stored on its twin and journaled; ba
   const h = harness(t)
   const [east, west] = [h.cluster.node('east', 1), h.cluster.node('west', 1)]
   const body = randomBytes(3 * MiB + 1)
-  west.fail({ t: 'blob.put', afterBytes: MiB })
+  west.fail({ t: 'blob.put', afterBytes: MiB, kill: true })
   const stored = await h.objects.write(streamOf(body), body.length)
   t.is(stored.sha256, sha(body), 'acknowledged, with the body\'s sha256')
   t.true(east.blobs.get(stored.fileId)?.equals(body))
   t.false(west.blobs.has(stored.fileId), 'the node dropped its partial copy')
-  t.is(h.member(west).health, 'failed-over')
+  await h.untilStatus(west, 'failed-over')
   t.like(await h.journal.pending(west.id), [{ op: 'put', fileId: stored.fileId, size: body.length, sha256: sha(body), source: { node: east.id } }])
 
   h.restart(west)

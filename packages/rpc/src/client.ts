@@ -24,6 +24,9 @@ export interface RpcClientOptions {
   maxIdle?: number
 }
 
+// A connect that fails for want of a resource of this process says nothing about the peer.
+const LOCAL_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EADDRNOTAVAIL'])
+
 type Reply<T extends MessageType> = Extract<AnyEnvelope, { t: T }>
 
 /**
@@ -202,12 +205,41 @@ export class RpcClient {
       if (this.closed) throw new RpcError(RpcErrorCode.CLOSED, 'client is closed')
       if ((err as { code?: unknown }).code === RpcErrorCode.TIMEOUT) throw err
       // Connected but no session: a wrong key (the peer hangs up), a bad MAC or a peer that is not ours.
+      if (!connected && LOCAL_ERRNOS.has((err as { code?: string }).code ?? '')) {
+        throw new RpcError(RpcErrorCode.LOCAL, `cannot connect to ${where}: ${(err as Error).message}`, { cause: err })
+      }
       if (connected) throw new RpcError(RpcErrorCode.HANDSHAKE, `handshake with ${where} failed: ${(err as Error).message}`, { cause: err })
       throw new RpcError(RpcErrorCode.CONNECT, `cannot connect to ${where}: ${(err as Error).message}`, { cause: err })
     } finally {
       clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
       ac.abort()
+    }
+  }
+
+  /**
+   * Whether the peer is alive: a fresh session (connect, handshake) and a ping
+   * within `timeoutMs`, outside the pool, so that neither a session stuck
+   * behind a slow request nor a slow disk stands in for the answer.
+   */
+  async probe (timeoutMs: number): Promise<void> {
+    const where = `${this.host}:${this.port}`
+    const ac = new AbortController()
+    const timer = setTimeout(() => ac.abort(), timeoutMs)
+    let channel: Channel | undefined
+    try {
+      channel = await this.connect(ac.signal)
+      this.busy.delete(channel)
+      const open = channel
+      ac.signal.addEventListener('abort', () => open.fail(new RpcError(RpcErrorCode.TIMEOUT, `no pong from ${where} within ${timeoutMs} ms`)), { once: true })
+      await channel.send('ping', {})
+      await readReply(channel, 'pong')
+    } catch (err) {
+      if (ac.signal.aborted && (err as { code?: string }).code !== RpcErrorCode.LOCAL) throw new RpcError(RpcErrorCode.TIMEOUT, `probe of ${where}: no answer within ${timeoutMs} ms`, { cause: err })
+      throw err
+    } finally {
+      clearTimeout(timer)
+      await channel?.close()
     }
   }
 

@@ -26,5 +26,7 @@ export function isTransportFailure (err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code !== 'string') return false
   // A peer whose frames fail the wire checks mid-session is as unusable as one that hung up.
-  return (err instanceof RpcError && code !== RpcErrorCode.ABORTED) || code.startsWith('ERR_WIRE_')
+  // ABORTED is our own choice and LOCAL our own shortage: neither says anything about the peer.
+  if (code === RpcErrorCode.ABORTED || code === RpcErrorCode.LOCAL) return false
+  return err instanceof RpcError || code.startsWith('ERR_WIRE_')
 }

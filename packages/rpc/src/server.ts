@@ -106,7 +106,7 @@ export class RpcServer {
   }
 
   get identity (): Identity {
-    return { ...this.options.identity, port: this.port }
+    return { ...this.options.identity, port: this.port, idleMs: this.options.idleTimeoutMs }
   }
 
   async start (): Promise<void> {
@@ -135,6 +135,8 @@ export class RpcServer {
       await channel.acceptAsServer(this.identity)
       for (;;) {
         const req = await channel.next()
+        // Liveness, answered here so that neither a busy handler nor a slow disk delays it.
+        if (req.t === 'ping') { await channel.send('pong', {}); continue }
         // A streaming request marked `inline` carries its whole body as the frame's payload.
         const streaming = this.streamingRequests.has(req.t) && (req.body as { inline?: unknown }).inline !== true
         const ctx = new RequestContext(channel, streaming)

@@ -33,6 +33,8 @@ export interface Fault {
   afterEffect?: boolean
   /** What the caller sees; by default the connection reset, a transport failure (ERR_RPC_CLOSED). */
   error?: Error
+  /** The member dies where the fault strikes (kill -9 mid-request): down from then on, so its probes are refused too. Without it, only that session is cut. */
+  kill?: boolean
   /** How many requests it hits; 1 by default. */
   times?: number
 }
@@ -68,6 +70,8 @@ export abstract class FakeMember {
   bootId = newBootId()
   /** Every request that reached the member, oldest first: not those refused while it was down, nor those a fault failed at once. */
   readonly received: Array<{ t: MessageType, body: unknown }> = []
+  /** Probes it answered: how often the manager checked whether it was alive. */
+  probes = 0
   private isDown = false
   private readonly faults: Fault[] = []
   private pausedUntil: Promise<void> | undefined
@@ -138,6 +142,21 @@ export abstract class FakeMember {
     this.resumePaused = undefined
   }
 
+  /**
+   * A probe on a fresh session, as a live process answers it: refused when
+   * down, unanswered while paused (a timeout once `timeoutMs` has passed).
+   */
+  async probed (timeoutMs: number): Promise<void> {
+    if (this.isDown) throw new RpcError(RpcErrorCode.CONNECT, `cannot connect to ${this.name} (${this.address}:${this.port}): connection refused`)
+    if (this.pausedUntil !== undefined) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([this.pausedUntil, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })])
+      clearTimeout(timer)
+      if (this.pausedUntil !== undefined) throw new RpcError(RpcErrorCode.TIMEOUT, `probe of ${this.name}: no answer within ${timeoutMs} ms`)
+    }
+    this.probes++
+  }
+
   /** Injects a fault into the next request (of a type, when given). */
   fail (fault: Fault = {}): void {
     this.faults.push({ ...fault })
@@ -194,6 +213,7 @@ export abstract class FakeMember {
 }
 
 export function faultError (member: FakeMember, fault: Fault): Error {
+  if (fault.kill === true) member.kill()
   return fault.error ?? new RpcError(RpcErrorCode.CLOSED, `connection to ${member.name} reset`)
 }
 
@@ -259,6 +279,11 @@ export class FakeMemberClient {
       const head = envelope(this.member, REPLY_TYPES[t], source.head)
       return { head, body: this.stream(source.chunks, fault, options.signal) }
     })
+  }
+
+  async probe (timeoutMs: number): Promise<void> {
+    if (this.closed) throw new RpcError(RpcErrorCode.CLOSED, 'client is closed')
+    await this.member.probed(timeoutMs)
   }
 
   abortInFlight (reason: Error): void {

@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   ERR_RPC_PROTOCOL: { status: 503, meaning: 'a member answered out of turn' },
   ERR_RPC_ABORTED: { status: 503, meaning: 'the request was given up (its client went away, or failover)' },
   ERR_RPC_HANDSHAKE: { status: 503, meaning: 'a member answers, but not with this cluster\'s key' },
+  ERR_RPC_LOCAL: { status: 503, meaning: 'this process is out of a resource it needs to reach a member (file descriptors, memory, ports)' },
 
   ERR_NODE_NOT_FOUND: { status: 404, meaning: 'a storage node holds no body of that id' },
   ERR_NODE_CORRUPT: { status: 503, meaning: 'a stored body failed its checksum (it is quarantined and repaired from the twin)' },
@@ -119,7 +120,8 @@ export const RpcErrorCode = {
   TIMEOUT: 'ERR_RPC_TIMEOUT',
   PROTOCOL: 'ERR_RPC_PROTOCOL',
   ABORTED: 'ERR_RPC_ABORTED',
-  HANDSHAKE: 'ERR_RPC_HANDSHAKE'
+  HANDSHAKE: 'ERR_RPC_HANDSHAKE',
+  LOCAL: 'ERR_RPC_LOCAL'
 } as const satisfies Record<string, ErrorCode>
 
 export const NodeErrorCode = {

@@ -123,7 +123,8 @@ const memberInfo = {
 export const messageSchemas = {
   // session set-up: the client's nonce, then the server's nonce and identity
   open: z.object({ nonce: bytesSchema }),
-  hello: z.object({ nonce: bytesSchema, ...memberInfo }),
+  // idleMs: how long the server waits for the next frame, so a client keeps a slow exchange's session alive below it
+  hello: z.object({ nonce: bytesSchema, ...memberInfo, idleMs: uintSchema.optional() }),
 
   // generic replies and stream framing
   ok: z.object({}),
@@ -131,6 +132,9 @@ export const messageSchemas = {
   chunk: z.object({}),
   end: z.object({}),
   abort: z.object({ reason: z.string().max(1024) }),
+  // a liveness probe, answered by the session layer itself (no disk, no handler)
+  ping: z.object({}),
+  pong: z.object({}),
 
   // storage node
   /** With `inline`, the whole body is this frame's payload (small bodies); otherwise chunks and an end follow. */
@@ -222,6 +226,7 @@ export function isMessageType (t: unknown): t is MessageType {
  * checked against it, so no caller names a reply type by hand.
  */
 export const REPLY_TYPES = {
+  ping: 'pong',
   'blob.put': 'blob.put.ok',
   'blob.get': 'blob.get.ok',
   'blob.stat': 'blob.stat.ok',

@@ -29,6 +29,8 @@ export interface MemberClient {
   upload: <T extends RequestType>(t: T, body: MessageBody<T>, options?: { signal?: AbortSignal }) => Promise<MemberUpload<ReplyType<T>>>
   /** A request answered by a head, then a body streamed in chunks. */
   download: <T extends RequestType>(t: T, body: MessageBody<T>, options?: { signal?: AbortSignal }) => Promise<{ head: MemberReply<ReplyType<T>>, body: AsyncGenerator<Buffer> }>
+  /** Resolves if the member answers a ping on a fresh session within `timeoutMs` (connect and handshake included). */
+  probe: (timeoutMs: number) => Promise<void>
   /** Fails every request now in flight: the member was declared unusable. */
   abortInFlight: (reason: Error) => void
   close: () => Promise<void>

@@ -43,7 +43,7 @@ export interface FailoverInfo {
 
 /** A storage node or directory server as the manager sees it, with its session pool. */
 export class Member {
-  readonly info: RosterMember
+  info: RosterMember
   client: MemberClient
   /** The failover condition: while set, the manager sends this member nothing. */
   failover: FailoverInfo | undefined
@@ -129,6 +129,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly members = new Map<string, Member>()
   private readonly options: MembershipOptions
   private timer: NodeJS.Timeout | undefined
+  private readonly probes = new Map<Member, Promise<boolean>>()
 
   constructor (options: MembershipOptions) {
     super()
@@ -223,9 +224,39 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.atPlace(member.role, this.options.twins.twinPlace(member))
   }
 
-  /** A hard error of the node protocol (refused, reset, timeout) puts the member in failover. */
-  noteFailure (member: Member, err: Error): void {
-    this.enterFailover(member, `node protocol: ${(err as { code?: string }).code ?? 'error'}: ${err.message}`)
+  /**
+   * A request to the member failed in its transport (reset, refused, timed
+   * out). That is one request's failure, not yet the member's: the member is
+   * probed on a fresh session (connect, handshake, ping), and only a probe
+   * that fails enters the failover condition. Reports that arrive while a
+   * probe runs share it. Resolves true when the member is out.
+   */
+  async reportFailure (member: Member, err: Error): Promise<boolean> {
+    if (member.failover !== undefined && !member.resyncing) return true
+    let probing = this.probes.get(member)
+    if (probing === undefined) {
+      probing = this.confirm(member, err).finally(() => this.probes.delete(member))
+      this.probes.set(member, probing)
+    }
+    return await probing
+  }
+
+  private async confirm (member: Member, err: Error): Promise<boolean> {
+    const code = (err as { code?: string }).code ?? 'error'
+    try {
+      await member.client.probe(PROBE_TIMEOUT_MS)
+      this.options.logger.info('a request failed but the member answers: not failed over', { member: member.name, memberId: member.id, code, error: err.message })
+      return false
+    } catch (probeErr) {
+      const probeCode = (probeErr as { code?: string }).code
+      // Out of descriptors or memory here: the member is not to blame.
+      if (probeCode === RpcErrorCode.LOCAL) {
+        this.options.logger.warn('cannot probe a member: this process is short of a resource', { member: member.name, error: (probeErr as Error).message })
+        return false
+      }
+      this.enterFailover(member, `node protocol: ${code}: ${err.message}; probe: ${(probeErr as Error).message}`)
+      return true
+    }
   }
 
   /** Enters the failover condition: from now on the member gets nothing. */
@@ -303,8 +334,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (info.role !== 'storage' && info.role !== 'directory') return undefined
     const known = this.members.get(info.id)
     if (known !== undefined && known.client.host === info.address && known.client.port === info.port) return known
-    // New member, or one that moved: sessions to the old address are useless.
-    if (known !== undefined) void known.client.close()
+    if (known !== undefined) {
+      // It moved: sessions to the old address are useless, but what it missed and its failover condition stay.
+      void known.client.close()
+      known.info = info
+      known.client = this.clientFor(info)
+      if (info.state === 'healthy' && known.failover === undefined) this.emit('available', known)
+      return known
+    }
     const member = new Member(info, this.clientFor(info))
     this.members.set(info.id, member)
     if (info.state === 'healthy') this.emit('available', member)
@@ -315,6 +352,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
 const STATE_RANK: Record<string, number> = { healthy: 2, suspect: 1, dead: 0 }
 // 2 s: how long a member failed over by an error, yet still heard, waits before it is tried again
 const FAILBACK_PROBE_MS = 2000
+// 3 s: a live member, however loaded, connects, shakes hands and answers a ping within it; a paused or gone one does not
+const PROBE_TIMEOUT_MS = 3000
 
 function rank (m: Member): number {
   return (m.usable ? 3 : STATE_RANK[m.state] ?? 0) * 1e15 + m.info.lastHeard

@@ -13,6 +13,10 @@ const CATCH_UP_PAGE = 1000
 // 1.5 s: after a manager starts, how long a leader election waits to hear both places of a
 // partition, so that it never elects one copy before it could compare it with the other
 const ELECTION_SETTLE_MS = 1500
+// 3: transport failures in a row of a follower that still answers probes before it is out
+const MAX_FOLLOWER_FAILURES = 3
+// 1 s: pause before a catch-up that failed while its server stayed in use is tried again
+const CATCH_UP_RETRY_MS = 1000
 
 /**
  * One partition of the namespace, held by a twin pair of directory servers.
@@ -38,6 +42,9 @@ export class PartitionReplicator {
   private draining: Promise<void> | undefined
   private locating: Promise<Member | undefined> | undefined
   private readonly createdAt = Date.now()
+  /** The member whose request last failed in transport inside a drain, and how often the follower failed in a row. */
+  private lastFailed: Member | undefined
+  private followerFailures = 0
 
   constructor (partition: number, membership: Membership, twins: TwinMap, locator: Locator, logger: Logger) {
     this.partition = partition
@@ -130,7 +137,9 @@ export class PartitionReplicator {
       void this.kick()
     } catch (err) {
       this.logger.warn('directory catch-up failed', { partition: this.partition, member: member.name, error: (err as Error).message })
-      if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
+      // Out: its next failback catches it up. Still in (the probe answered, or the error was its own): again after a pause.
+      const out = isTransportFailure(err) && await this.membership.reportFailure(member, err as Error)
+      if (!out) setTimeout(() => { if (member.resyncing) void this.catchUp(member) }, CATCH_UP_RETRY_MS).unref()
     }
   }
 
@@ -144,8 +153,8 @@ export class PartitionReplicator {
     try {
       return { value: await fn(leader), leader }
     } catch (err) {
-      if (!isTransportFailure(err)) throw err
-      this.membership.noteFailure(leader, err as Error)
+      // A leader that still answers probes stays leader: this request alone failed.
+      if (!isTransportFailure(err) || !await this.membership.reportFailure(leader, err as Error)) throw err
       this.failPending(err as Error)
       const next = await this.leader()
       return { value: await fn(next), leader: next }
@@ -227,13 +236,32 @@ export class PartitionReplicator {
 
   private async kick (): Promise<void> {
     if (this.draining !== undefined) return
-    this.draining = this.drain().catch((err: Error) => {
-      this.logger.warn('directory replication failed', { partition: this.partition, error: err.message, pending: this.pending.size })
-      this.failPending(err)
-    }).finally(() => {
+    this.draining = this.drain().then(() => { this.followerFailures = 0 }, (err: Error) => this.onDrainFailed(err)).finally(() => {
       this.draining = undefined
       if (this.pending.size > 0) void this.kick()
     })
+  }
+
+  /**
+   * A follower that answers probes, yet whose apply failed in transport, is
+   * tried again (a change is applied at most once, so that is safe). One that
+   * fails MAX_FOLLOWER_FAILURES times in a row is out on that evidence: the
+   * changes are acknowledged on the leader alone, as with a follower that is
+   * down, rather than fail changes the leader has committed.
+   */
+  private onDrainFailed (err: Error): void {
+    this.logger.warn('directory replication failed', { partition: this.partition, error: err.message, pending: this.pending.size })
+    const failed = this.lastFailed
+    this.lastFailed = undefined
+    const leader = this.currentLeader
+    const follower = leader === undefined ? undefined : this.follower(leader)
+    if (isTransportFailure(err) && failed !== undefined && failed === follower && failed.usable && leader?.usable === true && this.pending.size > 0) {
+      // kick() runs again at once: the pending changes are still there
+      if (++this.followerFailures < MAX_FOLLOWER_FAILURES) return
+      this.membership.enterFailover(failed, `could not take replicated changes ${MAX_FOLLOWER_FAILURES} times in a row: ${err.message}`)
+    }
+    this.followerFailures = 0
+    this.failPending(err)
   }
 
   /**
@@ -353,8 +381,9 @@ export class PartitionReplicator {
       return await fn()
     } catch (err) {
       if (isTransportFailure(err)) {
-        this.membership.noteFailure(member, err as Error)
         this.followerSeq = undefined
+        this.lastFailed = member
+        await this.membership.reportFailure(member, err as Error)
       }
       throw err
     }

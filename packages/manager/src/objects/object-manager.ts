@@ -188,7 +188,8 @@ export class ObjectManager {
   private lose (member: Member, err: unknown, missed: Member[], copy?: Copy): void {
     if (!isTransportFailure(err)) throw err
     copy?.upload.abort((err as Error).message)
-    this.membership.noteFailure(member, err as Error)
+    // This write's copy is lost either way (it is journaled); whether the member is too, a probe says.
+    void this.membership.reportFailure(member, err as Error)
     missed.push(member)
   }
 
@@ -222,7 +223,7 @@ export class ObjectManager {
       } catch (err) {
         if (signal?.aborted === true) throw err
         lastError = err as Error
-        if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
+        if (isTransportFailure(err)) void this.membership.reportFailure(member, err as Error)
         this.logger.warn('read failed, trying the next place', { fileId: entry.fileId, member: member.name, at: position, code: (err as { code?: string }).code, error: (err as Error).message })
       }
     }
@@ -249,7 +250,7 @@ export class ObjectManager {
             this.logger.warn('could not delete a body', { fileId: body.fileId, member: member.name, error: (err as Error).message })
             return
           }
-          this.membership.noteFailure(member, err as Error)
+          void this.membership.reportFailure(member, err as Error)
         }
       }
       await this.journalFor(member, { op: 'delete', fileId: body.fileId })
@@ -287,8 +288,9 @@ export class ObjectManager {
       }
     } catch (err) {
       this.logger.warn('resync failed, will retry', { member: member.name, repaired, error: (err as Error).message })
-      if (isTransportFailure(err)) this.membership.noteFailure(member, err as Error)
-      else setTimeout(() => { if (member.resyncing) void this.resync(member) }, RESYNC_RETRY_MS).unref()
+      // Out: its next failback resyncs it. Still in (the probe answered): the resync goes on after a pause.
+      const out = isTransportFailure(err) && await this.membership.reportFailure(member, err as Error)
+      if (!out) setTimeout(() => { if (member.resyncing) void this.resync(member) }, RESYNC_RETRY_MS).unref()
     } finally {
       this.resyncing.delete(member.id)
     }
