@@ -35,6 +35,8 @@ export interface RosterEvents {
   join: [member: RosterMember]
   change: [member: RosterMember, from: MemberState, reason: string]
   restart: [member: RosterMember, previousBootId: string]
+  /** Same member, another address or port: sessions to the old one are useless. */
+  moved: [member: RosterMember]
 }
 
 // phi 3: about one chance in a thousand that a member this late is alive: suspect it
@@ -119,6 +121,7 @@ export class Roster extends EventEmitter<RosterEvents> {
     const { member } = known
     const restarted = member.bootId !== a.bootId
     const previousBootId = member.bootId
+    const moved = member.address !== a.address || member.port !== a.port
     Object.assign(member, {
       role: a.role,
       center: a.center,
@@ -139,6 +142,10 @@ export class Roster extends EventEmitter<RosterEvents> {
       member.restarts++
       this.logger.warn('member restarted', { member: a.id, previousBootId, bootId: a.bootId })
       this.emit('restart', member, previousBootId)
+    }
+    if (moved && !restarted) {
+      this.logger.info('member moved', { member: a.id, address: `${a.address}:${a.port}` })
+      this.emit('moved', member)
     }
     known.detector.heartbeat(now)
     if (member.state !== 'healthy') this.transition(member, 'healthy', restarted ? 'restarted' : 'heard again')

@@ -65,3 +65,18 @@ test('new bodies go to pairs whose nodes announce room for them; when none has r
   t.deepEqual([...slots(1024 * 1024)].sort(), [1, 3], 'pair 2 has a node with 10 MiB free: it gets nothing')
   t.deepEqual([...slots(2 * GiB)].sort(), [1, 2, 3], 'no pair has room for 2 GiB: the nodes will refuse it themselves')
 })
+
+test('a member that announces a new address keeps its failover condition and gets sessions to the new address', async (t) => {
+  const roster = new Roster()
+  const membership = new Membership({ key: Buffer.alloc(32), selfId: 'mgr-test', twins: new TwinMap(['east', 'west']), roster, logger: silentLogger() })
+  t.teardown(async () => { await membership.close() })
+  roster.observe(announce('e1', 'east', 1))
+  const before = membership.byId('e1') as Member
+  membership.enterFailover(before, 'by hand', true)
+  roster.observe({ ...announce('e1', 'east', 1), address: '127.0.0.2', port: 2 })
+  const after = membership.byId('e1') as Member
+  t.is(after.address, '127.0.0.2')
+  t.is(after.client.port, 2)
+  t.is(after.health, 'failed-over')
+  t.like(after.failover, { reason: 'by hand', manual: true })
+})

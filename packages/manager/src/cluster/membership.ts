@@ -136,6 +136,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.options = options
     const { roster } = options
     roster.on('join', (info) => this.upsert(info))
+    roster.on('moved', (info) => this.upsert(info))
     roster.on('restart', (info) => {
       const member = this.upsert(info)
       // A restart the detector never saw still may have missed writes: resync checks its journal.
