@@ -5,6 +5,8 @@ import { MemberPresence, type AnnounceInfo, type Holding, type PresenceOptions, 
 
 export interface MemberProcessOptions extends MemberOptions {
   maxFrameBytes?: number
+  /** ms a node-protocol session may stay silent (no frame, keepalives included) before it is closed; 60 s by default. */
+  sessionIdleTimeoutMs?: number
   /** Multicast announce, search and DNS-SD; omitted: reachable only by its address. */
   presence?: Omit<PresenceOptions, 'key' | 'logger'>
   logger?: Logger
@@ -60,7 +62,8 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
       streamingRequests: this.streamingRequests(),
       handler: async (req, ctx) => await this.handle(req, ctx),
       logger: this.logger,
-      ...(this.options.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.options.maxFrameBytes })
+      ...(this.options.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.options.maxFrameBytes }),
+      ...(this.options.sessionIdleTimeoutMs === undefined ? {} : { idleTimeoutMs: this.options.sessionIdleTimeoutMs })
     })
     await server.start()
     this.server = server
