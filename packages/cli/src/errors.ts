@@ -29,5 +29,5 @@ export function startFailure (err: unknown, tcpPort: string): unknown {
   if (e?.code !== 'EADDRINUSE') return err
   const at = `${e.address ?? '?'}:${e.port ?? '?'}`
   const what = e.syscall === 'listen' ? `${tcpPort} port ${at} (TCP, --port)` : `UDP port ${at} (--peer-port or --mcast-port)`
-  return new PortInUseError(`the ${what} is in use by another process: stop it or choose another port`, err)
+  return new PortInUseError(`the ${what} is in use by another process (EADDRINUSE): stop it or choose another port`, err)
 }
