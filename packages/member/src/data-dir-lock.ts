@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises'
+import { link, mkdir, open, readFile, realpath, stat, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -61,11 +61,11 @@ export class DataDirLock {
   private constructor (readonly dir: string, readonly file: string, private readonly content: string) {}
 
   static async acquire (dir: string, role: string, logger: Logger = silentLogger()): Promise<DataDirLock> {
-    const abs = resolve(dir)
+    // The real path: one dir reached through a symlink is still one dir to this process's own locks.
+    const abs = await prepare(resolve(dir))
     const file = join(abs, LOCK_FILE)
     const mine = heldHere.get(file)
     if (mine !== undefined) throw new DataDirLockedError(abs, file, mine)
-    await prepare(abs)
     const me = ownHolder(role)
     const content = JSON.stringify(me) + '\n'
     for (let i = 0; i < ATTEMPTS; i++) {
@@ -92,9 +92,11 @@ export class DataDirLock {
   }
 }
 
-async function prepare (dir: string): Promise<void> {
+/** Makes the dir if it is missing; its real path. */
+async function prepare (dir: string): Promise<string> {
   try {
     await mkdir(dir, { recursive: true })
+    return await realpath(dir)
   } catch (err) {
     throw new DataDirUnusableError(dir, err)
   }

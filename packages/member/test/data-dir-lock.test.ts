@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLogger } from '@mirrorcast/logger'
@@ -59,6 +59,10 @@ test('the lock names its holder and refuses a second taker in this process, with
   t.is((err as { code?: string }).code, 'ERR_DATA_DIR_LOCKED')
   t.true(err?.message.includes(dir))
   t.true(err?.message.includes(`pid ${process.pid}`))
+  const link = `${dir}-link`
+  await symlink(dir, link)
+  t.teardown(async () => { await rm(link, { force: true }) })
+  t.is((await t.throwsAsync(DataDirLock.acquire(link, 'storage node')) as { code?: string }).code, 'ERR_DATA_DIR_LOCKED', 'the same dir through a symlink')
   await lock.release()
   await t.throwsAsync(readFile(join(dir, LOCK_FILE)), { code: 'ENOENT' }, 'released: the lock file is gone')
   const again = await DataDirLock.acquire(dir, 'storage node')
