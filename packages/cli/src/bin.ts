@@ -5,6 +5,7 @@ process.env.UV_THREADPOOL_SIZE ??= '8'
 import { Command, Option } from 'commander'
 import { DEFAULT_HTTP_PORT } from '@mirrorcast/manager'
 import { ClientErrorCode, DEFAULT_URL, MirrorcastClient, readTokenFile } from '@mirrorcast/client'
+import { StartErrorCode } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
 import { failover, get, ls, mkdirPath, mv, put, rmPath, searchCommand, statPath, status } from './commands.js'
 import { serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
@@ -136,7 +137,17 @@ program.command('status').alias('members').description('every storage node and d
 
 program.addCommand(diagCommand())
 
-program.parseAsync().catch((err: Error) => {
-  process.stderr.write(`mirrorcast: ${err.message}\n`)
+// 5 s: how long a failed command may take to exit by itself once it said why (its sockets and timers are closed by then)
+const EXIT_GRACE_MS = 5_000
+
+program.parseAsync().catch((err: Error & { code?: unknown }) => {
+  // A start refused for a reason of its own code says so: a script can tell a held data dir from a taken port.
+  const code = typeof err.code === 'string' && (Object.values(StartErrorCode) as string[]).includes(err.code) ? ` (${err.code})` : ''
+  process.stderr.write(`mirrorcast: ${err.message}${code}\n`)
   process.exitCode = 1
+  // Whatever a failure left open must not keep a process that cannot start alive; unref'd, so a clean exit is not delayed.
+  setTimeout(() => {
+    process.stderr.write('mirrorcast: something was still open after the failure; exiting\n')
+    process.exit(1)
+  }, EXIT_GRACE_MS).unref()
 })

@@ -1,4 +1,4 @@
-import { CliErrorCode } from '@mirrorcast/wire'
+import { CliErrorCode, CodedError, StartErrorCode } from '@mirrorcast/wire'
 
 /** An error meant for the user: printed as is, exit code 1. */
 export class CliError extends Error {
@@ -8,4 +8,26 @@ export class CliError extends Error {
     super(message)
     this.name = 'CliError'
   }
+}
+
+/** A port a process must listen on is taken: it names the port and the flag that moves it. */
+export class PortInUseError extends CodedError {
+  declare readonly code: typeof StartErrorCode.PORT_IN_USE
+
+  constructor (message: string, cause: unknown) {
+    super(StartErrorCode.PORT_IN_USE, message, { cause })
+  }
+}
+
+/**
+ * The reason a service could not start, in the user's terms: EADDRINUSE names
+ * the port (from the error's syscall: TCP listen or UDP bind) and its flag;
+ * anything else is passed on as it is.
+ */
+export function startFailure (err: unknown, tcpPort: string): unknown {
+  const e = err as (NodeJS.ErrnoException & { address?: string, port?: number }) | undefined
+  if (e?.code !== 'EADDRINUSE') return err
+  const at = `${e.address ?? '?'}:${e.port ?? '?'}`
+  const what = e.syscall === 'listen' ? `${tcpPort} port ${at} (TCP, --port)` : `UDP port ${at} (--peer-port or --mcast-port)`
+  return new PortInUseError(`the ${what} is in use by another process (EADDRINUSE): stop it or choose another port`, err)
 }

@@ -4,7 +4,7 @@ import { DEFAULT_MULTICAST_PORT, parsePeers, type PresenceOptions } from '@mirro
 import { StorageNode, type ScrubOptions } from '@mirrorcast/node'
 import { DirectoryServer } from '@mirrorcast/directory'
 import { Manager, readTokensFile } from '@mirrorcast/manager'
-import { CliError } from './errors.js'
+import { CliError, startFailure } from './errors.js'
 
 interface Service {
   start: () => Promise<void>
@@ -93,7 +93,7 @@ export async function serveNode (role: 'storage' | 'directory', opts: MemberServ
   const logger = createLogger({ level: opts.logLevel, fields: { component: role === 'storage' ? 'node' : 'directory' } })
   const common = { dataDir: opts.data, key, center: opts.center, slot: parseInteger(opts.slot, 'slot'), address: opts.address, port: parseInteger(opts.port, 'port'), logger, presence: presenceOptions(opts) }
   const service = role === 'storage' ? new StorageNode({ ...common, scrub: scrubOptions(opts) }) : new DirectoryServer({ ...common, ...(opts.partition === undefined ? {} : { partition: parseInteger(opts.partition, 'partition') }) })
-  await run(service, logger, () => ({ role, id: service.id, address: service.address, port: service.port, center: opts.center, slot: common.slot }))
+  await run(service, logger, 'node protocol', () => ({ role, id: service.id, address: service.address, port: service.port, center: opts.center, slot: common.slot }))
 }
 
 export async function serveManager (opts: ManagerServeOptions): Promise<void> {
@@ -115,15 +115,20 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     ...(opts.tokensFile === undefined ? {} : { tokens: await readTokensFile(opts.tokensFile) }),
     logger
   })
-  await run(manager, logger, () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port }))
+  await run(manager, logger, 'HTTP', () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port }))
 }
 
 /**
  * Starts a service, tells a parent `mirrorcast up` (over IPC) that it is
  * ready, and closes it cleanly on SIGINT/SIGTERM or when that parent goes away.
  */
-async function run (service: Service, logger: Logger, ready: () => Record<string, unknown>): Promise<void> {
-  await service.start()
+async function run (service: Service, logger: Logger, tcpPort: string, ready: () => Record<string, unknown>): Promise<void> {
+  try {
+    await service.start()
+  } catch (err) {
+    // the service rolled its start back: what is left is to say why
+    throw startFailure(err, tcpPort)
+  }
   let stopping = false
   const stop = (why: string): void => {
     if (stopping) return

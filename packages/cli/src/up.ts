@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MirrorcastClient } from '@mirrorcast/client'
 import { DEFAULT_MULTICAST_PORT } from '@mirrorcast/discovery'
+import { DataDirLock } from '@mirrorcast/member'
 import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
 import { multicastArgv, parseCenters, parseInteger, type MulticastFlags } from './serve.js'
@@ -78,6 +79,19 @@ export async function up (opts: UpOptions): Promise<void> {
   if (dirs < 1 || dirs > 64) throw new CliError('--dirs must be 1 to 64')
   const port = parseInteger(opts.port, 'port')
   const nodePort = parseInteger(opts.nodePort, 'node-port')
+  // One `up` a dir: a second would start members on the first one's data dirs (each refused by its own lock, one by one).
+  const lock = await DataDirLock.acquire(dir, 'mirrorcast up')
+  try {
+    await run(dir, opts, { local, centers, nodes, dirs, port, nodePort })
+  } finally {
+    await lock.release()
+  }
+}
+
+interface Layout { local: boolean, centers: string[], nodes: number, dirs: number, port: number, nodePort: number }
+
+/** Starts the cluster, then runs until SIGINT/SIGTERM, and stops it. */
+async function run (dir: string, opts: UpOptions, { local, centers, nodes, dirs, port, nodePort }: Layout): Promise<void> {
   await mkdir(join(dir, 'logs'), { recursive: true })
   const keyFile = await ensureKey(dir)
   const common = ['--key-file', keyFile, ...(opts.logLevel === undefined ? [] : ['--log-level', opts.logLevel])]

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { MAX_DIRECTORY_PARTITIONS } from '@mirrorcast/wire'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { loadOrCreateMemberId, newBootId } from '@mirrorcast/rpc'
+import { DataDirLock } from '@mirrorcast/member'
 import { Announcer, MulticastChannel, Roster, search, type MulticastOptions } from '@mirrorcast/discovery'
 import { SubnetMap, TwinMap, type TwinMode } from '@mirrorcast/topology'
 import { Locator, type LocateOptions } from './cluster/locator.js'
@@ -51,6 +52,7 @@ export class Manager {
   private readonly options: Resolved
   private readonly lifecycle = new Lifecycle()
   private http: HttpServer | undefined
+  private lock: DataDirLock | undefined
   private logger: Logger
   private readonly auth: Authorizer
   id = ''
@@ -90,9 +92,23 @@ export class Manager {
     return `http://${this.options.host}:${this.port}`
   }
 
-  /** Builds every part, then starts them in order; on a failure the started ones are stopped again. */
+  /**
+   * Locks the data dir, then builds every part and starts them in order; on a
+   * failure the started ones are stopped again and the lock released.
+   */
   async start (): Promise<void> {
-    if (this.http !== undefined) return
+    if (this.http !== undefined || this.lock !== undefined) return
+    // First: the id and the repair journal are in the dir, and another manager on it would share them.
+    this.lock = this.options.dataDir === undefined ? undefined : await DataDirLock.acquire(this.options.dataDir, 'manager', this.options.logger)
+    try {
+      await this.startParts()
+    } catch (err) {
+      await this.releaseLock()
+      throw err
+    }
+  }
+
+  private async startParts (): Promise<void> {
     this.id = this.options.dataDir === undefined ? `mgr-${randomBytes(6).toString('hex')}` : await loadOrCreateMemberId(this.options.dataDir, 'mgr')
     this.logger = this.options.logger.child({ component: 'manager', nodeId: this.id })
     const { key, twinMap: twins } = this.options
@@ -153,6 +169,17 @@ export class Manager {
   async close (): Promise<void> {
     if (this.http === undefined) return
     this.http = undefined
-    await this.lifecycle.stop()
+    try {
+      await this.lifecycle.stop()
+    } finally {
+      // last: the journal is closed, nothing uses the dir any more
+      await this.releaseLock()
+    }
+  }
+
+  private async releaseLock (): Promise<void> {
+    const lock = this.lock
+    this.lock = undefined
+    await lock?.release()
   }
 }

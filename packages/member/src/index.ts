@@ -1,1 +1,2 @@
 export * from './member-process.js'
+export * from './data-dir-lock.js'

@@ -2,6 +2,7 @@ import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { loadOrCreateMemberId, newBootId, resolveMemberOptions, RpcServer, type MemberOptions, type RequestContext } from '@mirrorcast/rpc'
 import type { AnyEnvelope, MessageType } from '@mirrorcast/wire'
 import { MemberPresence, type AnnounceInfo, type Holding, type PresenceOptions, type SearchKind } from '@mirrorcast/discovery'
+import { DataDirLock } from './data-dir-lock.js'
 
 export interface MemberProcessOptions extends MemberOptions {
   maxFrameBytes?: number
@@ -22,6 +23,7 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
   protected logger: Logger
   private server: RpcServer | undefined
   private presence: MemberPresence | undefined
+  private lock: DataDirLock | undefined
   private readonly role: 'storage' | 'directory'
   id = ''
   bootId = ''
@@ -38,19 +40,22 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
   get slot (): number { return this.options.slot }
 
   async start (): Promise<void> {
-    if (this.server !== undefined) return
-    this.id = await loadOrCreateMemberId(this.options.dataDir, this.role === 'storage' ? 'node' : 'dir')
-    this.bootId = newBootId()
-    this.logger = (this.options.logger ?? silentLogger()).child({ component: this.role === 'storage' ? 'node' : 'directory', nodeId: this.id })
-    await this.open()
+    if (this.server !== undefined || this.lock !== undefined) return
+    const name = this.role === 'storage' ? 'storage node' : 'directory server'
+    // The lock comes first: nothing in the dir (its id, the store's leftovers) is touched while another process may use it.
+    this.lock = await DataDirLock.acquire(this.options.dataDir, name, this.options.logger)
     try {
+      this.id = await loadOrCreateMemberId(this.options.dataDir, this.role === 'storage' ? 'node' : 'dir')
+      this.bootId = newBootId()
+      this.logger = (this.options.logger ?? silentLogger()).child({ component: this.role === 'storage' ? 'node' : 'directory', nodeId: this.id })
+      await this.open()
       await this.serve()
     } catch (err) {
-      // roll back in reverse, so a member that cannot start leaves nothing running (its scrub, its store)
+      // roll back in reverse, so a member that cannot start leaves nothing running (its scrub, its store, its lock)
       await this.stop().catch(() => {})
       throw err
     }
-    this.logger.info(`${this.role === 'storage' ? 'storage node' : 'directory server'} started`, { address: `${this.address}:${this.port}`, bootId: this.bootId, ...this.load() })
+    this.logger.info(`${name} started`, { address: `${this.address}:${this.port}`, bootId: this.bootId, ...this.load() })
   }
 
   private async serve (): Promise<void> {
@@ -80,13 +85,19 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
     await this.stop()
   }
 
+  /** Stops what runs, then closes the store, then lets the dir go: the lock is released last, once nothing uses the dir. */
   private async stop (): Promise<void> {
-    const { server, presence } = this
+    const { server, presence, lock } = this
     this.server = undefined
     this.presence = undefined
-    await presence?.close()
-    await server?.close()
-    await this.shutdown()
+    this.lock = undefined
+    try {
+      await presence?.close()
+      await server?.close()
+      await this.shutdown()
+    } finally {
+      await lock?.release()
+    }
   }
 
   /** Opens what the member serves (its store), before the server starts. */

@@ -71,6 +71,9 @@ export const ERROR_CODES = {
   ERR_CONFIG_UNREADABLE: { status: 500, meaning: 'the config file cannot be read' },
   ERR_CONFIG_SYNTAX: { status: 500, meaning: 'the config file is not valid TOML' },
   ERR_CONFIG_INVALID: { status: 500, meaning: 'a config key is unknown or has the wrong type' },
+  ERR_DATA_DIR_LOCKED: { status: 500, meaning: 'another live process (its pid named) holds the data dir\'s lock: a process cannot start on a data dir in use' },
+  ERR_DATA_DIR_UNUSABLE: { status: 500, meaning: 'the data dir cannot be created or its lock file written (permissions, a file in its place, a read-only disk)' },
+  ERR_PORT_IN_USE: { status: 500, meaning: 'a port a process must listen on is taken by another process: it cannot start' },
   ERR_DISCOVERY_BAD_OPTIONS: { status: 500, meaning: 'multicast settings are invalid' },
   ERR_DISCOVERY_NOT_STARTED: { status: 503, meaning: 'a search before the multicast channel started' },
   ERR_DISCOVERY_MULTICAST_OFF: { status: 503, meaning: 'a multicast search with multicast turned off' },
@@ -168,6 +171,7 @@ export const ManagerErrorCode = {
 } as const satisfies Record<string, ErrorCode>
 
 export const ConfigErrorCode = { UNREADABLE: 'ERR_CONFIG_UNREADABLE', SYNTAX: 'ERR_CONFIG_SYNTAX', INVALID: 'ERR_CONFIG_INVALID' } as const satisfies Record<string, ErrorCode>
+export const StartErrorCode = { DATA_DIR_LOCKED: 'ERR_DATA_DIR_LOCKED', DATA_DIR_UNUSABLE: 'ERR_DATA_DIR_UNUSABLE', PORT_IN_USE: 'ERR_PORT_IN_USE' } as const satisfies Record<string, ErrorCode>
 export const DiscoveryErrorCode = { BAD_OPTIONS: 'ERR_DISCOVERY_BAD_OPTIONS', NOT_STARTED: 'ERR_DISCOVERY_NOT_STARTED', MULTICAST_OFF: 'ERR_DISCOVERY_MULTICAST_OFF' } as const satisfies Record<string, ErrorCode>
 export const DiagErrorCode = { BAD_SETTINGS: 'ERR_DIAG_BAD_SETTINGS' } as const satisfies Record<string, ErrorCode>
 export const CliErrorCode = { CLI: 'ERR_CLI' } as const satisfies Record<string, ErrorCode>
