@@ -4,7 +4,7 @@ import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised'
 import { decodeDatagram, encodeDatagram, isWireError, type AnyEnvelope, type MessageBody } from '@mirrorcast/wire'
 import { resolveMulticastOptions, type MulticastOptions, type Peer, type ResolvedMulticastOptions } from './options.js'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
-import { ReplayWindow } from './replay-window.js'
+import { ReplayWindows } from './replay-window.js'
 
 export type DropReason = 'bad-mac' | 'missing-mac' | 'oversize' | 'malformed' | 'unknown-type' | 'unknown-version' | 'foreign-cluster' | 'replayed' | 'stale'
 
@@ -19,7 +19,7 @@ export interface ChannelEvents {
 
 // 1 MiB: room for a burst of search replies from hundreds of nodes
 const RECV_BUFFER_BYTES = 1024 * 1024
-// 1,024 senders remembered for replay checks; the oldest is forgotten first
+// 1,024 senders remembered for replay checks; the one silent the longest is forgotten first
 const MAX_TRACKED_SENDERS = 1024
 
 const DROP_REASON_BY_CODE: Record<string, DropReason> = {
@@ -45,7 +45,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
   private unicast: SocketAsPromised | undefined
   // Starts at the clock in µs: a restarted sender's numbers stay above its old ones.
   private seq = Date.now() * 1000
-  private readonly windows = new Map<string, ReplayWindow>()
+  private readonly windows: ReplayWindows
   readonly dropped: Record<DropReason, number> = { 'bad-mac': 0, 'missing-mac': 0, oversize: 0, malformed: 0, 'unknown-type': 0, 'unknown-version': 0, 'foreign-cluster': 0, replayed: 0, stale: 0 }
   /** Source addresses of the last refused datagrams, by reason (for diagnostics). */
   readonly droppedFrom = new Map<DropReason, Set<string>>()
@@ -55,6 +55,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
     super()
     this.selfId = selfId
     this.options = resolveMulticastOptions(options)
+    this.windows = new ReplayWindows({ maxAgeMs: 2 * this.options.maxSkewMs, maxSenders: MAX_TRACKED_SENDERS })
   }
 
   /** Where direct replies to this member go. */
@@ -155,13 +156,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
       this.drop('stale', rinfo)
       return
     }
-    let window = this.windows.get(msg.from)
-    if (window === undefined) {
-      window = new ReplayWindow()
-      this.windows.set(msg.from, window)
-      if (this.windows.size > MAX_TRACKED_SENDERS) this.windows.delete(this.windows.keys().next().value as string)
-    }
-    if (!window.accept(msg.seq)) {
+    if (!this.windows.accept(msg.from, msg.seq)) {
       this.drop('replayed', rinfo)
       return
     }

@@ -2,7 +2,7 @@ import { connect } from 'node:net'
 import { once } from 'node:events'
 import { DEFAULT_MAX_FRAME_BYTES, REPLY_TYPES, type AnyEnvelope, type MessageBody, type MessageType, type ReplyType, type RequestType } from '@mirrorcast/wire'
 import { Channel } from './channel.js'
-import { RemoteError, RpcError, RpcErrorCode } from './errors.js'
+import { RemoteError, RpcError, RpcErrorCode, isRefusedSend } from './errors.js'
 
 // 2 s: a LAN peer that has not accepted by then is treated as down
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000
@@ -10,6 +10,9 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 // 8: idle sessions kept per peer
 export const DEFAULT_MAX_IDLE = 8
+// 10 s: a busy session that sent nothing for this long sends a keepalive; well below a
+// server's idle timeout (60 s by default), so a session kept busy by a slow client of ours lives
+export const DEFAULT_KEEPALIVE_MS = 10_000
 // 1 MiB: body chunk size on the wire, a storage node's block size, so a chunk's digest is its block's
 export const CHUNK_BYTES = 1024 * 1024
 
@@ -22,6 +25,8 @@ export interface RpcClientOptions {
   connectTimeoutMs?: number
   requestTimeoutMs?: number
   maxIdle?: number
+  /** ms without sending on a borrowed session before a keepalive goes out (0: never) */
+  keepaliveMs?: number
 }
 
 // A connect that fails for want of a resource of this process says nothing about the peer.
@@ -49,6 +54,7 @@ export class RpcClient {
       connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
       requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
       maxIdle: DEFAULT_MAX_IDLE,
+      keepaliveMs: DEFAULT_KEEPALIVE_MS,
       ...options
     }
     this.host = options.host
@@ -69,7 +75,8 @@ export class RpcClient {
   /** Starts a request whose body the caller then writes chunk by chunk. */
   async upload<T extends RequestType> (t: T, body: MessageBody<T>, options: { signal?: AbortSignal } = {}): Promise<Upload<ReplyType<T>>> {
     const channel = await this.acquire(options.signal)
-    await this.using(channel, options.signal, async () => { await channel.send(t, body) }, false)
+    // ends the exchange only if refused before sending: then nothing was written and the session is reusable
+    await this.using(channel, options.signal, async () => { await channel.send(t, body) })
     return new Upload(this, channel, REPLY_TYPES[t], options.signal)
   }
 
@@ -131,7 +138,8 @@ export class RpcClient {
     try {
       return await fn()
     } catch (err) {
-      if (err instanceof RemoteError && exchangeEnds) this.release(channel)
+      // A send refused locally wrote nothing: the session is as good as before it.
+      if ((err instanceof RemoteError || isRefusedSend(err)) && exchangeEnds) this.release(channel)
       else this.discard(channel, err as Error)
       throw err
     } finally {
@@ -144,18 +152,29 @@ export class RpcClient {
     // a typed error, like every other way a request ends, rather than the signal's DOMException
     if (signal?.aborted === true) throw new RpcError(RpcErrorCode.ABORTED, 'request aborted', { cause: signal.reason })
     for (let channel = this.idle.pop(); channel !== undefined; channel = this.idle.pop()) {
-      if (!channel.closed) {
-        this.busy.add(channel)
-        return channel
-      }
+      if (!channel.closed) return this.borrow(channel)
     }
-    const channel = await this.connect(signal)
+    return this.borrow(await this.connect(signal))
+  }
+
+  /** A borrowed session keeps its peer's idle timer from firing while our own caller is slow; an idle one does not, so the peer reaps it. */
+  private borrow (channel: Channel): Channel {
     this.busy.add(channel)
+    channel.keepAlive(this.keepaliveMs())
     return channel
+  }
+
+  /** Our keepalive period, shortened to a quarter of the idle timeout the peer said it keeps (its hello). */
+  private keepaliveMs (): number {
+    const own = this.options.keepaliveMs
+    const peerIdle = this.peer?.idleMs
+    if (own <= 0 || peerIdle === undefined || peerIdle <= 0) return own
+    return Math.min(own, Math.max(10, Math.floor(peerIdle / 4)))
   }
 
   release (channel: Channel): void {
     this.busy.delete(channel)
+    channel.stopKeepalive()
     if (this.closed || channel.closed || this.idle.length >= this.options.maxIdle) {
       void channel.close()
       return

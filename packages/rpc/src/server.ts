@@ -2,11 +2,18 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { CommonErrorCode, DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { Channel } from './channel.js'
+import { Channel, RefusedMessageError } from './channel.js'
 import { RpcError, RpcErrorCode } from './errors.js'
 
 // 60 s: a client may sit idle between requests on a pooled connection this long
 export const DEFAULT_SERVER_IDLE_TIMEOUT_MS = 60_000
+// 5 s: a peer holding the key completes the handshake in one round trip; one that does not
+// must not hold a socket (and its buffers) for the idle timeout
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000
+// 256 sockets before authentication in all, 32 from one address: far above what a cluster's
+// managers open at once, small enough that a flood without the key costs a bounded amount
+export const DEFAULT_MAX_UNAUTHENTICATED = 256
+export const DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS = 32
 
 export type Identity = Omit<MessageBody<'hello'>, 'nonce'>
 
@@ -18,6 +25,11 @@ export interface RpcServerOptions {
   port?: number
   maxFrameBytes?: number
   idleTimeoutMs?: number
+  /** ms from accept to a completed handshake, after which the socket is closed */
+  handshakeTimeoutMs?: number
+  /** sockets not yet authenticated, in all and per source address; one over either is destroyed at once */
+  maxUnauthenticated?: number
+  maxUnauthenticatedPerAddress?: number
   logger?: Logger
 }
 
@@ -86,6 +98,11 @@ export class RpcServer {
   private server: Server | undefined
   private readonly channels = new Set<Channel>()
   private readonly streamingRequests: ReadonlySet<MessageType>
+  /** Sockets still in their handshake, by source address. */
+  private readonly unauthenticated = new Map<string, number>()
+  private unauthenticatedCount = 0
+  /** Connections destroyed at accept because the unauthenticated caps were reached. */
+  refusedConnections = 0
 
   constructor (options: RpcServerOptions & { streamingRequests?: MessageType[] }) {
     this.options = {
@@ -93,6 +110,9 @@ export class RpcServer {
       port: 0,
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
       idleTimeoutMs: DEFAULT_SERVER_IDLE_TIMEOUT_MS,
+      handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      maxUnauthenticated: DEFAULT_MAX_UNAUTHENTICATED,
+      maxUnauthenticatedPerAddress: DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS,
       logger: silentLogger(),
       ...options
     }
@@ -111,7 +131,7 @@ export class RpcServer {
 
   async start (): Promise<void> {
     if (this.server !== undefined) return
-    const server = createServer((socket) => { void this.serve(socket) })
+    const server = createServer((socket) => { this.accept(socket) })
     this.server = server
     server.listen(this.options.port, this.options.host)
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
@@ -126,24 +146,36 @@ export class RpcServer {
     await closed
   }
 
-  private async serve (socket: Socket): Promise<void> {
+  /** Admits a socket within the unauthenticated caps, or destroys it at once. */
+  private accept (socket: Socket): void {
+    const address = socket.remoteAddress ?? '?'
+    const fromAddress = this.unauthenticated.get(address) ?? 0
+    if (this.unauthenticatedCount >= this.options.maxUnauthenticated || fromAddress >= this.options.maxUnauthenticatedPerAddress) {
+      socket.destroy()
+      this.refusedConnections++
+      this.options.logger.debug('refused a connection: too many sessions without a handshake', { address, fromAddress, inAll: this.unauthenticatedCount, refused: this.refusedConnections })
+      return
+    }
+    this.unauthenticated.set(address, fromAddress + 1)
+    this.unauthenticatedCount++
+    void this.serve(socket, address)
+  }
+
+  private authenticated (address: string): void {
+    this.unauthenticatedCount--
+    const left = (this.unauthenticated.get(address) ?? 1) - 1
+    if (left === 0) this.unauthenticated.delete(address)
+    else this.unauthenticated.set(address, left)
+  }
+
+  private async serve (socket: Socket, address: string): Promise<void> {
     const log = this.options.logger
     const channel = new Channel(socket, { key: this.options.key, selfId: this.options.identity.id, maxFrameBytes: this.options.maxFrameBytes, idleTimeoutMs: this.options.idleTimeoutMs })
     this.channels.add(channel)
     let refused = false
     try {
-      await channel.acceptAsServer(this.identity)
-      for (;;) {
-        const req = await channel.next()
-        // Liveness, answered here so that neither a busy handler nor a slow disk delays it.
-        if (req.t === 'ping') { await channel.send('pong', {}); continue }
-        // A streaming request marked `inline` carries its whole body as the frame's payload.
-        const streaming = this.streamingRequests.has(req.t) && (req.body as { inline?: unknown }).inline !== true
-        const ctx = new RequestContext(channel, streaming)
-        await this.handle(req, ctx)
-        // A request refused before its body was read: the client is still sending it.
-        if (!ctx.reusable) { refused = true; break }
-      }
+      await this.handshake(channel, address)
+      refused = await this.serveRequests(channel)
     } catch (err) {
       const code = (err as { code?: string }).code
       if (code !== RpcErrorCode.CLOSED && code !== RpcErrorCode.TIMEOUT) {
@@ -156,12 +188,59 @@ export class RpcServer {
     }
   }
 
+  /** The handshake, within its deadline; the socket leaves the unauthenticated count either way. */
+  private async handshake (channel: Channel, address: string): Promise<void> {
+    const timer = setTimeout(() => {
+      channel.fail(new RpcError(RpcErrorCode.TIMEOUT, `no handshake from ${channel.describe()} within ${this.options.handshakeTimeoutMs} ms`))
+    }, this.options.handshakeTimeoutMs)
+    try {
+      await channel.acceptAsServer(this.identity)
+    } finally {
+      clearTimeout(timer)
+      this.authenticated(address)
+    }
+  }
+
+  /**
+   * Requests, one at a time, until the session ends (it throws) or a request is
+   * refused before its body was read (true: the client is still sending it).
+   */
+  private async serveRequests (channel: Channel): Promise<boolean> {
+    for (;;) {
+      let req: AnyEnvelope
+      try {
+        req = await channel.next()
+      } catch (err) {
+        if (!(err instanceof RefusedMessageError) || channel.closed) throw err
+        await this.refuse(channel, err)
+        // a refused streaming request's body is still on its way: answered, the session ends gracefully
+        if (this.streamingRequests.has(err.refusedType)) return true
+        continue
+      }
+      // Liveness, answered here so that neither a busy handler nor a slow disk delays it.
+      if (req.t === 'ping') { await channel.send('pong', {}); continue }
+      // A streaming request marked `inline` carries its whole body as the frame's payload.
+      const streaming = this.streamingRequests.has(req.t) && (req.body as { inline?: unknown }).inline !== true
+      const ctx = new RequestContext(channel, streaming)
+      await this.handle(req, ctx)
+      if (!ctx.reusable) return true
+    }
+  }
+
+  /** A request whose content fails its schema is answered with an error; the session goes on. */
+  private async refuse (channel: Channel, err: RefusedMessageError): Promise<void> {
+    this.options.logger.debug('refused a request', { t: err.refusedType, peer: channel.describe(), code: err.code, error: err.message })
+    await channel.send('error', { code: err.code, message: err.message.slice(0, 1024) })
+  }
+
   private async handle (req: AnyEnvelope, ctx: RequestContext): Promise<void> {
     try {
       await this.options.handler(req, ctx)
     } catch (err) {
       const given = (err as { code?: unknown }).code
-      if (typeof given === 'string' && given.startsWith('ERR_RPC_')) throw err
+      // the session itself failed (closed, timed out, out of turn): no reply can follow;
+      // a refused body chunk is a refusal of this request only
+      if (typeof given === 'string' && given.startsWith('ERR_RPC_') && given !== RpcErrorCode.BAD_REQUEST) throw err
       const code = typeof given === 'string' ? given : CommonErrorCode.INTERNAL
       const level = code === CommonErrorCode.INTERNAL ? 'error' : 'debug'
       this.options.logger.log(level, 'request failed', { t: req.t, peer: ctx.peer, code, error: (err as Error).message })

@@ -398,8 +398,9 @@ test('a frame length above the limit is refused before its bytes arrive', async 
   socket.write(prefix)
   await within(once(socket, 'close'), 5000, 'the server to drop the session')
   await until(() => state.dropped(WireErrorCode.OVERSIZE), { what: 'the oversize frame in the log' })
-  // and a client refuses a reply frame above its own limit (one 256 KiB chunk here)
-  const small = newClient(t, server.port, { maxFrameBytes: 64 * 1024 })
+  // and a client refuses a reply frame above its own limit (a 1 MiB chunk from a server whose limit is 8 MiB)
+  const { server: big } = await startServer(t)
+  const small = newClient(t, big.port, { maxFrameBytes: 64 * 1024 })
   const err = await t.throwsAsync(async () => {
     // the head and the first chunk may come in one read: then download() itself fails
     const { body } = await small.download('blob.get', { fileId: FILE_ID, offset: 0, length: CHUNK_BYTES })

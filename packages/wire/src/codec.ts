@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { Packr } from 'msgpackr'
+import type { z } from 'zod'
 import { sha256Of } from './digests.js'
 import { WireError, WireErrorCode } from './errors.js'
 import { idSchema, isMessageType, messageSchemas, uintSchema, type MessageBody, type MessageType } from './messages.js'
@@ -70,6 +71,7 @@ function mac (key: Uint8Array, context: Uint8Array, signed: Uint8Array, payload:
  * The MAC covers `context` (the session's nonces for frames), header and the payload's sha256.
  */
 export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: OutgoingMessage, withLength: boolean): [Buffer, Uint8Array | undefined] {
+  checkOutgoing(msg)
   const header = packr.pack({ v: PROTOCOL_VERSION, t: msg.t, f: msg.from, ts: msg.ts ?? Date.now(), s: msg.seq, b: msg.body })
   const payloadLength = msg.payload?.length ?? 0
   if (ENVELOPE_OVERHEAD + header.length + payloadLength > MAX_MESSAGE_BYTES) {
@@ -83,6 +85,48 @@ export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: Outgoi
   const signed = head.subarray(prefix + MAC_BYTES)
   mac(key, context, signed, msg.payload).copy(head, prefix)
   return [head, msg.payload]
+}
+
+/**
+ * Refuses, before anything is written, a message its receiver would refuse: the same
+ * schema and payload rules as `parseHeader`. A bad value (in practice a client's
+ * parameter relayed by a manager) then fails that one send locally with a code that
+ * says so, instead of reaching a peer that would drop it, or the whole session.
+ */
+function checkOutgoing (msg: OutgoingMessage): void {
+  if (!isMessageType(msg.t)) throw new WireError(WireErrorCode.INVALID_OUTGOING, `unknown message type ${show(msg.t, 40)} not sent`)
+  const body = messageSchemas[msg.t].safeParse(msg.body)
+  if (!body.success) throw new WireError(WireErrorCode.INVALID_OUTGOING, `${msg.t} not sent: ${describeIssue(body.error)}`.slice(0, 300))
+  if ((msg.payload?.length ?? 0) > 0 && !mayCarryPayload(msg.t, msg.body)) {
+    throw new WireError(WireErrorCode.INVALID_OUTGOING, `${msg.t} may not carry a payload`)
+  }
+}
+
+function mayCarryPayload (t: MessageType, body: unknown): boolean {
+  return PAYLOAD_TYPES.has(t) || (INLINE_TYPES.has(t) && (body as { inline?: unknown }).inline === true)
+}
+
+function describeIssue (error: z.ZodError): string {
+  const issue = error.issues[0]
+  return issue === undefined ? 'invalid' : `${issue.path.join('.') || 'body'}: ${issue.message}`
+}
+
+/**
+ * A frame whose MAC, header and sequence fields are sound but whose body fails its
+ * schema: the sender is authentic, only its content is refused. A session answers it
+ * with an error and goes on; `t`, `from` and `seq` let it keep its sequence count.
+ */
+export class InvalidBodyError extends WireError {
+  readonly t: MessageType
+  readonly from: string
+  readonly seq: number
+
+  constructor (t: MessageType, from: string, seq: number, message: string) {
+    super(WireErrorCode.INVALID_FIELD, message)
+    this.t = t
+    this.from = from
+    this.seq = seq
+  }
 }
 
 export function encodeDatagram (key: Uint8Array, msg: OutgoingMessage, maxBytes = DEFAULT_MAX_DATAGRAM_BYTES): Buffer {
@@ -245,11 +289,9 @@ function parseHeader (header: Buffer, payload: Buffer): AnyEnvelope {
   }
   const body = messageSchemas[t].safeParse(h.b)
   if (!body.success) {
-    const issue = body.error.issues[0]
-    const where = issue === undefined ? '' : `${issue.path.join('.') || 'body'}: ${issue.message}`
-    throw new WireError(WireErrorCode.INVALID_FIELD, `${t}: ${where}`.slice(0, 300))
+    throw new InvalidBodyError(t, from.data, seq.data, `${t}: ${describeIssue(body.error)}`.slice(0, 300))
   }
-  if (payload.length > 0 && !PAYLOAD_TYPES.has(t) && !(INLINE_TYPES.has(t) && (body.data as { inline?: unknown }).inline === true)) {
+  if (payload.length > 0 && !mayCarryPayload(t, body.data)) {
     throw new WireError(WireErrorCode.MALFORMED, `${t} carries ${payload.length} unexpected payload bytes`)
   }
   return { t, from: from.data, ts: ts.data, seq: seq.data, body: body.data, payload } as AnyEnvelope

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   ERR_WIRE_TRUNCATED: { status: 503, meaning: 'a message shorter than its header says' },
   ERR_WIRE_MALFORMED: { status: 503, meaning: 'a message that does not decode' },
   ERR_WIRE_INVALID_FIELD: { status: 503, meaning: 'a message whose fields fail its schema' },
+  ERR_WIRE_INVALID_OUTGOING: { status: 400, meaning: 'a message this process was about to send fails its schema or the frame limit: nothing was sent (in practice a client parameter out of bounds)' },
   ERR_WIRE_BAD_KEY: { status: 500, meaning: 'a cluster key file that is missing, unreadable, too open or too short' },
 
   ERR_RPC_CONNECT: { status: 503, meaning: 'a member could not be reached' },
@@ -30,6 +31,8 @@ export const ERROR_CODES = {
   ERR_RPC_ABORTED: { status: 503, meaning: 'the request was given up (its client went away, or failover)' },
   ERR_RPC_HANDSHAKE: { status: 503, meaning: 'a member answers, but not with this cluster\'s key' },
   ERR_RPC_LOCAL: { status: 503, meaning: 'this process is out of a resource it needs to reach a member (file descriptors, memory, ports)' },
+  ERR_RPC_BAD_REQUEST: { status: 400, meaning: 'a member refused a request whose content fails its schema; the session goes on' },
+  ERR_RPC_BAD_REPLY: { status: 503, meaning: 'a member answered with content that fails its schema (another version?): that request fails, the member is not failed over' },
 
   ERR_NODE_NOT_FOUND: { status: 404, meaning: 'a storage node holds no body of that id' },
   ERR_NODE_CORRUPT: { status: 503, meaning: 'a stored body failed its checksum (it is quarantined and repaired from the twin)' },
@@ -114,6 +117,7 @@ export const WireErrorCode = {
   TRUNCATED: 'ERR_WIRE_TRUNCATED',
   MALFORMED: 'ERR_WIRE_MALFORMED',
   INVALID_FIELD: 'ERR_WIRE_INVALID_FIELD',
+  INVALID_OUTGOING: 'ERR_WIRE_INVALID_OUTGOING',
   BAD_KEY: 'ERR_WIRE_BAD_KEY'
 } as const satisfies Record<string, ErrorCode>
 
@@ -124,7 +128,9 @@ export const RpcErrorCode = {
   PROTOCOL: 'ERR_RPC_PROTOCOL',
   ABORTED: 'ERR_RPC_ABORTED',
   HANDSHAKE: 'ERR_RPC_HANDSHAKE',
-  LOCAL: 'ERR_RPC_LOCAL'
+  LOCAL: 'ERR_RPC_LOCAL',
+  BAD_REQUEST: 'ERR_RPC_BAD_REQUEST',
+  BAD_REPLY: 'ERR_RPC_BAD_REPLY'
 } as const satisfies Record<string, ErrorCode>
 
 export const NodeErrorCode = {

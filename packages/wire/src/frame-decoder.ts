@@ -6,11 +6,20 @@ import { FRAME_LENGTH_BYTES } from './codec.js'
  * refused before any of that frame is buffered.
  */
 export class FrameDecoder {
-  private readonly maxFrameBytes: number
+  private maxFrameBytes: number
   private chunks: Buffer[] = []
   private buffered = 0
 
   constructor (maxFrameBytes: number) {
+    this.maxFrameBytes = maxFrameBytes
+  }
+
+  /**
+   * Changes the limit for the frames still to come: a session starts with a small
+   * one (an unauthenticated peer may make it buffer only that) and raises it once
+   * the handshake proved the peer holds the key.
+   */
+  setLimit (maxFrameBytes: number): void {
     this.maxFrameBytes = maxFrameBytes
   }
 

@@ -16,7 +16,9 @@ export const pathSchema = z.string().min(1).max(MAX_PATH_LENGTH)
 export const roleSchema = z.enum(['storage', 'directory', 'manager'])
 export const addressSchema = z.string().min(1).max(64)
 export const portSchema = z.number().int().min(0).max(65535)
-const bytesSchema = z.instanceof(Uint8Array)
+// 16 bytes: a session nonce; a fixed length, so the MAC context's layout is unambiguous
+export const NONCE_BYTES = 16
+const nonceSchema = z.instanceof(Uint8Array).refine((b) => b.length === NONCE_BYTES, `a nonce is ${NONCE_BYTES} bytes`)
 export const clusterSchema = z.string().regex(CLUSTER_NAME_PATTERN, 'a cluster name is lowercase letters, digits and dashes')
 // 900 characters: a search key (file id or path) that still fits a 1,200-byte datagram
 export const MAX_SEARCH_KEY_LENGTH = 900
@@ -122,9 +124,9 @@ const memberInfo = {
  */
 export const messageSchemas = {
   // session set-up: the client's nonce, then the server's nonce and identity
-  open: z.object({ nonce: bytesSchema }),
+  open: z.object({ nonce: nonceSchema }),
   // idleMs: how long the server waits for the next frame, so a client keeps a slow exchange's session alive below it
-  hello: z.object({ nonce: bytesSchema, ...memberInfo, idleMs: uintSchema.optional() }),
+  hello: z.object({ nonce: nonceSchema, ...memberInfo, idleMs: uintSchema.optional() }),
 
   // generic replies and stream framing
   ok: z.object({}),
@@ -135,6 +137,8 @@ export const messageSchemas = {
   // a liveness probe, answered by the session layer itself (no disk, no handler)
   ping: z.object({}),
   pong: z.object({}),
+  /** "Still here": sent on a busy session that has nothing else to send; absorbed by the receiving channel, it only proves the peer alive. */
+  keepalive: z.object({}),
 
   // storage node
   /** With `inline`, the whole body is this frame's payload (small bodies); otherwise chunks and an end follow. */

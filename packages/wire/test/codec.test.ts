@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { Packr } from 'msgpackr'
 import {
   DATAGRAM_CONTEXT, DEFAULT_MAX_DATAGRAM_BYTES, DEFAULT_MAX_FRAME_BYTES, FRAME_LENGTH_BYTES, MAC_BYTES, MAX_LIST_ENTRIES, MAX_PATH_LENGTH, MESSAGE_TYPES, PROTOCOL_VERSION,
-  FrameDecoder, WireError, WireErrorCode, decodeDatagram, decodeMessage, encodeDatagram, encodeMessage, generateClusterKey, messageSchemas,
+  FrameDecoder, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, decodeDatagram, decodeMessage, encodeDatagram, encodeMessage, generateClusterKey, httpStatusFor, messageSchemas,
   parseClusterKey, readClusterKeyFile, writeClusterKeyFile, type FileEntry, type MessageType, type OutgoingMessage, type WireErrorCodeValue
 } from '../src/index.js'
 import { HEADER_LENGTH_BYTES, prng, sampleBodies, signRaw } from './helpers.js'
@@ -266,8 +266,11 @@ test('a sender id, timestamp, sequence or body field missing or wrong is ERR_WIR
     t.is(invalid(over), WireErrorCode.INVALID_FIELD, JSON.stringify(over).slice(0, 100))
   }
   // over-long path in a frame, where it fits
-  const long = frame(message('dir.stat', { body: { path: '/' + 'a'.repeat(MAX_PATH_LENGTH) } })).subarray(FRAME_LENGTH_BYTES)
+  const longPath = { path: '/' + 'a'.repeat(MAX_PATH_LENGTH) }
+  const long = signRaw(key, context, packr.pack(validHeader({ t: 'dir.stat', b: longPath })))
   t.is(code(t, () => decodeMessage(key, context, long, DEFAULT_MAX_FRAME_BYTES)), WireErrorCode.INVALID_FIELD)
+  // which the codec refuses to send in the first place
+  t.is(code(t, () => frame(message('dir.stat', { body: longPath }))), WireErrorCode.INVALID_OUTGOING)
   // the error names the field
   const err = t.throws(() => decodeDatagram(key, signedHeader(validHeader({ t: 'blob.stat', b: { fileId: 'x' } }))))
   t.regex(err?.message ?? '', /fileId/)
@@ -316,4 +319,47 @@ test('a small body rides inline only in a blob.put or blob.get.ok marked inline;
   t.is(code(t, () => decodeDatagram(key, swapped)), WireErrorCode.BAD_MAC)
   const [head2, payload] = encodeMessage(key, DATAGRAM_CONTEXT, { t: 'chunk', from: 'node-1', seq: 1, body: {}, payload: body }, false)
   t.is(decodeDatagram(key, Buffer.concat([head2, payload as Uint8Array])).payload.toString(), 'small', 'the codec and an independent signer agree')
+})
+
+test('encodeMessage refuses, before writing anything, a body or payload its receiver would refuse: ERR_WIRE_INVALID_OUTGOING, a 400', (t) => {
+  for (const msg of [
+    message('dir.list', { body: { path: '/', after: 'a'.repeat(MAX_PATH_LENGTH + 1) } }),
+    message('dir.list', { body: { path: '/', limit: MAX_LIST_ENTRIES + 1 } }),
+    message('blob.stat', { body: { fileId: 'not-hex' } }),
+    message('open', { body: { nonce: Buffer.alloc(15) } }),
+    message('hello', { body: { ...sampleBodies.hello, nonce: Buffer.alloc(17) } }),
+    message('blob.stat', { payload: Buffer.from('no payload on a stat') }),
+    { t: 'no.such.type', from: 'node-1', seq: 1, body: {} } as unknown as OutgoingMessage
+  ]) {
+    t.is(code(t, () => encodeMessage(key, context, msg, true)), WireErrorCode.INVALID_OUTGOING, msg.t)
+  }
+  t.is(httpStatusFor(WireErrorCode.INVALID_OUTGOING), 400)
+  // the message names what was wrong
+  t.regex(t.throws(() => encodeMessage(key, context, message('dir.list', { body: { path: '/', limit: 1e9 } }), true))?.message ?? '', /dir\.list not sent: limit/)
+})
+
+test('a frame whose body fails its schema is an InvalidBodyError that still says what it was, from whom and at which sequence number', (t) => {
+  const refused = signRaw(key, context, packr.pack(validHeader({ t: 'dir.stat', f: 'mgr-1', s: 42, b: { path: '' } })))
+  const err = t.throws(() => decodeMessage(key, context, refused, DEFAULT_MAX_FRAME_BYTES))
+  t.true(err instanceof InvalidBodyError)
+  t.like(err, { code: WireErrorCode.INVALID_FIELD, t: 'dir.stat', from: 'mgr-1', seq: 42 })
+  // a bad sender id or sequence number is not a body refusal: there is nothing to answer
+  const badSeq = t.throws(() => decodeMessage(key, context, signRaw(key, context, packr.pack(validHeader({ s: -1 }))), DEFAULT_MAX_FRAME_BYTES))
+  t.false(badSeq instanceof InvalidBodyError)
+})
+
+test('a nonce is exactly 16 bytes', (t) => {
+  for (const n of [0, 15, 17, 32]) t.false(messageSchemas.open.safeParse({ nonce: Buffer.alloc(n) }).success, String(n))
+  t.true(messageSchemas.open.safeParse({ nonce: Buffer.alloc(NONCE_BYTES) }).success)
+  t.is(NONCE_BYTES, 16)
+})
+
+test('a FrameDecoder\'s limit can be raised once a handshake is done', (t) => {
+  const decoder = new FrameDecoder(4096)
+  const prefix = Buffer.alloc(FRAME_LENGTH_BYTES)
+  prefix.writeUInt32BE(8 * 1024)
+  t.is(code(t, () => decoder.push(prefix)), WireErrorCode.OVERSIZE)
+  const raised = new FrameDecoder(4096)
+  raised.setLimit(1 << 20)
+  t.deepEqual(raised.push(Buffer.concat([prefix, Buffer.alloc(8 * 1024)])).map((f) => f.length), [8 * 1024])
 })

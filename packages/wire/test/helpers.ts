@@ -35,6 +35,7 @@ export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
   abort: { reason: 'changed my mind' },
   ping: {},
   pong: {},
+  keepalive: {},
   'blob.put': { fileId: FILE_ID, size: 5 },
   'blob.put.ok': { fileId: FILE_ID, size: 5, sha256: SHA },
   'blob.get': { fileId: FILE_ID, offset: 0, length: 5 },
