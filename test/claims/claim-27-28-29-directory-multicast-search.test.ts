@@ -26,7 +26,9 @@ test('with the mapping and point-to-point off, a multicast search finds a partit
   // A third copy of partition 1 in the primary center: east/dir1's store, copied while idle, under a new id.
   const spareData = join(dir, 'east', 'east-dir3')
   await cp(join(dir, 'east', 'east-dir1'), spareData, { recursive: true })
+  // The copy carries east/dir1's identity and its lock (a live pid): an operator making a spare drops both.
   await rm(join(spareData, 'member-id'))
+  await rm(join(spareData, 'mirrorcast.lock'))
   const argv = [...east.argv]
   const set = (flag: string, value: string): void => { argv[argv.indexOf(flag) + 1] = value }
   set('--data', spareData)
