@@ -12,7 +12,7 @@ import { Manager } from '@mirrorcast/manager'
 import { until } from '@mirrorcast/testkit'
 import { clientOf, http, json, randomPort, startUp, tempDir, type FileJson } from './helpers/cluster.js'
 import { holdClusterSlot } from './helpers/slots.js'
-import { members } from './helpers/failover.js'
+import { members, readClusterJson } from './helpers/failover.js'
 
 // Failover on evidence, as a user sees it: a slow client or a paused reader
 // is a slow client, not a dead node.
@@ -112,4 +112,26 @@ test('a GET whose client pauses 75 s in the middle of 64 MiB gets every byte rig
   t.deepEqual([...new Set(await statuses(c.url))], ['healthy'])
   const log = await readFile(join(dir, 'logs', 'manager.log'), 'utf8')
   t.false(log.includes('member failed over'), 'the manager failed nobody over')
+})
+
+test('a manager that stands still for 3 s (SIGSTOP) fails nobody over when it runs again', async (t) => {
+  const dir = await tempDir(t)
+  const c = await startUp(t, dir, ['--nodes', '1'])
+  const { manager } = await readClusterJson(dir)
+  t.is((await http(c.url, 'PUT', '/files/before.txt', Buffer.from('before'))).status, 201)
+  // Every member keeps announcing while the manager is stopped: their datagrams wait in its socket.
+  process.kill(manager.pid, 'SIGSTOP')
+  try {
+    await sleep(3000)
+  } finally {
+    process.kill(manager.pid, 'SIGCONT')
+  }
+  const after = await http(c.url, 'GET', '/files/before.txt')
+  t.is(after.status, 200)
+  t.is(after.body.toString(), 'before')
+  t.is((await http(c.url, 'PUT', '/files/after.txt', Buffer.from('after'))).status, 201)
+  t.deepEqual([...new Set(await statuses(c.url))], ['healthy'])
+  const log = await readFile(join(dir, 'logs', 'manager.log'), 'utf8')
+  t.false(log.includes('member failed over'), 'the manager failed nobody over')
+  t.true(log.includes('this process stood still'), 'the manager saw its own pause')
 })

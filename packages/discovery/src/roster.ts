@@ -45,6 +45,9 @@ export const DEFAULT_SUSPECT_PHI = 3
 export const DEFAULT_DEAD_PHI = 8
 // 50 ms: how often phi is evaluated; bounds the detection delay it adds
 export const DEFAULT_TICK_MS = 50
+// 200 ms: a tick this much later than due means this process stood still (event loop blocked,
+// CPU starved, SIGSTOP); every member then looks silent, though its datagrams wait unread
+export const LOCAL_PAUSE_MS = 200
 
 export interface RosterOptions {
   suspectPhi?: number
@@ -67,6 +70,7 @@ export class Roster extends EventEmitter<RosterEvents> {
   private readonly now: () => number
   private readonly logger: Logger
   private timer: NodeJS.Timeout | undefined
+  private lastTick: number | undefined
   private channel: MulticastChannel | undefined
   private readonly onMessage = (msg: AnyEnvelope): void => {
     if (msg.t === 'announce') this.observe(msg.body)
@@ -160,12 +164,27 @@ export class Roster extends EventEmitter<RosterEvents> {
   /** Re-evaluates every member's phi; called every tick, or by hand with a test clock. */
   tick (): void {
     const now = this.now()
+    if (this.pausedHere(now)) return
     for (const { member, detector } of this.members.values()) {
       if (member.state === 'dead') continue
       const phi = detector.phi(now)
       if (phi >= this.deadPhi) this.transition(member, 'dead', `silent for ${now - member.lastHeard} ms (phi ${phi.toFixed(1)})`)
       else if (phi >= this.suspectPhi && member.state === 'healthy') this.transition(member, 'suspect', `silent for ${now - member.lastHeard} ms (phi ${phi.toFixed(1)})`)
     }
+  }
+
+  /**
+   * Whether this process itself just stood still. Then the silence measured is
+   * ours: the verdict waits one tick, so that the datagrams queued in the socket
+   * meanwhile are read first (timers run before I/O in Node's loop). A member
+   * that really went silent is found one tick later.
+   */
+  private pausedHere (now: number): boolean {
+    const last = this.lastTick
+    this.lastTick = now
+    if (last === undefined || now - last - this.tickMs <= LOCAL_PAUSE_MS) return false
+    this.logger.warn('this process stood still: failure verdicts wait for the datagrams it has not read', { pausedMs: now - last - this.tickMs })
+    return true
   }
 
   phi (id: string): number {

@@ -56,6 +56,27 @@ test('5 % random datagram loss causes no false dead over 100,000 heartbeats', (t
   t.is(roster.get('n1')?.state, 'healthy')
 })
 
+test('when this process stands still, members are not declared dead before the datagrams it missed are read', (t) => {
+  const { roster, clock } = simulatedRoster()
+  for (let i = 0; i < 50; i++) {
+    roster.observe(announce('n1'))
+    roster.observe(announce('n2'))
+    clock.now += 50
+    roster.tick()
+  }
+  const changes: string[] = []
+  roster.on('change', (m) => changes.push(`${m.id} ${m.state}`))
+  // Blocked for 3 s: both members kept sending, n1's datagrams wait in the socket, n2 really died.
+  clock.now += 3000
+  roster.tick()
+  t.deepEqual(changes, [], 'no verdict on the tick that ends the pause')
+  roster.observe(announce('n1'))
+  clock.now += 50
+  roster.tick()
+  t.is(roster.get('n1')?.state, 'healthy')
+  t.is(roster.get('n2')?.state, 'dead', 'a member that went silent is still found, one tick later')
+})
+
 test('a new boot id is reported as a restart and heals a dead member; a goodbye kills at once', (t) => {
   const { roster, clock } = simulatedRoster()
   const restarts: string[] = []
