@@ -62,9 +62,12 @@ export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
       case 'dir.rename': return await ctx.reply('dir.change.ok', await ns.rename(req.body.path, req.body.to))
       case 'dir.remove': return await ctx.reply('dir.change.ok', await ns.remove(req.body.path, req.body.recursive))
       case 'dir.move-out': return await ctx.reply('dir.change.ok', await ns.moveOut(req.body.path, req.body.to, req.body.intent))
-      case 'dir.move-in': return await ctx.reply('dir.change.ok', await ns.moveIn(req.body.path, req.body.to, req.body.intent, req.body.tree))
+      case 'dir.move-part': return await ctx.reply('dir.change.ok', await ns.movePart(req.body.path, req.body.intent, req.body.part, req.body.tree))
+      case 'dir.move-in': return await ctx.reply('dir.change.ok', await ns.moveIn(req.body.path, req.body.to, req.body.intent, req.body.tree, req.body.parts))
       case 'dir.move-done': return await ctx.reply('dir.change.ok', await ns.moveDone(req.body.intent))
       case 'dir.intents': return await ctx.reply('dir.intents.ok', ns.intents())
+      case 'dir.intent-tree': return await ctx.reply('dir.intent-tree.ok', ns.intentTree(req.body.intent, req.body.from))
+      case 'dir.removed': return await ctx.reply('dir.removed.ok', ns.removedFrom(req.body.seq, req.body.from))
       case 'dir.stat': {
         const entry = req.body.optional === true ? ns.lookup(req.body.path) : ns.stat(req.body.path)
         return await ctx.reply('dir.stat.ok', entry === undefined ? {} : { entry })

@@ -1,15 +1,10 @@
 import { open, type Database, type RootDatabase } from 'lmdb'
-import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
-
-/** A cross-partition move whose subtree left this partition and is not yet known to have arrived. */
-export interface PendingMove {
-  intent: string
-  path: string
-  to: string
-  mtime: number
-  tree: Entry[]
-}
+import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, PageBudget, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
+import {
+  checkSlice, checkWholeTree, MAX_PARKED_REMOVALS, pendingPage, removedAnswer, removedPage, stageKey, stageRange, treePage,
+  type PendingMove, type PendingMoveSummary
+} from './pages.js'
 
 /*
  * Layout: like inodes, every directory has a numeric id and an entry's key is
@@ -30,6 +25,8 @@ export type NewFileEntry = Omit<FileEntry, 'version' | 'mtime'>
 export interface ChangeResult {
   change: Change
   removed: FileEntry[]
+  /** `removed` is the first page only: the rest is read with `removedFrom(change.seq, removed.length)`. */
+  more?: true
 }
 
 function key (dirId: number, name = ''): Buffer {
@@ -61,6 +58,13 @@ export class Namespace {
   private readonly meta: Database<number, string>
   /** Pending move-outs by intent id (insertion order is not kept: listed by mtime). */
   private readonly outbox: Database<PendingMove, string>
+  /** Slices of subtrees moving in, by stageKey(), out of sight until their move-in. */
+  private readonly staged: Database<Entry[], string>
+  /**
+   * Removed files of this server's own changes that did not fit their answer,
+   * by sequence number, until read; not part of the replicated state.
+   */
+  private readonly released: Database<FileEntry[], Buffer>
 
   private constructor (root: RootDatabase) {
     this.root = root
@@ -68,6 +72,8 @@ export class Namespace {
     this.log = root.openDB<Change, Buffer>({ name: 'changes', keyEncoding: 'binary' })
     this.meta = root.openDB<number, string>({ name: 'meta' })
     this.outbox = root.openDB<PendingMove, string>({ name: 'outbox' })
+    this.staged = root.openDB<Entry[], string>({ name: 'staged' })
+    this.released = root.openDB<FileEntry[], Buffer>({ name: 'released', keyEncoding: 'binary' })
   }
 
   static open (path: string): Namespace {
@@ -91,17 +97,21 @@ export class Namespace {
     return this.outbox.getCount()
   }
 
-  /** Pending move-outs, oldest first, as many as fit one page of entries. */
-  intents (): { intents: PendingMove[], more: boolean } {
-    const all = [...this.outbox.getRange().map(({ value }) => value)].sort((a, b) => a.mtime - b.mtime)
-    const intents: PendingMove[] = []
-    let entries = 0
-    for (const p of all) {
-      if (intents.length > 0 && entries + p.tree.length > MAX_LIST_ENTRIES) return { intents, more: true }
-      intents.push(p)
-      entries += p.tree.length
-    }
-    return { intents, more: false }
+  /** Pending move-outs, oldest first, as many as fit one page. */
+  intents (): { intents: PendingMoveSummary[], more: boolean } {
+    return pendingPage(this.outbox.getRange().map(({ value }) => value))
+  }
+
+  /** A page of a pending move's subtree, from entry `from` on. */
+  intentTree (intent: string, from: number): { tree: Entry[], more: boolean } {
+    return treePage(this.outbox.get(intent), intent, from)
+  }
+
+  /** The removed files of change `seq` that did not fit its answer, from index `from` on; dropped once read to the end. */
+  removedFrom (seq: number, from: number): { removed: FileEntry[], more: boolean } {
+    const page = removedPage(this.released.get(seqKey(seq)), seq, from)
+    if (!page.more) this.released.removeSync(seqKey(seq))
+    return page
   }
 
   stat (input: string): Entry {
@@ -118,25 +128,31 @@ export class Namespace {
     return value === undefined ? undefined : toEntry(path, value)
   }
 
+  /** A page of a directory: `limit` entries at most, fewer when their bytes fill a page. */
   list (input: string, after?: string, limit = MAX_LIST_ENTRIES): { entries: Entry[], more: boolean } {
     const path = normalizePath(input)
     const dirId = this.dirIdOf(path)
-    const max = Math.min(Math.max(1, limit), MAX_LIST_ENTRIES)
+    const page = new PageBudget({ maxItems: Math.min(Math.max(1, limit), MAX_LIST_ENTRIES) })
     const entries: Entry[] = []
     const start = key(dirId, after ?? '')
     for (const { key: k, value } of this.nodes.getRange({ start, end: key(dirId + 1) })) {
       const name = k.subarray(8).toString('utf8')
       if (after !== undefined && name === after) continue
-      if (entries.length === max) return { entries, more: true }
-      entries.push(toEntry(path === '/' ? `/${name}` : `${path}/${name}`, value))
+      const entry = toEntry(path === '/' ? `/${name}` : `${path}/${name}`, value)
+      if (!page.admit(entry)) return { entries, more: true }
+      entries.push(entry)
     }
     return { entries, more: false }
   }
 
-  /** Changes after `after`, in order: what a twin replays. */
+  /** Changes after `after`, in order, as many as fit one page (one at least): what a twin replays. */
   changes (after: number, limit = DEFAULT_CHANGES_PAGE): { changes: Change[], last: number } {
-    const max = Math.min(Math.max(1, limit), MAX_LIST_ENTRIES)
-    const changes = [...this.log.getRange({ start: seqKey(after + 1), limit: max }).map(({ value }) => value)]
+    const page = new PageBudget({ maxItems: Math.min(Math.max(1, limit), MAX_LIST_ENTRIES) })
+    const changes: Change[] = []
+    for (const { value } of this.log.getRange({ start: seqKey(after + 1) })) {
+      if (!page.admit(value)) break
+      changes.push(value)
+    }
     return { changes, last: this.seq }
   }
 
@@ -168,23 +184,44 @@ export class Namespace {
     return await this.commit((seq, mtime) => ({ op: 'remove', seq, mtime, path, recursive }))
   }
 
-  /** Takes the subtree at `path` out, to be moved to `to` in another partition. */
+  /**
+   * Takes the subtree at `path` out, to be moved to `to` in another partition;
+   * it waits in the outbox, read in pages by `intentTree()`.
+   */
   async moveOut (input: string, toInput: string, intent: string): Promise<ChangeResult> {
     const path = normalizePath(input)
     const to = normalizePath(toInput)
     if (path === '/' || to === '/') throw new DirectoryError(DirectoryErrorCode.INVALID, 'the root cannot be moved or replaced')
-    return await this.commit((seq, mtime) => ({ op: 'move-out', seq, mtime, path, to, intent, tree: this.subtree(path) }))
+    return await this.commit((seq, mtime) => ({ op: 'move-out', seq, mtime, path, to, intent }))
   }
 
-  /** Puts a subtree taken out of another partition at `to`; a second call with the same intent changes nothing. */
-  async moveIn (input: string, toInput: string, intent: string, tree: Entry[]): Promise<ChangeResult> {
+  /** Stages slice `part` of a subtree moving in, out of sight until its move-in; once moved in, nothing changes. */
+  async movePart (input: string, intent: string, part: number, tree: Entry[]): Promise<ChangeResult> {
+    const path = normalizePath(input)
+    checkSlice(path, tree)
+    const done = this.movedIn(intent)
+    if (done !== undefined) return done
+    return await this.commit((seq, mtime) => ({ op: 'move-part', seq, mtime, path, intent, part, tree }))
+  }
+
+  /**
+   * Puts a subtree taken out of another partition at `to`: the `parts` slices
+   * staged for it, then `tree`, its last one. A second call with the same
+   * intent changes nothing.
+   */
+  async moveIn (input: string, toInput: string, intent: string, tree: Entry[], parts = 0): Promise<ChangeResult> {
     const path = normalizePath(input)
     const to = normalizePath(toInput)
-    if (tree[0]?.path !== path || tree.some((e) => !isWithin(e.path, path))) throw new DirectoryError(DirectoryErrorCode.INVALID, `a moved tree must start at ${path} and stay below it`)
+    checkSlice(path, tree)
+    const done = this.movedIn(intent)
+    if (done !== undefined) return done
+    return await this.commit((seq, mtime) => ({ op: 'move-in', seq, mtime, path, to, intent, tree, ...(parts > 0 ? { parts } : {}) }))
+  }
+
+  /** Asked again (the first answer was lost): the change that moved the intent in, and nothing more to remove. */
+  private movedIn (intent: string): ChangeResult | undefined {
     const done = this.meta.get(`moved-in:${intent}`)
-    // Asked again (the first answer was lost): the change that did it, and nothing more to remove.
-    if (done !== undefined) return { change: this.log.get(seqKey(done)) as Change, removed: [] }
-    return await this.commit((seq, mtime) => ({ op: 'move-in', seq, mtime, path, to, intent, tree }))
+    return done === undefined ? undefined : { change: this.log.get(seqKey(done)) as Change, removed: [] }
   }
 
   /** Drops a pending move-out once its subtree arrived (or came back). */
@@ -221,20 +258,34 @@ export class Namespace {
   /** Empties everything, in one transaction: a diverged server is rebuilt from its twin's log. */
   async reset (): Promise<void> {
     await this.root.childTransaction(() => {
-      for (const db of [this.nodes, this.log]) for (const key of db.getKeys()) db.removeSync(key)
-      for (const key of this.outbox.getKeys()) this.outbox.removeSync(key)
+      for (const db of [this.nodes, this.log, this.released]) for (const key of db.getKeys()) db.removeSync(key)
+      for (const db of [this.outbox, this.staged]) for (const key of db.getKeys()) db.removeSync(key)
       for (const key of this.meta.getKeys()) this.meta.removeSync(key)
     })
   }
 
-  /** Builds the next change, applies its effect and logs it, all in one transaction. */
+  /**
+   * Builds the next change, applies its effect and logs it, all in one
+   * transaction. Removed files that do not fit the answer are kept, in the
+   * same transaction, for the caller to read: their bodies can go only once
+   * the caller knows them.
+   */
   private async commit (build: (seq: number, mtime: number) => Change): Promise<ChangeResult> {
     return await this.root.childTransaction(() => {
       const change = build(this.seq + 1, Date.now())
       const removed = this.effect(change)
       this.record(change)
-      return { change, removed }
+      const answer = removedAnswer(removed)
+      if (answer.more === true) this.park(change.seq, removed)
+      return { change, ...answer }
     }) as ChangeResult
+  }
+
+  /** Keeps a change's removed files to be read in pages; the oldest kept go beyond MAX_PARKED_REMOVALS. */
+  private park (seq: number, removed: FileEntry[]): void {
+    this.released.putSync(seqKey(seq), removed)
+    const kept = [...this.released.getKeys()]
+    for (const k of kept.slice(0, Math.max(0, kept.length - MAX_PARKED_REMOVALS))) this.released.removeSync(k)
   }
 
   private record (change: Change): void {
@@ -255,31 +306,43 @@ export class Namespace {
       case 'rename': return this.effectRename(change.path, change.to, change.seq, change.mtime)
       case 'remove': return this.effectRemove(change.path, change.recursive)
       case 'move-out': return this.effectMoveOut(change)
+      case 'move-part':
+        this.staged.putSync(stageKey(change.intent, change.part), change.tree)
+        return []
       case 'move-in': return this.effectMoveIn(change)
       case 'move-done':
         this.outbox.removeSync(change.intent)
+        this.dropStaged(change.intent)
         return []
     }
   }
 
+  /**
+   * The subtree goes to the outbox as this copy of the partition holds it: the
+   * same on both copies, as they hold the same namespace, so the change
+   * itself need not carry it (it could be far larger than a frame).
+   */
   private effectMoveOut (change: Extract<Change, { op: 'move-out' }>): FileEntry[] {
     const { parentId, value } = this.resolve(change.path)
     if (value === undefined) throw notFound(change.path)
+    const tree = change.tree ?? this.subtree(change.path)
     const doomed = [key(parentId, baseName(change.path))]
     if (value.type === 'dir') this.collect(value.dirId, change.path, doomed, [])
     for (const k of doomed) this.nodes.removeSync(k)
-    this.outbox.putSync(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, tree: change.tree })
+    this.outbox.putSync(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, tree })
     // The bodies moved with their entries: nothing is to be deleted.
     return []
   }
 
   /**
-   * Writes a moved subtree below `to`. Every entry takes this change's
-   * sequence number as its version, so a path's versions keep growing in the
-   * partition that now holds it.
+   * Writes a moved subtree below `to`: its staged slices, then the change's
+   * own. Every entry takes this change's sequence number as its version, so a
+   * path's versions keep growing in the partition that now holds it.
    */
   private effectMoveIn (change: Extract<Change, { op: 'move-in' }>): FileEntry[] {
-    const { path: from, to, tree, seq, mtime } = change
+    const { path: from, to, seq, mtime } = change
+    const tree = this.wholeTree(change)
+    checkWholeTree(from, tree)
     const top = tree[0] as Entry
     const toParent = this.dirIdOf(parentPath(to))
     const target = this.nodes.get(key(toParent, baseName(to)))
@@ -299,7 +362,24 @@ export class Namespace {
       }
     }
     this.meta.putSync(`moved-in:${change.intent}`, seq)
+    this.dropStaged(change.intent)
     return target === undefined ? [] : [toEntry(to, target) as FileEntry]
+  }
+
+  /** A move-in's subtree: the slices staged before it, in order, then its own. */
+  private wholeTree (change: Extract<Change, { op: 'move-in' }>): Entry[] {
+    const tree: Entry[] = []
+    for (let part = 0; part < (change.parts ?? 0); part++) {
+      const slice = this.staged.get(stageKey(change.intent, part))
+      if (slice === undefined) throw new DirectoryError(DirectoryErrorCode.INVALID, `slice ${part} of the subtree moved by ${change.intent} never arrived`)
+      tree.push(...slice)
+    }
+    tree.push(...change.tree)
+    return tree
+  }
+
+  private dropStaged (intent: string): void {
+    for (const k of this.staged.getKeys(stageRange(intent))) this.staged.removeSync(k)
   }
 
   /** The entries at and below `path`, each directory before what it holds. */

@@ -206,7 +206,9 @@ test('a move between two partitions: out of one, into the other once, done; twin
   t.is(out.change.op, 'move-out')
   t.is(await code(() => source.stat('/a/dir')), 'ERR_DIR_NOT_FOUND', 'the subtree left the source')
   t.deepEqual(source.intents().intents.map((i) => [i.intent, i.path, i.to]), [[intent, '/a/dir', '/b/moved']])
-  const tree = out.change.op === 'move-out' ? out.change.tree : []
+  t.false('tree' in out.change, 'the move-out change carries no subtree: each copy takes it from its own namespace')
+  const { tree, more } = source.intentTree(intent, 0)
+  t.false(more)
   t.deepEqual(tree.map((e) => e.path), ['/a/dir', '/a/dir/empty', '/a/dir/one', '/a/dir/sub', '/a/dir/sub/two'], 'pre-order: each directory before its contents')
 
   const moved = await dest.moveIn('/a/dir', '/b/moved', intent, tree)
@@ -222,8 +224,8 @@ test('a move between two partitions: out of one, into the other once, done; twin
 
   // A file moved onto a file replaces it; onto a directory, or a directory onto anything, is refused.
   await source.put(file('/a/f', 3))
-  const fileOut = await source.moveOut('/a/f', '/b/x', 'd'.repeat(32))
-  const fileTree = fileOut.change.op === 'move-out' ? fileOut.change.tree : []
+  await source.moveOut('/a/f', '/b/x', 'd'.repeat(32))
+  const fileTree = source.intentTree('d'.repeat(32), 0).tree
   const replaced = await dest.moveIn('/a/f', '/b/x', 'd'.repeat(32), fileTree)
   t.is(replaced.removed[0]?.fileId, file('/', 7).fileId)
   t.is(await code(dest.moveIn('/a/f', '/b/moved', 'e'.repeat(32), fileTree)), 'ERR_DIR_EXISTS')

@@ -1,7 +1,8 @@
 import test, { type ExecutionContext } from 'ava'
-import { remoteError, until, type InMemoryDirectory } from '@mirrorcast/testkit'
-import type { Change } from '@mirrorcast/wire'
+import { deepDir, longFileId, longFiles, longName, remoteError, until, type InMemoryDirectory } from '@mirrorcast/testkit'
+import { encodedBytes, MAX_PAGE_BYTES, type Change, type Entry } from '@mirrorcast/wire'
 import { httpStatusFor } from '../src/index.js'
+import { mergePages } from '../src/directory/directory-manager.js'
 import { harness, type Harness } from './harness.js'
 
 // In-process tests of the directory manager's failure paths (partition
@@ -10,7 +11,12 @@ import { harness, type Harness } from './harness.js'
 // namespace holds, and what becomes of each server.
 
 const FILE = { fileId: 'a'.repeat(32), size: 3, sha256: 'b'.repeat(64), replicas: [] }
-const log = (d: InMemoryDirectory): Change[] => d.namespace.changes(0).changes
+/** A server's whole log, page after page. */
+function log (d: InMemoryDirectory): Change[] {
+  const all: Change[] = []
+  for (let page = d.namespace.changes(0).changes; page.length > 0; page = d.namespace.changes((all[all.length - 1] as Change).seq).changes) all.push(...page)
+  return all
+}
 const requests = (d: InMemoryDirectory, t: string, since = 0): unknown[] => d.received.slice(since).filter((r) => r.t === t).map((r) => r.body)
 
 /** The follower goes silent long enough to be suspected (not failed over) and is heard again. */
@@ -272,4 +278,84 @@ test('a cross-partition move whose destination fails the move-in stays pending (
   t.is(await h.directories.lookup(`/${a}/x`), undefined)
   t.deepEqual(source.namespace.intents().intents, [], 'and its intent dropped')
   t.is(requests(df, 'dir.move-in').length + requests(dp, 'dir.move-in').length, 1, 'moved in once')
+})
+
+/** Every entry of a directory through the manager, page after page; each page checked against the budget. */
+async function listAll (t: ExecutionContext, h: Harness, path: string, limit?: number): Promise<{ entries: Entry[], pages: number }> {
+  const entries: Entry[] = []
+  let pages = 0
+  for (let more = true; more; pages++) {
+    const last = entries[entries.length - 1]
+    const page = await h.directories.list(path, last?.path.slice(last.path.lastIndexOf('/') + 1), limit)
+    t.true(encodedBytes(page.entries) <= MAX_PAGE_BYTES, `page ${pages}: ${encodedBytes(page.entries)} bytes`)
+    entries.push(...page.entries)
+    more = page.more
+  }
+  return { entries, pages }
+}
+
+const FILES = 3000
+
+test('a directory of 3,000 entries with 4,000-byte paths, far more than a frame: listed in pages, moved to another partition in slices, removed with every file reported once; a follower rebuilt from the log', async (t) => {
+  // The fakes refuse a request or an answer above the frame limit as a real session does.
+  const h = harness(t, { storagePairs: 0, directoryPairs: 2 })
+  const [a, b] = namesApart(h)
+  const dir = deepDir(a)
+  const [source, target] = [h.directories.partitionOf(`/${a}`), h.directories.partitionOf(`/${b}`)]
+  const [sp, sf] = [h.cluster.directory('east', source), h.cluster.directory('west', source)]
+  const [tp, tf] = [h.cluster.directory('east', target), h.cluster.directory('west', target)]
+  for (const d of [sp, sf]) d.namespace.apply(longFiles(dir, FILES))
+  const names = Array.from({ length: FILES }, (_, i) => longName(i))
+
+  const listed = await listAll(t, h, dir)
+  t.deepEqual(listed.entries.map((e) => e.path), names.map((n) => `${dir}/${n}`), 'every entry once, in order')
+  t.true(listed.pages >= 3, `${listed.pages} pages`)
+
+  // A rename between partitions: the subtree travels in slices, each staged on both copies of the destination.
+  await h.directories.rename(`/${a}`, `/${b}`)
+  const movedDir = `/${b}` + dir.slice(a.length + 1)
+  const moved = await listAll(t, h, movedDir)
+  t.deepEqual(moved.entries.map((e) => e.path), names.map((n) => `${movedDir}/${n}`), 'every entry once, in order, at its new place')
+  t.is(await h.directories.lookup(`/${a}`), undefined)
+  t.deepEqual(sp.namespace.intents().intents, [], 'the move is done')
+  t.true(log(tp).filter((c) => c.op === 'move-part').length >= 2, 'it travelled in slices')
+  for (const c of log(tp)) t.true(encodedBytes(c) <= MAX_PAGE_BYTES + 16 * 1024, `change ${c.seq} (${c.op}): ${encodedBytes(c)} bytes`)
+  t.deepEqual(log(tf), log(tp), 'the destination\'s follower took every change, batch by batch')
+  t.deepEqual(log(sf), log(sp))
+
+  // The follower comes back with an empty store: it is rebuilt from the leader's log, page by page.
+  h.kill(tf)
+  await h.untilStatus(tf, 'failed-over')
+  tf.namespace.reset()
+  h.restart(tf)
+  await h.untilStatus(tf, 'healthy')
+  t.deepEqual(log(tf), log(tp))
+  const pages = requests(tf, 'dir.apply').length
+  t.true(pages >= 3, `the log came in ${pages} batches`)
+
+  const since = tp.received.length
+  const { removed } = await h.directories.remove(`/${b}`, true)
+  t.deepEqual(removed.map((f) => f.fileId), names.map((_, i) => longFileId(i)), 'every removed file once, in order')
+  t.true(requests(tp, 'dir.removed', since).length >= 2, 'read in pages from the leader')
+  t.deepEqual(log(tf), log(tp))
+  for (const d of [sp, sf, tp, tf]) t.is(h.member(d).health, 'healthy', d.name)
+})
+
+test('the root of several partitions is listed in pages that miss no name', async (t) => {
+  const h = harness(t, { storagePairs: 0, directoryPairs: 3 })
+  const names = Array.from({ length: 40 }, (_, i) => `top${String(i).padStart(2, '0')}`)
+  for (const n of names) await h.directories.mkdir(`/${n}`, false)
+  for (const limit of [1, 3, 7, 40]) {
+    const { entries } = await listAll(t, h, '/', limit)
+    t.deepEqual(entries.map((e) => e.path), names.map((n) => `/${n}`), `pages of ${limit}`)
+  }
+})
+
+test('a root page ends where a partition\'s page stopped short (its bytes filled a page): the next page, after it, misses none of that partition\'s names', (t) => {
+  const dir = (path: string): Entry => ({ type: 'dir', path, version: 1, mtime: 1 })
+  // Partition 1 stopped after /c (more follow, from /d on); partition 2 is complete.
+  const merged = mergePages([{ entries: [dir('/a'), dir('/c')], more: true }, { entries: [dir('/b'), dir('/e'), dir('/f')], more: false }], 100)
+  t.deepEqual(merged, { entries: [dir('/a'), dir('/b'), dir('/c')], more: true })
+  t.deepEqual(mergePages([{ entries: [dir('/a')], more: false }, { entries: [dir('/b')], more: false }], 100), { entries: [dir('/a'), dir('/b')], more: false })
+  t.deepEqual(mergePages([{ entries: [dir('/a'), dir('/c')], more: false }, { entries: [dir('/b')], more: false }], 2), { entries: [dir('/a'), dir('/b')], more: true }, 'and no more than the limit')
 })

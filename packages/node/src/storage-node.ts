@@ -1,13 +1,10 @@
 import type { RequestContext } from '@mirrorcast/rpc'
 import type { Holding, SearchKind } from '@mirrorcast/discovery'
 import { MemberProcess, type MemberProcessOptions } from '@mirrorcast/member'
-import { INLINE_BODY_BYTES, type AnyEnvelope, type MessageType } from '@mirrorcast/wire'
+import { INLINE_BODY_BYTES, pageFrom, type AnyEnvelope, type MessageType } from '@mirrorcast/wire'
 import { BlobStore } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 import { Scrubber, type ScrubOptions } from './scrubber.js'
-
-// 10,000: quarantined bodies listed per answer, as one list page
-const QUARANTINE_PAGE = 10_000
 
 /** An inline body, as the stream the blob store reads. */
 async function * once (payload: Buffer): AsyncGenerator<Buffer> {
@@ -94,8 +91,9 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
         await ctx.reply('node.stats.ok', { id: this.id, role: 'storage', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, files: this.store.files, bytes: this.store.bytes, free: await this.store.free(), quarantined: this.store.quarantined.size, scrub: this.scrubber.snapshot() })
         return
       case 'blob.quarantined': {
-        const files = [...this.store.quarantined.values()]
-        await ctx.reply('blob.quarantined.ok', { files: files.slice(0, QUARANTINE_PAGE), more: files.length > QUARANTINE_PAGE })
+        // a page by bytes too: 10,000 reasons of 512 characters would not fit a frame
+        const { items, more } = pageFrom([...this.store.quarantined.values()])
+        await ctx.reply('blob.quarantined.ok', { files: items, more })
         return
       }
       default:

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { CHUNK_BYTES, RemoteError, RpcError, RpcErrorCode } from '@mirrorcast/rpc'
-import { messageSchemas, REPLY_TYPES, type AnyEnvelope, type MessageBody, type MessageType, type ReplyType, type RequestType } from '@mirrorcast/wire'
+import {
+  DEFAULT_MAX_FRAME_BYTES, encodedBytes, ENVELOPE_OVERHEAD, messageSchemas, PROTOCOL_VERSION, REPLY_TYPES, WireError, WireErrorCode,
+  type AnyEnvelope, type MessageBody, type MessageType, type ReplyType, type RequestType
+} from '@mirrorcast/wire'
 
 /** A reply as the node protocol delivers it. */
 export type FakeReply<R extends MessageType> = Extract<AnyEnvelope, { t: R }>
@@ -217,17 +220,39 @@ export function faultError (member: FakeMember, fault: Fault): Error {
   return fault.error ?? new RpcError(RpcErrorCode.CLOSED, `connection to ${member.name} reset`)
 }
 
-/** A request body checked as the real codec checks it: a manager bug shows as a failed test, not as a fake's odd answer. */
-function checked (t: MessageType, body: unknown): unknown {
+/**
+ * The bytes a message would take as a frame (its length prefix aside), with
+ * the codec's own encoding: a fake refuses what a real session would.
+ */
+function frameBytes (t: MessageType, from: string, body: unknown, payload: Uint8Array | undefined): number {
+  return ENVELOPE_OVERHEAD + encodedBytes({ v: PROTOCOL_VERSION, t, f: from, ts: Date.now(), s: Number.MAX_SAFE_INTEGER, b: body }) + (payload?.length ?? 0)
+}
+
+/**
+ * A request body checked as the real codec checks it: a manager bug shows as a failed test, not as a fake's odd answer.
+ * A request above the frame limit is refused before it is sent, as RpcClient refuses it (ERR_WIRE_INVALID_OUTGOING).
+ */
+function checked (t: MessageType, body: unknown, payload?: Uint8Array): unknown {
   const parsed = messageSchemas[t].safeParse(body)
   if (!parsed.success) throw new Error(`fake member: invalid ${t} body: ${parsed.error.message}`)
+  const bytes = frameBytes(t, 'mgr-fake', body, payload)
+  if (bytes > DEFAULT_MAX_FRAME_BYTES) throw new WireError(WireErrorCode.INVALID_OUTGOING, `${t} of ${bytes} bytes not sent: above the frame limit of ${DEFAULT_MAX_FRAME_BYTES}`)
   return structuredClone(body)
 }
 
+/**
+ * An answer as the caller gets it. One above the frame limit reaches the caller
+ * as the real server's refusal to send it: an error reply, ERR_WIRE_INVALID_OUTGOING
+ * (what it did, it did all the same).
+ */
 function envelope<R extends MessageType> (member: FakeMember, expect: R, answer: Answer): FakeReply<R> {
   if (answer.t !== expect) throw new RpcError(RpcErrorCode.PROTOCOL, `expected ${expect} from ${member.name}, got ${answer.t}`)
   const parsed = messageSchemas[answer.t].safeParse(answer.body)
   if (!parsed.success) throw new Error(`fake member ${member.name}: invalid ${answer.t} answer: ${parsed.error.message}`)
+  const bytes = frameBytes(answer.t, member.id, answer.body, answer.payload)
+  if (bytes > DEFAULT_MAX_FRAME_BYTES) {
+    throw remoteError(WireErrorCode.INVALID_OUTGOING, `${answer.t} of ${bytes} bytes not sent: above the frame limit of ${DEFAULT_MAX_FRAME_BYTES}`, member.name)
+  }
   const payload = answer.payload === undefined ? Buffer.alloc(0) : Buffer.from(answer.payload)
   return { t: answer.t, from: member.id, ts: Date.now(), seq: 0, body: structuredClone(answer.body), payload } as unknown as FakeReply<R>
 }
@@ -253,7 +278,7 @@ export class FakeMemberClient {
 
   async request<T extends RequestType> (t: T, body: MessageBody<T>, options: { signal?: AbortSignal, payload?: Uint8Array } = {}): Promise<FakeReply<ReplyType<T>>> {
     return await this.track(options.signal, async (hold) => {
-      const input = checked(t, body)
+      const input = checked(t, body, options.payload)
       const fault = await this.member.admit(t, input, hold)
       // A body sent inline, in the request's frame, is cut like a streamed one.
       if (fault?.afterBytes !== undefined && (options.payload?.length ?? 0) > fault.afterBytes) throw faultError(this.member, fault)

@@ -38,9 +38,12 @@ export class InMemoryDirectory extends FakeMember {
       case 'dir.rename': { const b = body as MessageBody<'dir.rename'>; return change(ns.rename(b.path, b.to)) }
       case 'dir.remove': { const b = body as MessageBody<'dir.remove'>; return change(ns.remove(b.path, b.recursive)) }
       case 'dir.move-out': { const b = body as MessageBody<'dir.move-out'>; return change(ns.moveOut(b.path, b.to, b.intent)) }
-      case 'dir.move-in': { const b = body as MessageBody<'dir.move-in'>; return change(ns.moveIn(b.path, b.to, b.intent, b.tree)) }
+      case 'dir.move-part': { const b = body as MessageBody<'dir.move-part'>; return change(ns.movePart(b.path, b.intent, b.part, b.tree)) }
+      case 'dir.move-in': { const b = body as MessageBody<'dir.move-in'>; return change(ns.moveIn(b.path, b.to, b.intent, b.tree, b.parts)) }
       case 'dir.move-done': return change(ns.moveDone((body as MessageBody<'dir.move-done'>).intent))
       case 'dir.intents': return { t: 'dir.intents.ok', body: ns.intents() }
+      case 'dir.intent-tree': { const b = body as MessageBody<'dir.intent-tree'>; return { t: 'dir.intent-tree.ok', body: ns.intentTree(b.intent, b.from) } }
+      case 'dir.removed': { const b = body as MessageBody<'dir.removed'>; return { t: 'dir.removed.ok', body: ns.removedFrom(b.seq, b.from) } }
       case 'dir.stat': {
         const b = body as MessageBody<'dir.stat'>
         const entry = b.optional === true ? ns.lookup(b.path) : ns.stat(b.path)

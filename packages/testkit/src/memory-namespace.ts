@@ -1,17 +1,24 @@
-import { DirectoryError, DirectoryErrorCode, type PendingMove } from '@mirrorcast/directory'
-import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
+import {
+  checkSlice, checkWholeTree, DirectoryError, DirectoryErrorCode, MAX_PARKED_REMOVALS, pendingPage, removedAnswer, removedPage, stageKey, treePage,
+  type PendingMove, type PendingMoveSummary
+} from '@mirrorcast/directory'
+import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, PageBudget, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
 
 // 1,000: changes per page when a twin reads the log (as the real namespace)
 const DEFAULT_CHANGES_PAGE = 1000
 
 export type NewFileEntry = Omit<FileEntry, 'version' | 'mtime'>
-export interface ChangeResult { change: Change, removed: FileEntry[] }
+export interface ChangeResult { change: Change, removed: FileEntry[], more?: true }
 
 interface State {
   entries: Map<string, Entry>
   log: Map<number, Change>
   outbox: Map<string, PendingMove>
   movedIn: Map<string, number>
+  /** Slices of subtrees moving in, by stageKey(). */
+  staged: Map<string, Entry[]>
+  /** Removed files that did not fit their change's answer, by sequence number, oldest first. */
+  released: Map<number, FileEntry[]>
   seq: number
 }
 
@@ -46,16 +53,18 @@ export class MemoryNamespace {
     return this.state.outbox.size
   }
 
-  intents (): { intents: PendingMove[], more: boolean } {
-    const all = [...this.state.outbox.values()].sort((a, b) => a.mtime - b.mtime)
-    const intents: PendingMove[] = []
-    let entries = 0
-    for (const p of all) {
-      if (intents.length > 0 && entries + p.tree.length > MAX_LIST_ENTRIES) return { intents: structuredClone(intents), more: true }
-      intents.push(p)
-      entries += p.tree.length
-    }
-    return { intents: structuredClone(intents), more: false }
+  intents (): { intents: PendingMoveSummary[], more: boolean } {
+    return pendingPage(this.state.outbox.values())
+  }
+
+  intentTree (intent: string, from: number): { tree: Entry[], more: boolean } {
+    return structuredClone(treePage(this.state.outbox.get(intent), intent, from))
+  }
+
+  removedFrom (seq: number, from: number): { removed: FileEntry[], more: boolean } {
+    const page = removedPage(this.state.released.get(seq), seq, from)
+    if (!page.more) this.state.released.delete(seq)
+    return structuredClone(page)
   }
 
   stat (input: string): Entry {
@@ -74,18 +83,22 @@ export class MemoryNamespace {
   list (input: string, after?: string, limit = MAX_LIST_ENTRIES): { entries: Entry[], more: boolean } {
     const path = normalizePath(input)
     this.dirAt(path)
-    const max = Math.min(Math.max(1, limit), MAX_LIST_ENTRIES)
+    const page = new PageBudget({ maxItems: Math.min(Math.max(1, limit), MAX_LIST_ENTRIES) })
     const from = after === undefined ? undefined : Buffer.from(after, 'utf8')
     const children = this.children(path).filter((e) => from === undefined || Buffer.compare(Buffer.from(baseName(e.path), 'utf8'), from) > 0)
-    return { entries: structuredClone(children.slice(0, max)), more: children.length > max }
+    let end = 0
+    while (end < children.length && page.admit(children[end])) end++
+    return { entries: structuredClone(children.slice(0, end)), more: end < children.length }
   }
 
   changes (after: number, limit = DEFAULT_CHANGES_PAGE): { changes: Change[], last: number } {
-    const max = Math.min(Math.max(1, limit), MAX_LIST_ENTRIES)
+    const page = new PageBudget({ maxItems: Math.min(Math.max(1, limit), MAX_LIST_ENTRIES) })
     const changes: Change[] = []
-    for (let seq = after + 1; seq <= this.state.seq && changes.length < max; seq++) {
+    for (let seq = after + 1; seq <= this.state.seq; seq++) {
       const change = this.state.log.get(seq)
-      if (change !== undefined) changes.push(structuredClone(change))
+      if (change === undefined) continue
+      if (!page.admit(change)) break
+      changes.push(structuredClone(change))
     }
     return { changes, last: this.state.seq }
   }
@@ -122,16 +135,25 @@ export class MemoryNamespace {
     const path = normalizePath(input)
     const to = normalizePath(toInput)
     if (path === '/' || to === '/') throw new DirectoryError(DirectoryErrorCode.INVALID, 'the root cannot be moved or replaced')
-    return this.commit((seq, mtime) => ({ op: 'move-out', seq, mtime, path, to, intent, tree: this.subtree(path) }))
+    return this.commit((seq, mtime) => ({ op: 'move-out', seq, mtime, path, to, intent }))
   }
 
-  moveIn (input: string, toInput: string, intent: string, tree: Entry[]): ChangeResult {
+  movePart (input: string, intent: string, part: number, tree: Entry[]): ChangeResult {
+    const path = normalizePath(input)
+    checkSlice(path, tree)
+    return this.movedIn(intent) ?? this.commit((seq, mtime) => ({ op: 'move-part', seq, mtime, path, intent, part, tree: structuredClone(tree) }))
+  }
+
+  moveIn (input: string, toInput: string, intent: string, tree: Entry[], parts = 0): ChangeResult {
     const path = normalizePath(input)
     const to = normalizePath(toInput)
-    if (tree[0]?.path !== path || tree.some((e) => !isWithin(e.path, path))) throw new DirectoryError(DirectoryErrorCode.INVALID, `a moved tree must start at ${path} and stay below it`)
+    checkSlice(path, tree)
+    return this.movedIn(intent) ?? this.commit((seq, mtime) => ({ op: 'move-in', seq, mtime, path, to, intent, tree: structuredClone(tree), ...(parts > 0 ? { parts } : {}) }))
+  }
+
+  private movedIn (intent: string): ChangeResult | undefined {
     const done = this.state.movedIn.get(intent)
-    if (done !== undefined) return { change: structuredClone(this.state.log.get(done) as Change), removed: [] }
-    return this.commit((seq, mtime) => ({ op: 'move-in', seq, mtime, path, to, intent, tree: structuredClone(tree) }))
+    return done === undefined ? undefined : { change: structuredClone(this.state.log.get(done) as Change), removed: [] }
   }
 
   moveDone (intent: string): ChangeResult {
@@ -165,14 +187,30 @@ export class MemoryNamespace {
       const change = build(this.state.seq + 1, this.clock())
       const removed = this.effect(change)
       this.record(change)
-      return { change: structuredClone(change), removed: structuredClone(removed) }
+      const answer = removedAnswer(removed)
+      if (answer.more === true) this.park(change.seq, removed)
+      return structuredClone({ change, ...answer })
     })
+  }
+
+  private park (seq: number, removed: FileEntry[]): void {
+    const released = this.state.released
+    released.set(seq, structuredClone(removed))
+    for (const k of [...released.keys()].slice(0, Math.max(0, released.size - MAX_PARKED_REMOVALS))) released.delete(k)
   }
 
   /** Runs `fn` on a copy of the state, kept only if it succeeds: a change takes effect whole or not at all. */
   private transaction<X> (fn: () => X): X {
     const before = this.state
-    this.state = { entries: new Map(before.entries), log: new Map(before.log), outbox: new Map(before.outbox), movedIn: new Map(before.movedIn), seq: before.seq }
+    this.state = {
+      entries: new Map(before.entries),
+      log: new Map(before.log),
+      outbox: new Map(before.outbox),
+      movedIn: new Map(before.movedIn),
+      staged: new Map(before.staged),
+      released: new Map(before.released),
+      seq: before.seq
+    }
     try {
       return fn()
     } catch (err) {
@@ -195,9 +233,13 @@ export class MemoryNamespace {
       case 'rename': return this.effectRename(change.path, change.to, change.seq, change.mtime)
       case 'remove': return this.effectRemove(change.path, change.recursive)
       case 'move-out': return this.effectMoveOut(change)
+      case 'move-part':
+        this.state.staged.set(stageKey(change.intent, change.part), structuredClone(change.tree))
+        return []
       case 'move-in': return this.effectMoveIn(change)
       case 'move-done':
         this.state.outbox.delete(change.intent)
+        this.dropStaged(change.intent)
         return []
     }
   }
@@ -251,14 +293,17 @@ export class MemoryNamespace {
   private effectMoveOut (change: Extract<Change, { op: 'move-out' }>): FileEntry[] {
     const entry = this.resolve(change.path)
     if (entry === undefined) throw notFound(change.path)
+    const tree = structuredClone(change.tree) ?? this.subtree(change.path)
     if (entry.type === 'dir') for (const e of this.walk(change.path, [], false)) this.state.entries.delete(e.path)
     this.state.entries.delete(change.path)
-    this.state.outbox.set(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, tree: structuredClone(change.tree) })
+    this.state.outbox.set(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, tree })
     return []
   }
 
   private effectMoveIn (change: Extract<Change, { op: 'move-in' }>): FileEntry[] {
-    const { path: from, to, tree, seq, mtime } = change
+    const { path: from, to, seq, mtime } = change
+    const tree = this.wholeTree(change)
+    checkWholeTree(from, tree)
     const top = tree[0] as Entry
     this.dirAt(parentPath(to))
     const target = this.state.entries.get(to)
@@ -273,7 +318,23 @@ export class MemoryNamespace {
       this.state.entries.set(at, { ...structuredClone(entry), path: at, version: seq, mtime: entry === top ? mtime : entry.mtime })
     }
     this.state.movedIn.set(change.intent, seq)
+    this.dropStaged(change.intent)
     return target === undefined ? [] : [target as FileEntry]
+  }
+
+  private wholeTree (change: Extract<Change, { op: 'move-in' }>): Entry[] {
+    const tree: Entry[] = []
+    for (let part = 0; part < (change.parts ?? 0); part++) {
+      const slice = this.state.staged.get(stageKey(change.intent, part))
+      if (slice === undefined) throw new DirectoryError(DirectoryErrorCode.INVALID, `slice ${part} of the subtree moved by ${change.intent} never arrived`)
+      tree.push(...structuredClone(slice))
+    }
+    tree.push(...structuredClone(change.tree))
+    return tree
+  }
+
+  private dropStaged (intent: string): void {
+    for (const k of [...this.state.staged.keys()]) if (k.startsWith(`${intent}:`)) this.state.staged.delete(k)
   }
 
   /** The entries at and below `path`, each directory before what it holds. */
@@ -336,5 +397,5 @@ export class MemoryNamespace {
 }
 
 function emptyState (): State {
-  return { entries: new Map(), log: new Map(), outbox: new Map(), movedIn: new Map(), seq: 0 }
+  return { entries: new Map(), log: new Map(), outbox: new Map(), movedIn: new Map(), staged: new Map(), released: new Map(), seq: 0 }
 }

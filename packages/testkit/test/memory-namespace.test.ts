@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Namespace, type NewFileEntry } from '@mirrorcast/directory'
 import type { Change, Entry } from '@mirrorcast/wire'
-import { MemoryNamespace } from '../src/index.js'
+import { deepDir, longFiles, longName, MemoryNamespace } from '../src/index.js'
 
 // The in-memory namespace must answer as the real one (LMDB) does, or the
 // manager's fast tests prove nothing: one script of operations, run on both,
@@ -89,7 +89,10 @@ const SCRIPT: Step[] = [
   ['remove /', async (ns) => await ns.remove('/', true)],
   ['remove a file', async (ns) => { await ns.put(file('/b/y/g', 7)); return await ns.remove('/b/y/g', false) }],
   ['remove a subtree', async (ns) => { await ns.put(file('/b/y/g', 8)); return await ns.remove('/b', true) }],
-  ['move-out', async (ns, got) => { await ns.put(file('/m/n/o', 9)); const r = await ns.moveOut('/m', '/w', INTENT); got.set('tree', r.change.op === 'move-out' ? r.change.tree : []); return r }],
+  ['move-out', async (ns, got) => { await ns.put(file('/m/n/o', 9)); const r = await ns.moveOut('/m', '/w', INTENT); got.set('tree', ns.intentTree(INTENT, 0).tree); return r }],
+  ['the moving subtree', (ns) => ns.intentTree(INTENT, 0)],
+  ['the moving subtree past its end', (ns) => ns.intentTree(INTENT, 3)],
+  ['the subtree of no move', (ns) => ns.intentTree('f'.repeat(32), 0)],
   ['move-out of /', async (ns) => await ns.moveOut('/', '/w', INTENT)],
   ['pending moves', (ns) => ns.intents()],
   ['move-in of a bad tree', async (ns, got) => await ns.moveIn('/other', '/w', INTENT, got.get('tree') as Entry[])],
@@ -131,4 +134,43 @@ test('replaying a log: held changes are skipped, a gap or another change at a he
     await ns.reset()
     t.deepEqual([ns.seq, ns.entryCount, dump(ns)], [0, 0, []])
   }
+})
+
+test('answers in pages (listings, the log, removed files, a moving subtree in slices) are the LMDB namespace\'s, page for page', async (t) => {
+  // 1,100 files of 4,000-byte paths: more than one page of every kind
+  const dir = deepDir('big')
+  const sides: AnyNamespace[] = [await real(t), new MemoryNamespace()]
+  const slice = (ns: AnyNamespace, n: 0 | 1): Entry[] => ns.intentTree(INTENT, n === 0 ? 0 : ns.intentTree(INTENT, 0).tree.length).tree
+  const steps: Step[] = [
+    ['fill', async (ns) => await ns.apply(longFiles(dir, 1100))],
+    ['a page of the listing', (ns) => ns.list(dir)],
+    ['the next page', (ns) => ns.list(dir, longName(ns.list(dir).entries.length - 1))],
+    ['a page of the log', (ns) => ns.changes(0, 10_000)],
+    ['the next page of the log', (ns) => ns.changes(ns.changes(0, 10_000).changes.length, 10_000)],
+    ['move-out', async (ns) => await ns.moveOut('/big', '/moved', INTENT)],
+    ['pending moves', (ns) => ns.intents()],
+    ['slice 0', (ns) => ns.intentTree(INTENT, 0)],
+    ['slice 1', (ns) => ns.intentTree(INTENT, slice(ns, 0).length)],
+    ['stage slice 0', async (ns) => await ns.movePart('/big', 'b'.repeat(32), 0, slice(ns, 0))],
+    ['out of sight', (ns) => ns.lookup('/moved')],
+    ['a slice too large', async (ns) => await ns.movePart('/big', 'b'.repeat(32), 1, [...slice(ns, 0), ...slice(ns, 1)])],
+    ['move-in with the last slice', async (ns) => await ns.moveIn('/big', '/moved', 'b'.repeat(32), slice(ns, 1), 1)],
+    ['a late slice', async (ns) => await ns.movePart('/big', 'b'.repeat(32), 0, slice(ns, 0))],
+    ['move-done', async (ns) => await ns.moveDone(INTENT)],
+    ['remove it', async (ns, got) => { const r = await ns.remove('/moved', true); got.set('first', r.removed.length); return r }],
+    ['the rest of what it removed', (ns, got) => ns.removedFrom(ns.seq, got.get('first') as number)],
+    ['read again', (ns) => ns.removedFrom(ns.seq, 0)],
+    ['counts', (ns) => [ns.seq, ns.entryCount, ns.pendingMoves]]
+  ]
+  const got = sides.map(() => new Map<string, unknown>())
+  const seen = new Map<string, string>()
+  for (const [name, step] of steps) {
+    const [lmdb, memory] = [await outcome(() => step(sides[0] as AnyNamespace, got[0] as Map<string, unknown>)), await outcome(() => step(sides[1] as AnyNamespace, got[1] as Map<string, unknown>))]
+    t.is(memory, lmdb, name)
+    seen.set(name, lmdb)
+  }
+  for (const name of ['a page of the listing', 'slice 0', 'remove it']) t.true(seen.get(name)?.includes('"more":true'), `${name}: one page of several`)
+  t.is(seen.get('a slice too large'), 'refused: ERR_DIR_TOO_LARGE')
+  t.is(seen.get('read again'), 'refused: ERR_DIR_NOT_FOUND')
+  t.deepEqual(normal(dump(sides[1] as AnyNamespace)), normal(dump(sides[0] as AnyNamespace)))
 })

@@ -9,12 +9,11 @@ export const PROTOCOL_VERSION = 1
 export const MAC_BYTES = 32 // HMAC-SHA256 output
 // 4 bytes: a frame's header (a listing or change-log page) can be far above 64 KiB
 const HEADER_LENGTH_BYTES = 4
-const ENVELOPE_OVERHEAD = MAC_BYTES + HEADER_LENGTH_BYTES
+/** What a message takes besides its header and payload: the MAC and the header's length. */
+export const ENVELOPE_OVERHEAD = MAC_BYTES + HEADER_LENGTH_BYTES
 export const FRAME_LENGTH_BYTES = 4
 // 1,200 bytes: fits any LAN MTU after IP and UDP headers, so a datagram is never fragmented
 export const DEFAULT_MAX_DATAGRAM_BYTES = 1200
-// 8 MiB: a directory listing page fits; body chunks are far smaller
-export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 // what the u32 length prefix of a frame can describe
 const MAX_MESSAGE_BYTES = 0xffffffff
 // 16 levels: the deepest body (a change-log page: header, body, changes, change, entry,
@@ -53,6 +52,14 @@ export interface OutgoingMessage<T extends MessageType = MessageType> {
 // Records off: a receiver may have missed the datagram or frame that defined a record.
 // Structured clone off: its back-references turn a small header into a huge graph.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false })
+
+/**
+ * The bytes `value` takes in a message's header, encoded as a frame encodes it:
+ * what a page of entries or changes is measured by before it is sent.
+ */
+export function encodedBytes (value: unknown): number {
+  return packr.pack(value).length
+}
 
 /**
  * HMAC-SHA256 over the context, the signed header and the sha256 of the

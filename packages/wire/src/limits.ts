@@ -17,3 +17,12 @@ export const CENTER_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/
 export const CLUSTER_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/
 // 65,535: the highest slot of a center
 export const MAX_SLOT = 65535
+// 8 MiB: the largest TCP frame a session takes by default; a frame above the limit is never sent,
+// and one received ends the session
+export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+// 4 MiB: the encoded (msgpack) bytes of the entries or changes one message of the directory
+// protocol carries at most: a listing page, a change-log page, an apply batch, a slice of a moved
+// subtree, a page of pending moves or of removed files. Half the frame limit, so what travels
+// around them (the envelope, a change's own paths and ids: some 10 KB at most) always fits.
+// Counting entries alone cannot bound a frame: 10,000 entries of 4,096-byte paths are 40 MiB.
+export const MAX_PAGE_BYTES = DEFAULT_MAX_FRAME_BYTES / 2

@@ -4,7 +4,7 @@ import { CENTER_NAME_PATTERN, CLUSTER_NAME_PATTERN, MAX_SLOT } from './limits.js
 // Limits on what a peer may claim; each bounds memory a decoder spends.
 export const MAX_ID_LENGTH = 64 // characters
 export const MAX_PATH_LENGTH = 4096 // characters, as PATH_MAX
-export const MAX_LIST_ENTRIES = 10_000 // entries per list or change-log page
+export const MAX_LIST_ENTRIES = 10_000 // entries per list or change-log page, and fewer when their bytes reach MAX_PAGE_BYTES
 
 export const idSchema = z.string().min(1).max(MAX_ID_LENGTH).regex(/^[A-Za-z0-9._:/-]+$/)
 export const fileIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'a file id is 32 lowercase hex digits')
@@ -69,26 +69,36 @@ export const entrySchema = z.discriminatedUnion('type', [fileEntrySchema, dirEnt
 export type Entry = z.infer<typeof entrySchema>
 
 export const intentSchema = z.string().regex(/^[0-9a-f]{32}$/, 'an intent id is 32 lowercase hex digits')
-/** A subtree in pre-order (every directory before what it holds), with the paths it had at its source. */
+/**
+ * A subtree in pre-order (every directory before what it holds), with the paths it had at its
+ * source; on the wire, one slice of it at a time: at most MAX_PAGE_BYTES encoded.
+ */
 export const treeSchema = z.array(entrySchema).min(1).max(MAX_LIST_ENTRIES)
 
 /**
  * A change is the effect of an operation, not the request: replaying the same
  * changes in sequence order on the twin directory gives the same namespace.
  *
- * A rename between two partitions is three changes: `move-out` takes the
- * subtree out of the source partition and keeps it there as a pending intent,
- * `move-in` puts it into the destination partition (once per intent), and
- * `move-done` drops the intent. An intent left pending by a crash is finished
- * by whoever finds it, so the move is never half done.
+ * A rename between two partitions is three steps: `move-out` takes the
+ * subtree out of the source partition and keeps it there as a pending intent
+ * (each copy takes it from its own namespace, which is the same), `move-in`
+ * puts it into the destination partition (once per intent), and `move-done`
+ * drops the intent. An intent left pending by a crash is finished by whoever
+ * finds it, so the move is never half done. Every change travels whole in one
+ * frame (an apply batch, a page of the log), so a subtree too large for one
+ * travels in slices: each `move-part` stages one, out of sight, and the
+ * `move-in` brings the `parts` staged before its own slice into the namespace
+ * with it, in one transaction.
  */
 export const changeSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('put'), seq: uintSchema, mtime: uintSchema, entry: fileEntrySchema }),
   z.object({ op: z.literal('mkdir'), seq: uintSchema, mtime: uintSchema, path: pathSchema }),
   z.object({ op: z.literal('rename'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema }),
   z.object({ op: z.literal('remove'), seq: uintSchema, mtime: uintSchema, path: pathSchema, recursive: z.boolean() }),
-  z.object({ op: z.literal('move-out'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema }),
-  z.object({ op: z.literal('move-in'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema }),
+  // `tree`: only in logs written before subtrees travelled in slices
+  z.object({ op: z.literal('move-out'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema.optional() }),
+  z.object({ op: z.literal('move-part'), seq: uintSchema, mtime: uintSchema, path: pathSchema, intent: intentSchema, part: uintSchema.max(MAX_LIST_ENTRIES), tree: treeSchema }),
+  z.object({ op: z.literal('move-in'), seq: uintSchema, mtime: uintSchema, path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema, parts: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
   z.object({ op: z.literal('move-done'), seq: uintSchema, mtime: uintSchema, intent: intentSchema })
 ])
 export type Change = z.infer<typeof changeSchema>
@@ -162,8 +172,14 @@ export const messageSchemas = {
   'dir.mkdir': z.object({ path: pathSchema, parents: z.boolean() }),
   'dir.rename': z.object({ path: pathSchema, to: pathSchema }),
   'dir.remove': z.object({ path: pathSchema, recursive: z.boolean() }),
-  /** The outcome of a namespace change; `removed` lists file entries it dropped, whose bodies can go. */
-  'dir.change.ok': z.object({ change: changeSchema, removed: z.array(fileEntrySchema).max(MAX_LIST_ENTRIES) }),
+  /**
+   * The outcome of a namespace change; `removed` lists file entries it dropped, whose bodies can go.
+   * With `more`, they did not fit one page: `removed` holds the first, `dir.removed` reads the rest.
+   */
+  'dir.change.ok': z.object({ change: changeSchema, removed: z.array(fileEntrySchema).max(MAX_LIST_ENTRIES), more: z.boolean().optional() }),
+  /** The removed files of change `seq` from index `from` on, on the server that made the change. */
+  'dir.removed': z.object({ seq: uintSchema, from: uintSchema.max(MAX_LIST_ENTRIES) }),
+  'dir.removed.ok': z.object({ removed: z.array(fileEntrySchema).max(MAX_LIST_ENTRIES), more: z.boolean() }),
   /** With `optional`, a missing path is answered with no entry instead of ERR_DIR_NOT_FOUND. */
   'dir.stat': z.object({ path: pathSchema, optional: z.boolean().optional() }),
   'dir.stat.ok': z.object({ entry: entrySchema.optional() }),
@@ -181,13 +197,18 @@ export const messageSchemas = {
   'dir.info.ok': z.object({ ...memberInfo, partition: slotSchema, seq: uintSchema, entries: uintSchema, intents: uintSchema }),
   /** Step 1 of a rename to another partition, on the source's leader. */
   'dir.move-out': z.object({ path: pathSchema, to: pathSchema, intent: intentSchema }),
-  /** Step 2, on the destination's leader: `tree` is the move-out's. */
-  'dir.move-in': z.object({ path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema }),
-  /** Step 3, on the source's leader. */
+  /** Step 2, on the destination's leader, for a subtree that does not fit one slice: slice `part` (from 0), staged until the move-in. */
+  'dir.move-part': z.object({ path: pathSchema, intent: intentSchema, part: uintSchema.max(MAX_LIST_ENTRIES), tree: treeSchema }),
+  /** Step 2, on the destination's leader: `tree` is the subtree's last slice (its only one unless `parts` were staged before it). */
+  'dir.move-in': z.object({ path: pathSchema, to: pathSchema, intent: intentSchema, tree: treeSchema, parts: uintSchema.max(MAX_LIST_ENTRIES).optional() }),
+  /** Step 3, on the source's leader; on a destination, it drops what was staged for the intent. */
   'dir.move-done': z.object({ intent: intentSchema }),
-  /** Pending move-outs, oldest first, as many as fit one page of entries. */
+  /** Pending move-outs, oldest first, as many as fit one page; `entries`: how many the subtree holds. */
   'dir.intents': z.object({}),
-  'dir.intents.ok': z.object({ intents: z.array(z.object({ intent: intentSchema, path: pathSchema, to: pathSchema, mtime: uintSchema, tree: treeSchema })).max(MAX_LIST_ENTRIES), more: z.boolean() }),
+  'dir.intents.ok': z.object({ intents: z.array(z.object({ intent: intentSchema, path: pathSchema, to: pathSchema, mtime: uintSchema, entries: uintSchema })).max(MAX_LIST_ENTRIES), more: z.boolean() }),
+  /** A pending move's subtree, from entry `from` on, as much as fits one page: the slices a move-in takes. */
+  'dir.intent-tree': z.object({ intent: intentSchema, from: uintSchema.max(MAX_LIST_ENTRIES) }),
+  'dir.intent-tree.ok': z.object({ tree: treeSchema, more: z.boolean() }),
 
   // multicast protocol (datagrams)
   /** Heartbeat: who I am, where I listen, how full I am. */
@@ -247,10 +268,13 @@ export const REPLY_TYPES = {
   'dir.changes': 'dir.changes.ok',
   'dir.reset': 'ok',
   'dir.info': 'dir.info.ok',
+  'dir.removed': 'dir.removed.ok',
   'dir.move-out': 'dir.change.ok',
+  'dir.move-part': 'dir.change.ok',
   'dir.move-in': 'dir.change.ok',
   'dir.move-done': 'dir.change.ok',
-  'dir.intents': 'dir.intents.ok'
+  'dir.intents': 'dir.intents.ok',
+  'dir.intent-tree': 'dir.intent-tree.ok'
 } as const satisfies Partial<Record<MessageType, MessageType>>
 
 export type RequestType = keyof typeof REPLY_TYPES

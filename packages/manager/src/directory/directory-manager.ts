@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure } from '@mirrorcast/rpc'
-import { DirectoryErrorCode, isWithin, MAX_DIRECTORY_PARTITIONS, MAX_LIST_ENTRIES, parentPath, type Entry, type FileEntry, type MessageBody } from '@mirrorcast/wire'
+import { DirectoryErrorCode, isWithin, MAX_DIRECTORY_PARTITIONS, MAX_LIST_ENTRIES, PageBudget, parentPath, type Entry, type FileEntry, type MessageBody } from '@mirrorcast/wire'
 import { pickSlot, type TwinMap } from '@mirrorcast/topology'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { Locator } from '../cluster/locator.js'
@@ -22,8 +22,10 @@ export interface DirectoryManagerOptions {
 
 interface Fence { path: string, to: string, done: Promise<void> }
 
-/** A move whose subtree left its source partition: what steps 2 and 3 need. */
-interface Move { intent: string, path: string, to: string, tree: Entry[] }
+/** A move whose subtree left its source partition: what steps 2 and 3 need (the subtree is read from the source's outbox). */
+interface Move { intent: string, path: string, to: string }
+
+type ListPage = MessageBody<'dir.list.ok'>
 
 /**
  * The directory manager. The namespace is partitioned by top-level name among
@@ -85,31 +87,31 @@ export class DirectoryManager {
     return await this.route(path).read(async (leader) => (await leader.client.request('dir.stat', { path, optional }, { signal })).body.entry)
   }
 
-  async list (path: string, after: string | undefined, limit: number | undefined, signal?: AbortSignal): Promise<MessageBody<'dir.list.ok'>> {
+  /**
+   * One page of a directory, `limit` entries at most and fewer when their
+   * bytes fill a page (MAX_PAGE_BYTES): the caller goes on after the last.
+   */
+  async list (path: string, after: string | undefined, limit: number | undefined, signal?: AbortSignal): Promise<ListPage> {
     await this.fenced(path)
     const body: MessageBody<'dir.list'> = { path, ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) }
-    const page = async (r: PartitionReplicator): Promise<MessageBody<'dir.list.ok'>> => await r.read(async (leader) => (await leader.client.request('dir.list', body, { signal })).body)
+    const page = async (r: PartitionReplicator): Promise<ListPage> => await r.read(async (leader) => (await leader.client.request('dir.list', body, { signal })).body)
     if (path !== '/' || this.replicators.length === 1) return await page(this.route(path))
-    // The root holds every partition's top-level names: each partition's first page, merged.
-    const pages = await Promise.all(this.replicators.map(page))
-    const max = limit ?? MAX_LIST_ENTRIES
-    const merged = pages.flatMap((p) => p.entries).sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
-    return { entries: merged.slice(0, max), more: merged.length > max || pages.some((p) => p.more) }
+    return mergePages(await Promise.all(this.replicators.map(page)), limit ?? MAX_LIST_ENTRIES)
   }
 
   async put (entry: Omit<FileEntry, 'version' | 'mtime'>): Promise<ChangeResult> {
     await this.fenced(entry.path)
-    return await this.route(entry.path).change(async (p) => await p.client.request('dir.put', { entry }))
+    return await this.change(this.route(entry.path), async (p) => await p.client.request('dir.put', { entry }))
   }
 
   async mkdir (path: string, parents: boolean): Promise<ChangeResult> {
     await this.fenced(path)
-    return await this.route(path).change(async (p) => await p.client.request('dir.mkdir', { path, parents }))
+    return await this.change(this.route(path), async (p) => await p.client.request('dir.mkdir', { path, parents }))
   }
 
   async remove (path: string, recursive: boolean): Promise<ChangeResult> {
     await this.fenced(path)
-    return await this.route(path).change(async (p) => await p.client.request('dir.remove', { path, recursive }))
+    return await this.change(this.route(path), async (p) => await p.client.request('dir.remove', { path, recursive }))
   }
 
   async rename (path: string, to: string): Promise<{ removed: FileEntry[] }> {
@@ -117,8 +119,35 @@ export class DirectoryManager {
     await this.fenced(to)
     const source = this.route(path)
     const target = this.route(to)
-    if (source === target) return await source.change(async (p) => await p.client.request('dir.rename', { path, to }))
+    if (source === target) return await this.change(source, async (p) => await p.client.request('dir.rename', { path, to }))
     return await this.fence(path, to, async () => await this.move(source, target, path, to))
+  }
+
+  /** A change made on a partition's leader and replicated, with every file it removed. */
+  private async change (r: PartitionReplicator, op: (leader: Member) => Promise<{ body: ChangeResult }>): Promise<ChangeResult> {
+    return await r.change(async (leader) => await this.withAllRemoved(leader, await op(leader)))
+  }
+
+  /**
+   * A change's answer with every file it removed: those that did not fit the
+   * answer (`more`) are read a page at a time from the server that made the
+   * change, which keeps them until read. If they cannot be read, their bodies
+   * stay on the nodes (as when an answer is lost): the change stands.
+   */
+  private async withAllRemoved (leader: Member, reply: { body: ChangeResult }): Promise<{ body: ChangeResult }> {
+    const { change, removed, more } = reply.body
+    if (more !== true) return reply
+    const all = [...removed]
+    try {
+      for (let left = true; left;) {
+        const page = (await leader.client.request('dir.removed', { seq: change.seq, from: all.length })).body
+        all.push(...page.removed)
+        left = page.more
+      }
+    } catch (err) {
+      this.logger.warn('could not read every file a change removed: their bodies stay on the nodes', { seq: change.seq, leader: leader.name, read: all.length, error: (err as Error).message })
+    }
+    return { body: { change, removed: all } }
   }
 
   private route (path: string): PartitionReplicator {
@@ -159,9 +188,9 @@ export class DirectoryManager {
     const intent = randomBytes(16).toString('hex')
     this.moving.add(intent)
     try {
-      const out = await source.change(async (p) => await p.client.request('dir.move-out', { path, to, intent }))
+      const out = await this.change(source, async (p) => await p.client.request('dir.move-out', { path, to, intent }))
       if (out.change.op !== 'move-out') throw new Error(`directory answered a move-out with a ${out.change.op}`)
-      return await this.finishMove(source, target, { intent, path, to, tree: out.change.tree })
+      return await this.finishMove(source, target, { intent, path, to })
     } finally {
       this.moving.delete(intent)
     }
@@ -169,26 +198,46 @@ export class DirectoryManager {
 
   /**
    * Steps 2 and 3 of a move, also for one a crash left pending. A destination
-   * that refuses the subtree gets nothing: it goes back where it came from.
-   * A destination that cannot be reached leaves the intent pending, to be
-   * finished by the recovery once it is back.
+   * that refuses the subtree gets nothing: it goes back where it came from,
+   * and what the destination staged of it is dropped. A destination that
+   * cannot be reached leaves the intent pending, to be finished by the
+   * recovery once it is back.
    */
   private async finishMove (source: PartitionReplicator, target: PartitionReplicator, m: Move): Promise<{ removed: FileEntry[] }> {
     let removed: FileEntry[] = []
     try {
-      removed = (await target.change(async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.to, intent: m.intent, tree: m.tree }))).removed
+      removed = (await this.moveIn(source, target, m, m.intent)).removed
     } catch (err) {
       if (isTransportFailure(err) || (err as { code?: string }).code === ManagerErrorCode.UNAVAILABLE) {
         throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `${m.path} is on its way to ${m.to}: the move finishes when partition ${target.partition} is back (${(err as Error).message})`, { cause: err })
       }
       this.logger.warn('cross-partition move refused by its destination: moving it back', { intent: m.intent, path: m.path, to: m.to, error: (err as Error).message })
       const back = createHash('sha256').update(m.intent).update('back').digest('hex').slice(0, 32)
-      await source.change(async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.path, intent: back, tree: m.tree }))
-      await source.change(async (p) => await p.client.request('dir.move-done', { intent: m.intent }))
+      await this.moveIn(source, source, { ...m, to: m.path }, back)
+      await this.change(source, async (p) => await p.client.request('dir.move-done', { intent: m.intent }))
+      await this.change(target, async (p) => await p.client.request('dir.move-done', { intent: m.intent })).catch((dropErr: Error) => {
+        this.logger.warn('what the destination staged of a refused move is left there', { intent: m.intent, partition: target.partition, error: dropErr.message })
+      })
       throw err
     }
-    await source.change(async (p) => await p.client.request('dir.move-done', { intent: m.intent }))
+    await this.change(source, async (p) => await p.client.request('dir.move-done', { intent: m.intent }))
     return { removed }
+  }
+
+  /**
+   * Step 2: the subtree, read from the source's outbox a page at a time, goes
+   * to `target` as one slice per page: each but the last is staged there out
+   * of sight (`move-part`), the last goes with the move-in, which brings them
+   * all into the namespace in one transaction. So no message, and no change
+   * in either log, is larger than a page, however large the subtree.
+   */
+  private async moveIn (source: PartitionReplicator, target: PartitionReplicator, m: Move, intent: string): Promise<ChangeResult> {
+    for (let part = 0, from = 0; ; part++) {
+      const { tree, more } = await source.read(async (l) => (await l.client.request('dir.intent-tree', { intent: m.intent, from })).body)
+      if (!more) return await this.change(target, async (p) => await p.client.request('dir.move-in', { path: m.path, to: m.to, intent, tree, ...(part > 0 ? { parts: part } : {}) }))
+      await this.change(target, async (p) => await p.client.request('dir.move-part', { path: m.path, intent, part, tree }))
+      from += tree.length
+    }
   }
 
   /** Finishes the moves a crash left pending in any partition (one pass at a time). */
@@ -209,6 +258,26 @@ export class DirectoryManager {
     })().finally(() => { this.recovering = undefined })
     await this.recovering
   }
+}
+
+/**
+ * The root holds every partition's top-level names: each partition's page,
+ * merged in name order (byte order, as a server orders them). A partition
+ * whose page stopped short may hold names between its last one and the
+ * others' last: the merged page ends at the lowest such last name, so that
+ * the next page, after it, misses none; and it holds no more than one page.
+ */
+export function mergePages (pages: ListPage[], max: number): ListPage {
+  const order = (a: Entry, b: Entry): number => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path))
+  const merged = pages.flatMap((p) => p.entries).sort(order)
+  const stop = pages.filter((p) => p.more).map((p) => p.entries[p.entries.length - 1]).filter((e): e is Entry => e !== undefined).sort(order)[0]
+  const page = new PageBudget({ maxItems: max })
+  const entries: Entry[] = []
+  for (const e of merged) {
+    if ((stop !== undefined && order(e, stop) > 0) || !page.admit(e)) return { entries, more: true }
+    entries.push(e)
+  }
+  return { entries, more: pages.some((p) => p.more) }
 }
 
 function stat (path: string): (leader: Member) => Promise<Entry | undefined> {

@@ -1,6 +1,6 @@
 import type { Logger } from '@mirrorcast/logger'
 import { isTransportFailure } from '@mirrorcast/rpc'
-import { DirectoryErrorCode, sameChange, type Change, type MessageBody } from '@mirrorcast/wire'
+import { DirectoryErrorCode, PageBudget, sameChange, type Change, type MessageBody } from '@mirrorcast/wire'
 import type { TwinMap } from '@mirrorcast/topology'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { Locator } from '../cluster/locator.js'
@@ -8,7 +8,7 @@ import type { Member, Membership } from '../cluster/membership.js'
 
 export type ChangeResult = MessageBody<'dir.change.ok'>
 
-// 1,000: changes per request when a directory server catches up from the log
+// 1,000: changes per request when a directory server catches up from the log (fewer when they fill a page's bytes)
 const CATCH_UP_PAGE = 1000
 // 1.5 s: after a manager starts, how long a leader election waits to hear both places of a
 // partition, so that it never elects one copy before it could compare it with the other
@@ -299,7 +299,13 @@ export class PartitionReplicator {
       const at = this.followerSeq.seq
       await this.settleApplied(follower, at)
       let batch: Change[] = []
-      for (let seq = at + 1; this.pending.has(seq) && batch.length < CATCH_UP_PAGE; seq++) batch.push((this.pending.get(seq) as { change: Change }).change)
+      // as a page of the log: as many as fit one frame, however large each change
+      const page = new PageBudget({ maxItems: CATCH_UP_PAGE })
+      for (let seq = at + 1; this.pending.has(seq); seq++) {
+        const { change } = this.pending.get(seq) as { change: Change }
+        if (!page.admit(change)) break
+        batch.push(change)
+      }
       if (batch.length === 0) {
         if (this.pending.size === 0 && await this.seqOf(leader) <= at) return
         batch = (await this.call(leader, async () => await leader.client.request('dir.changes', { after: at, limit: CATCH_UP_PAGE }))).body.changes

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { DirectoryErrorCode, normalizePath, PathError, type FileEntry } from '@mirrorcast/wire'
+import { DirectoryErrorCode, MAX_LIST_ENTRIES, normalizePath, PathError, type FileEntry } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { DirectoryManager } from '../directory/directory-manager.js'
 import type { Membership } from '../cluster/membership.js'
@@ -15,7 +15,7 @@ const PRECHECK_MIN_BYTES = 1024 * 1024
 
 /** What the native API needs of the object manager, the directory manager and the membership. */
 export interface NativeApiDeps {
-  objects: Pick<ObjectManager, 'write' | 'read' | 'remove'>
+  objects: Pick<ObjectManager, 'write' | 'read' | 'remove' | 'removeAll'>
   directories: Pick<DirectoryManager, 'stat' | 'lookup' | 'list' | 'put' | 'remove' | 'mkdir' | 'rename'>
   members: MemberDirectory & Pick<Membership, 'enterFailover' | 'requestFailback'>
   /** One multicast search round for a file's holders in one center. */
@@ -122,7 +122,7 @@ export class NativeApi {
         throw new ManagerError(ManagerErrorCode.CHECKSUM_MISMATCH, `body sha256 ${body.sha256} is not the ${SHA256_HEADER} ${expectedSha}`)
       }
       const { change, removed } = await directories.put({ type: 'file', path, fileId: body.fileId, size: body.size, sha256: body.sha256, replicas: body.replicas })
-      await Promise.all(removed.map(async (old) => await objects.remove(old)))
+      await objects.removeAll(removed)
       if (change.op !== 'put') throw new Error(`directory answered a put with a ${change.op}`)
       sendJson(res, 201, entryView(change.entry, this.deps.members))
     } catch (err) {
@@ -140,7 +140,7 @@ export class NativeApi {
     }
     if (entry.type === 'dir') {
       const limit = q.has('limit') ? Number(q.get('limit')) : undefined
-      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'limit must be 1 to 10000')
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_ENTRIES)) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `limit must be 1 to ${MAX_LIST_ENTRIES}`)
       const page = await directories.list(path, q.get('after') ?? undefined, limit)
       if (req.method === 'HEAD') { res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(); return }
       sendJson(res, 200, { path, type: 'dir', entries: page.entries.map((e) => entryView(e, this.deps.members)), more: page.more })
@@ -191,7 +191,7 @@ export class NativeApi {
 
   private async deletePath (res: ServerResponse, path: string, recursive: boolean): Promise<void> {
     const { removed } = await this.deps.directories.remove(path, recursive)
-    await Promise.all(removed.map(async (old) => await this.deps.objects.remove(old)))
+    await this.deps.objects.removeAll(removed)
     sendJson(res, 200, { path, removed: removed.length })
   }
 
@@ -204,7 +204,7 @@ export class NativeApi {
   private async move (res: ServerResponse, path: string, to: string): Promise<void> {
     const { directories } = this.deps
     const { removed } = await directories.rename(path, to)
-    await Promise.all(removed.map(async (old) => await this.deps.objects.remove(old)))
+    await this.deps.objects.removeAll(removed)
     sendJson(res, 200, entryView(await directories.stat(to), this.deps.members))
   }
 }

@@ -25,6 +25,8 @@ interface Copy {
 const RESYNC_RETRY_MS = 1000
 // 8: journal entries repaired at once during a resync (copies stream from the twin)
 const RESYNC_CONCURRENCY = 8
+// 16: bodies deleted at once when a change removed many (each delete goes to both nodes of its pair)
+const REMOVE_CONCURRENCY = 16
 
 /**
  * The object manager: places bodies on a twin pair, streams them to both
@@ -229,6 +231,19 @@ export class ObjectManager {
     }
     if (position >= end) return
     throw new ManagerError(ManagerErrorCode.NO_REPLICA, `no replica of ${entry.fileId} could serve bytes ${position}-${end - 1}${lastError === undefined ? '' : ': ' + lastError.message}`, { cause: lastError })
+  }
+
+  /**
+   * Deletes many bodies (those a recursive remove dropped), a few at a time:
+   * thousands at once would open thousands of sessions to each node, more than
+   * it takes before its handshake caps refuse them.
+   */
+  async removeAll (bodies: ReadonlyArray<Pick<StoredBody, 'fileId' | 'replicas'>>): Promise<void> {
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < bodies.length) await this.remove(bodies[next++] as Pick<StoredBody, 'fileId' | 'replicas'>)
+    }
+    await Promise.all(Array.from({ length: Math.min(REMOVE_CONCURRENCY, bodies.length) }, worker))
   }
 
   /**
