@@ -70,6 +70,7 @@ export const ERROR_CODES = {
   ERR_NO_REPLICA: { status: 503, meaning: 'no node of the pair could serve or take the body' },
   ERR_UNAVAILABLE: { status: 503, meaning: 'no directory server of a partition, or no member, is usable now' },
   ERR_BAD_TOKENS: { status: 500, meaning: 'the tokens file is invalid or readable by others' },
+  ERR_HTTP_BODY_TIMEOUT: { status: 408, meaning: 'the request body moved no byte for the body idle timeout: the connection is closed' },
 
   ERR_CONFIG_UNREADABLE: { status: 500, meaning: 'the config file cannot be read' },
   ERR_CONFIG_SYNTAX: { status: 500, meaning: 'the config file is not valid TOML' },
@@ -173,7 +174,8 @@ export const ManagerErrorCode = {
   UPLOAD_INCOMPLETE: 'ERR_UPLOAD_INCOMPLETE',
   UNAUTHORIZED: 'ERR_UNAUTHORIZED',
   FORBIDDEN: 'ERR_FORBIDDEN',
-  BAD_TOKENS: 'ERR_BAD_TOKENS'
+  BAD_TOKENS: 'ERR_BAD_TOKENS',
+  BODY_TIMEOUT: 'ERR_HTTP_BODY_TIMEOUT'
 } as const satisfies Record<string, ErrorCode>
 
 export const ConfigErrorCode = { UNREADABLE: 'ERR_CONFIG_UNREADABLE', SYNTAX: 'ERR_CONFIG_SYNTAX', INVALID: 'ERR_CONFIG_INVALID' } as const satisfies Record<string, ErrorCode>

@@ -17,3 +17,18 @@ export const CENTER_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/
 export const CLUSTER_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/
 // 65,535: the highest slot of a center
 export const MAX_SLOT = 65535
+
+/**
+ * The manager's HTTP settings: the least and the most each may be set to,
+ * checked alike by the config file's schema and the manager's constructor.
+ */
+export const HTTP_SETTING_BOUNDS = {
+  // ms without a byte of a request body arriving, or of a response taken by the client: 100 ms to 1 h
+  'body-idle-timeout-ms': { min: 100, max: 3_600_000 },
+  // ms for a client to send a request's headers: 100 ms to 10 min
+  'headers-timeout-ms': { min: 100, max: 600_000 },
+  // connections open at once: 1 to 65,536 (each holds a file descriptor)
+  'max-connections': { min: 1, max: 65_536 }
+} as const
+
+export type HttpSetting = keyof typeof HTTP_SETTING_BOUNDS
