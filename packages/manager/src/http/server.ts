@@ -5,6 +5,7 @@ import type { Logger } from '@mirrorcast/logger'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 import { KEEP_ALIVE_TIMEOUT_MS, type HttpLimits } from '../config.js'
 import type { Authorizer } from './auth.js'
+import { sameHostGuard, type SameHostGuard } from './guard.js'
 import { CHECKS_PER_TIMEOUT, watchProgress, type Stall } from './progress.js'
 import { sendError } from './respond.js'
 import { SendQueues } from './send-queue.js'
@@ -19,12 +20,13 @@ export interface HttpServerOptions {
   logger: Logger
 }
 
-/** The manager's HTTP listener: limits, access check, routing, and one error answer for every failure. */
+/** The manager's HTTP listener: limits, the same-host guard, access check, routing, and one error answer for every failure. */
 export class HttpServer {
   private server: Server | undefined
   /** Connections refused at max-connections since the cap was last reached: logged once when it is reached, once when it is left. */
   private dropped = 0
   private readonly sendQueues: SendQueues
+  private guard: SameHostGuard | undefined
 
   constructor (private readonly options: HttpServerOptions) {
     // fresh enough that two looks a check apart never read the same snapshot; at most a second old however long the timeout
@@ -32,9 +34,8 @@ export class HttpServer {
   }
 
   get port (): number {
-    const address = this.server?.address()
-    if (address === null || address === undefined || typeof address === 'string') throw new Error('manager is not listening')
-    return address.port
+    if (this.server === undefined) throw new Error('manager is not listening')
+    return listenPort(this.server)
   }
 
   async start (): Promise<void> {
@@ -51,6 +52,8 @@ export class HttpServer {
     server.maxConnections = limits.maxConnections
     server.on('drop', () => { this.onDrop() })
     server.on('connection', () => { this.onAccepted() })
+    // The guard needs the port, known once listening (port 0: any), and must be there before the first request.
+    server.once('listening', () => { this.guard = sameHostGuard(this.options.host, listenPort(server), this.options.auth.enabled) })
     server.listen(this.options.port, this.options.host)
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
     this.server = server
@@ -69,6 +72,7 @@ export class HttpServer {
     const progress = { idleMs: this.options.limits.bodyIdleTimeoutMs, sendQueue: async (socket: Socket) => await this.sendQueues.of(socket) }
     watchProgress(req, res, progress, (stall) => { this.onStall(req, res, stall) })
     try {
+      this.guard?.check(req)
       this.options.auth.check(req, res)
       await this.options.router.handle(req, res)
     } catch (err) {
@@ -116,4 +120,10 @@ export class HttpServer {
     const level = typeof code === 'string' ? 'debug' : 'error'
     this.options.logger.log(level, 'request failed', { method: req.method, url: req.url?.slice(0, 200), code, error: (err as Error).message, stack: level === 'error' ? (err as Error).stack : undefined })
   }
+}
+
+function listenPort (server: Server): number {
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('manager is not listening')
+  return address.port
 }
