@@ -153,6 +153,7 @@ export class Manager {
         }))
       },
       searchOrder: twins.searchOrder(twins.primary),
+      centers: twins.centers,
       cluster: () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions },
         membership, integrity.stats),
       maxFileBytes: this.options.maxFileBytes

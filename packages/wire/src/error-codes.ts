@@ -72,6 +72,7 @@ export const ERROR_CODES = {
   ERR_BAD_TOKENS: { status: 500, meaning: 'the tokens file is invalid or readable by others' },
   ERR_HTTP_BODY_TIMEOUT: { status: 408, meaning: 'the request body moved no byte for the body idle timeout: the connection is closed' },
   ERR_HTTP_FORBIDDEN_HOST: { status: 403, meaning: 'without access tokens, a request whose Host is not the manager\'s loopback address or localhost (DNS rebinding)' },
+  ERR_HTTP_BAD_PARAMETER: { status: 400, meaning: 'a query parameter (or a name in the path) that fails its check, named in the message: nothing was asked of a member' },
   ERR_HTTP_CROSS_SITE: { status: 403, meaning: 'without access tokens, a request from a web page of another origin (Origin, Sec-Fetch-Site: cross-site)' },
 
   ERR_CONFIG_UNREADABLE: { status: 500, meaning: 'the config file cannot be read' },
@@ -179,7 +180,8 @@ export const ManagerErrorCode = {
   BAD_TOKENS: 'ERR_BAD_TOKENS',
   BODY_TIMEOUT: 'ERR_HTTP_BODY_TIMEOUT',
   FORBIDDEN_HOST: 'ERR_HTTP_FORBIDDEN_HOST',
-  CROSS_SITE: 'ERR_HTTP_CROSS_SITE'
+  CROSS_SITE: 'ERR_HTTP_CROSS_SITE',
+  BAD_PARAMETER: 'ERR_HTTP_BAD_PARAMETER'
 } as const satisfies Record<string, ErrorCode>
 
 export const ConfigErrorCode = { UNREADABLE: 'ERR_CONFIG_UNREADABLE', SYNTAX: 'ERR_CONFIG_SYNTAX', INVALID: 'ERR_CONFIG_INVALID' } as const satisfies Record<string, ErrorCode>

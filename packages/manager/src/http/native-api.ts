@@ -4,6 +4,7 @@ import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { DirectoryManager } from '../directory/directory-manager.js'
 import type { Membership } from '../cluster/membership.js'
 import type { ObjectManager } from '../objects/object-manager.js'
+import { centerParameter, decodePart, flag, listingCursor, listingLimit, pathParameter, searchKey } from './params.js'
 import { parseRange } from './range.js'
 import { pipeBody, requestBody, sendJson } from './respond.js'
 import type { RequestContext, Route } from './router.js'
@@ -22,6 +23,8 @@ export interface NativeApiDeps {
   search: (fileId: string, center: string) => Promise<Array<Record<string, unknown>>>
   /** The centers a search asks when the client names none: the backup first. */
   searchOrder: string[]
+  /** Every center of the cluster: the ones a client may name. */
+  centers: readonly string[]
   cluster: () => Record<string, unknown>
   maxFileBytes: number
 }
@@ -53,21 +56,28 @@ export class NativeApi {
         if (raw.endsWith('/')) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'PUT needs a file path, not one ending in /')
         return await this.putFile(req, res, path)
       case 'DELETE':
-        return await this.deletePath(res, path, q.has('recursive'))
+        return await this.deletePath(res, path, flag(q, 'recursive'))
       case 'POST':
-        if (q.has('mkdir')) return await this.mkdir(res, path, q.has('parents'))
-        if (q.has('move-to')) return await this.move(res, path, normalizePath(q.get('move-to')))
-        throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST needs ?mkdir or ?move-to=<path>')
+        return await this.post(res, path, q)
       default:
         return await this.getPath(req, res, path, q)
     }
+  }
+
+  /** `POST /files/<dir>/?mkdir[&parents]` or `POST /files/<path>?move-to=<path>`. */
+  private async post (res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
+    const mkdir = flag(q, 'mkdir')
+    if (mkdir && q.has('move-to')) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST takes ?mkdir or ?move-to=<path>, not both')
+    if (mkdir) return await this.mkdir(res, path, flag(q, 'parents'))
+    if (q.has('move-to')) return await this.move(res, path, pathParameter(q, 'move-to'))
+    throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST needs ?mkdir or ?move-to=<path>')
   }
 
   /** `POST /cluster/nodes/<id>/failover|failback`. */
   private failoverByHand (res: ServerResponse, rest: string): void {
     const [id = '', action, extra] = rest.split('/')
     const { members } = this.deps
-    const member = members.byId(decodeURIComponent(id))
+    const member = members.byId(decodePart('member id', id))
     if (member === undefined || extra !== undefined) throw new ManagerError(ManagerErrorCode.NOT_FOUND, `no member ${JSON.stringify(id.slice(0, 80))}`)
     if (action === 'failover') members.enterFailover(member, 'by hand', true)
     else if (action === 'failback') {
@@ -82,17 +92,18 @@ export class NativeApi {
    * then the primary center.
    */
   private async search (res: ServerResponse, q: URLSearchParams): Promise<void> {
-    const key = q.get('key') ?? ''
-    let fileId = key
-    if (!/^[0-9a-f]{32}$/.test(key)) {
-      const entry = await this.deps.directories.stat(normalizePath(key))
-      if (entry.type !== 'file') throw new ManagerError(DirectoryErrorCode.IS_A_DIRECTORY, `${key} is a directory`)
-      fileId = entry.fileId
-    }
-    const center = q.get('center')
+    const given = searchKey(q)
+    const center = centerParameter(q, this.deps.centers)
+    const fileId = 'fileId' in given ? given.fileId : await this.fileIdOf(given.path)
     const rounds = []
-    for (const c of center === null ? this.deps.searchOrder : [center]) rounds.push({ center: c, holders: await this.deps.search(fileId, c) })
-    sendJson(res, 200, { key, fileId, rounds })
+    for (const c of center === undefined ? this.deps.searchOrder : [center]) rounds.push({ center: c, holders: await this.deps.search(fileId, c) })
+    sendJson(res, 200, { key: given.key, fileId, rounds })
+  }
+
+  private async fileIdOf (path: string): Promise<string> {
+    const entry = await this.deps.directories.stat(path)
+    if (entry.type !== 'file') throw new ManagerError(DirectoryErrorCode.IS_A_DIRECTORY, `${path} is a directory`)
+    return entry.fileId
   }
 
   private async putFile (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -133,15 +144,17 @@ export class NativeApi {
 
   private async getPath (req: IncomingMessage, res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
     const { directories } = this.deps
+    // every parameter is checked before the directory server is asked anything
+    const stat = flag(q, 'stat')
+    const after = listingCursor(q)
+    const limit = listingLimit(q)
     const entry = await directories.stat(path)
-    if (q.has('stat')) {
+    if (stat) {
       sendJson(res, 200, entryView(entry, this.deps.members))
       return
     }
     if (entry.type === 'dir') {
-      const limit = q.has('limit') ? Number(q.get('limit')) : undefined
-      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'limit must be 1 to 10000')
-      const page = await directories.list(path, q.get('after') ?? undefined, limit)
+      const page = await directories.list(path, after, limit)
       if (req.method === 'HEAD') { res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(); return }
       sendJson(res, 200, { path, type: 'dir', entries: page.entries.map((e) => entryView(e, this.deps.members)), more: page.more })
       return
