@@ -108,6 +108,7 @@ withConfig(withInterface(withMulticast(program.command('manager'), false)), 'man
   .option('--body-idle-timeout-ms <ms>', 'a request body that brings no byte, or a response the client takes no byte of, for this long is given up (default 120000)')
   .option('--headers-timeout-ms <ms>', 'time for a client to send a request\'s headers (default 10000)')
   .option('--max-connections <n>', 'HTTP connections open at once; more are closed as they arrive (default 1024)')
+  .option('--max-searches <n>', 'multicast searches (GET /search) served at once; more are answered 503 with Retry-After (default 8)')
   .option('--center-subnets <list>', 'each center\'s subnet, e.g. east=10.1.0.0/16,west=10.2.0.0/16 (twins differ only in it)')
   .option('--no-mapping', 'do not locate twins by the subnet/slot mapping')
   .option('--no-multicast-search', 'do not locate files by multicast search')

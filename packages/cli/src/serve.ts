@@ -89,6 +89,7 @@ export interface ManagerServeOptions extends ServeOptions {
   bodyIdleTimeoutMs?: string
   headersTimeoutMs?: string
   maxConnections?: string
+  maxSearches?: string
 }
 
 export async function serveNode (role: 'storage' | 'directory', opts: MemberServeOptions): Promise<void> {
@@ -123,11 +124,12 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
 }
 
 /** The HTTP limits given; the manager checks their bounds and fills in the rest. */
-function httpLimitOptions (opts: ManagerServeOptions): { bodyIdleTimeoutMs?: number, headersTimeoutMs?: number, maxConnections?: number } {
+function httpLimitOptions (opts: ManagerServeOptions): { bodyIdleTimeoutMs?: number, headersTimeoutMs?: number, maxConnections?: number, maxSearches?: number } {
   return {
     ...(opts.bodyIdleTimeoutMs === undefined ? {} : { bodyIdleTimeoutMs: parseInteger(opts.bodyIdleTimeoutMs, 'body-idle-timeout-ms') }),
     ...(opts.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: parseInteger(opts.headersTimeoutMs, 'headers-timeout-ms') }),
-    ...(opts.maxConnections === undefined ? {} : { maxConnections: parseInteger(opts.maxConnections, 'max-connections') })
+    ...(opts.maxConnections === undefined ? {} : { maxConnections: parseInteger(opts.maxConnections, 'max-connections') }),
+    ...(opts.maxSearches === undefined ? {} : { maxSearches: parseInteger(opts.maxSearches, 'max-searches') })
   }
 }
 

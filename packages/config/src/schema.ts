@@ -62,7 +62,8 @@ const manager = z.strictObject({
   'tokens-file': path.optional(),
   'body-idle-timeout-ms': httpSetting('body-idle-timeout-ms'),
   'headers-timeout-ms': httpSetting('headers-timeout-ms'),
-  'max-connections': httpSetting('max-connections')
+  'max-connections': httpSetting('max-connections'),
+  'max-searches': httpSetting('max-searches')
 })
 
 const node = member.extend({

@@ -12,6 +12,8 @@ export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 120_000
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
 // 1,024: connections open at once; the server closes any more as they arrive
 export const DEFAULT_MAX_CONNECTIONS = 1024
+// 8: multicast searches served at once; each asks every node of a center and waits up to 0.6 s for replies
+export const DEFAULT_MAX_SEARCHES = 8
 // 5 s: keep-alive idle; the project's client closes its idle connections at 2 s, before the server does
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000
 
@@ -20,6 +22,8 @@ export interface HttpLimits {
   bodyIdleTimeoutMs: number
   headersTimeoutMs: number
   maxConnections: number
+  /** Multicast searches `GET /search` serves at once. */
+  maxSearches: number
 }
 
 /** Fills in the defaults and checks each limit against its bounds, naming it by its config key. */
@@ -27,7 +31,8 @@ export function resolveHttpLimits (options: Partial<HttpLimits>): HttpLimits {
   return {
     bodyIdleTimeoutMs: bounded('body-idle-timeout-ms', options.bodyIdleTimeoutMs, DEFAULT_BODY_IDLE_TIMEOUT_MS),
     headersTimeoutMs: bounded('headers-timeout-ms', options.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS),
-    maxConnections: bounded('max-connections', options.maxConnections, DEFAULT_MAX_CONNECTIONS)
+    maxConnections: bounded('max-connections', options.maxConnections, DEFAULT_MAX_CONNECTIONS),
+    maxSearches: bounded('max-searches', options.maxSearches, DEFAULT_MAX_SEARCHES)
   }
 }
 

@@ -42,6 +42,8 @@ export interface ManagerOptions {
   headersTimeoutMs?: number
   /** HTTP connections open at once; more are closed as they arrive (default 1,024). */
   maxConnections?: number
+  /** Multicast searches the HTTP API serves at once; more are answered 503 with Retry-After (default 8). */
+  maxSearches?: number
   /** Each center's subnet, e.g. { east: '10.1.0.0/16', west: '10.2.0.0/16' }: twins differ only in it. */
   centerSubnets?: Record<string, string>
   /** Which ways of finding a file after failover are allowed (all by default). */
@@ -156,7 +158,8 @@ export class Manager {
       centers: twins.centers,
       cluster: () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions },
         membership, integrity.stats),
-      maxFileBytes: this.options.maxFileBytes
+      maxFileBytes: this.options.maxFileBytes,
+      maxSearches: this.options.httpLimits.maxSearches
     })
     const http = new HttpServer({ host: this.options.host, port: this.options.port, auth: this.auth, router: new Router(api.routes()), limits: this.options.httpLimits, logger: this.logger })
     const bootId = newBootId()

@@ -12,6 +12,7 @@ import { pipeBody, requestBody, sendJson } from '../src/http/respond.js'
 import { resolveHttpLimits, type HttpLimits } from '../src/config.js'
 import { Manager } from '../src/manager.js'
 import { connectionKey, parseProcNetTcp, SendQueues } from '../src/http/send-queue.js'
+import { harness, serveApi } from './harness.js'
 
 const MiB = 1024 * 1024
 
@@ -185,13 +186,14 @@ test('connections beyond max-connections are closed as they arrive, and taken ag
 })
 
 test('the HTTP limits are checked against their bounds and named by their config key', (t) => {
-  t.deepEqual(resolveHttpLimits({}), { bodyIdleTimeoutMs: 120_000, headersTimeoutMs: 10_000, maxConnections: 1024 })
+  t.deepEqual(resolveHttpLimits({}), { bodyIdleTimeoutMs: 120_000, headersTimeoutMs: 10_000, maxConnections: 1024, maxSearches: 8 })
   const refused: Array<[Partial<HttpLimits>, RegExp]> = [
     [{ bodyIdleTimeoutMs: 0 }, /^body-idle-timeout-ms must be a whole number from 100 to 3600000, got 0$/],
     [{ bodyIdleTimeoutMs: 1.5e3 + 0.5 }, /body-idle-timeout-ms .* got 1500\.5/],
     [{ headersTimeoutMs: 600_001 }, /^headers-timeout-ms must be a whole number from 100 to 600000/],
     [{ maxConnections: -1 }, /^max-connections must be a whole number from 1 to 65536/],
-    [{ maxConnections: Number.NaN }, /max-connections .* got NaN/]
+    [{ maxConnections: Number.NaN }, /max-connections .* got NaN/],
+    [{ maxSearches: 0 }, /^max-searches must be a whole number from 1 to 1024, got 0$/]
   ]
   for (const [limits, message] of refused) t.throws(() => resolveHttpLimits(limits), { code: 'ERR_CONFIG_INVALID', message })
   t.throws(() => new Manager({ key: Buffer.alloc(32), maxConnections: 0 }), { code: 'ERR_CONFIG_INVALID', message: /^max-connections/ })
@@ -227,4 +229,24 @@ test('the kernel\'s count of unacknowledged bytes is read for a live connection,
   client.resume()
   await until(async () => (await queues.of(socket)) !== first, { what: 'the count moving as the client reads', timeoutMs: 5000 })
   t.pass()
+})
+
+test('at most max-searches searches run at once: one more is answered 503 ERR_HTTP_BUSY with Retry-After, and served once one ends', async (t) => {
+  const h = harness(t)
+  const running: Array<() => void> = []
+  const search = async (): Promise<Array<Record<string, unknown>>> => { await new Promise<void>((resolve) => running.push(resolve)); return [] }
+  const base = await serveApi(t, h, { search, maxSearches: 2 })
+  const key = 'f'.repeat(32)
+  const held = [fetch(`${base}/search?key=${key}&center=east`), fetch(`${base}/search?key=${key}&center=west`)]
+  await until(() => running.length === 2, { what: 'two searches running' })
+  const busy = await fetch(`${base}/search?key=${key}`)
+  t.is(busy.status, 503)
+  t.is(busy.headers.get('retry-after'), '1')
+  t.is(((await busy.json()) as { error: { code: string } }).error.code, 'ERR_HTTP_BUSY')
+  running.splice(0).forEach((release) => release())
+  t.deepEqual(await Promise.all(held.map(async (r) => (await r).status)), [200, 200])
+  const again = fetch(`${base}/search?key=${key}&center=east`)
+  await until(() => running.length === 1, { what: 'a search running again' })
+  running.splice(0).forEach((release) => release())
+  t.is((await again).status, 200, 'a slot freed is taken again')
 })

@@ -28,7 +28,9 @@ export const HTTP_SETTING_BOUNDS = {
   // ms for a client to send a request's headers: 100 ms to 10 min
   'headers-timeout-ms': { min: 100, max: 600_000 },
   // connections open at once: 1 to 65,536 (each holds a file descriptor)
-  'max-connections': { min: 1, max: 65_536 }
+  'max-connections': { min: 1, max: 65_536 },
+  // multicast searches served at once: 1 to 1,024
+  'max-searches': { min: 1, max: 1024 }
 } as const
 
 export type HttpSetting = keyof typeof HTTP_SETTING_BOUNDS

@@ -13,6 +13,8 @@ import { entryView, type MemberDirectory } from './views.js'
 const SHA256_HEADER = 'x-mirrorcast-sha256'
 // 1 MiB: bodies from this size on are checked against the namespace before they are sent
 const PRECHECK_MIN_BYTES = 1024 * 1024
+// 1 s: when a client refused for too many searches may try again; a search's rounds take 0.6 s at most each
+const SEARCH_RETRY_AFTER_S = 1
 
 /** What the native API needs of the object manager, the directory manager and the membership. */
 export interface NativeApiDeps {
@@ -27,10 +29,14 @@ export interface NativeApiDeps {
   centers: readonly string[]
   cluster: () => Record<string, unknown>
   maxFileBytes: number
+  /** Searches served at once; each sends a datagram to a whole center and holds a reply socket open. */
+  maxSearches: number
 }
 
 /** The native API: `/files/<path>`, `/cluster`, `/cluster/nodes/<id>/<action>`, `/search`. */
 export class NativeApi {
+  private searching = 0
+
   constructor (private readonly deps: NativeApiDeps) {}
 
   routes (): Route[] {
@@ -95,9 +101,19 @@ export class NativeApi {
     const given = searchKey(q)
     const center = centerParameter(q, this.deps.centers)
     const fileId = 'fileId' in given ? given.fileId : await this.fileIdOf(given.path)
-    const rounds = []
-    for (const c of center === undefined ? this.deps.searchOrder : [center]) rounds.push({ center: c, holders: await this.deps.search(fileId, c) })
-    sendJson(res, 200, { key: given.key, fileId, rounds })
+    // Each search multicasts to a whole center: a client looping on /search must not turn the manager into a flood.
+    if (this.searching >= this.deps.maxSearches) {
+      res.setHeader('retry-after', String(SEARCH_RETRY_AFTER_S))
+      throw new ManagerError(ManagerErrorCode.BUSY, `${this.deps.maxSearches} searches are running, the most the manager serves at once (max-searches): try again`)
+    }
+    this.searching++
+    try {
+      const rounds = []
+      for (const c of center === undefined ? this.deps.searchOrder : [center]) rounds.push({ center: c, holders: await this.deps.search(fileId, c) })
+      sendJson(res, 200, { key: given.key, fileId, rounds })
+    } finally {
+      this.searching--
+    }
   }
 
   private async fileIdOf (path: string): Promise<string> {
