@@ -94,5 +94,5 @@ netnsTest(test, 'a manager refuses to listen on a LAN address without tokens, an
   const readable = await secret(join(dir, 'tokens'), `read-write admin ${RW}\n`, 0o644)
   t.regex((await run('--tokens-file', readable)).stderr, /tokens file .*tokens is readable by others \(mode 644\); chmod 600 it/)
   const short = await secret(join(dir, 'short'), 'read-write admin abc\n')
-  t.regex((await run('--tokens-file', short)).stderr, /short:1: token "admin" must be at least 32 printable characters/)
+  t.regex((await run('--tokens-file', short)).stderr, /short:1: the token \(the third field\) must be at least 32 printable characters/)
 })

@@ -86,6 +86,10 @@ export interface ManagerServeOptions extends ServeOptions {
   port: string
   maxFileBytes?: string
   tokensFile?: string
+  bodyIdleTimeoutMs?: string
+  headersTimeoutMs?: string
+  maxConnections?: string
+  maxSearches?: string
 }
 
 export async function serveNode (role: 'storage' | 'directory', opts: MemberServeOptions): Promise<void> {
@@ -113,9 +117,20 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     port: parseInteger(opts.port, 'port'),
     ...(opts.maxFileBytes === undefined ? {} : { maxFileBytes: parseInteger(opts.maxFileBytes, 'max-file-bytes') }),
     ...(opts.tokensFile === undefined ? {} : { tokens: await readTokensFile(opts.tokensFile) }),
+    ...httpLimitOptions(opts),
     logger
   })
   await run(manager, logger, 'HTTP', () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port }))
+}
+
+/** The HTTP limits given; the manager checks their bounds and fills in the rest. */
+function httpLimitOptions (opts: ManagerServeOptions): { bodyIdleTimeoutMs?: number, headersTimeoutMs?: number, maxConnections?: number, maxSearches?: number } {
+  return {
+    ...(opts.bodyIdleTimeoutMs === undefined ? {} : { bodyIdleTimeoutMs: parseInteger(opts.bodyIdleTimeoutMs, 'body-idle-timeout-ms') }),
+    ...(opts.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: parseInteger(opts.headersTimeoutMs, 'headers-timeout-ms') }),
+    ...(opts.maxConnections === undefined ? {} : { maxConnections: parseInteger(opts.maxConnections, 'max-connections') }),
+    ...(opts.maxSearches === undefined ? {} : { maxSearches: parseInteger(opts.maxSearches, 'max-searches') })
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { CENTER_NAME_PATTERN, CLUSTER_NAME_PATTERN, MAX_DIRECTORY_PARTITIONS, MAX_SLOT } from '@mirrorcast/wire'
+import { CENTER_NAME_PATTERN, CLUSTER_NAME_PATTERN, HTTP_SETTING_BOUNDS, MAX_DIRECTORY_PARTITIONS, MAX_SLOT, type HttpSetting } from '@mirrorcast/wire'
 
 export const ROLES = ['node', 'directory', 'manager'] as const
 export type Role = typeof ROLES[number]
@@ -29,6 +29,12 @@ const common = {
 
 const slot = z.number().int().min(1).max(MAX_SLOT)
 
+/** One of the manager's HTTP limits: a whole number within the bounds the manager checks too. */
+function httpSetting (key: HttpSetting): z.ZodOptional<z.ZodNumber> {
+  const { min, max } = HTTP_SETTING_BOUNDS[key]
+  return z.number().int().min(min).max(max).optional()
+}
+
 const member = z.strictObject({
   ...common,
   center: name.optional(),
@@ -53,7 +59,11 @@ const manager = z.strictObject({
   mapping: z.boolean().optional(),
   'multicast-search': z.boolean().optional(),
   'point-to-point': z.boolean().optional(),
-  'tokens-file': path.optional()
+  'tokens-file': path.optional(),
+  'body-idle-timeout-ms': httpSetting('body-idle-timeout-ms'),
+  'headers-timeout-ms': httpSetting('headers-timeout-ms'),
+  'max-connections': httpSetting('max-connections'),
+  'max-searches': httpSetting('max-searches')
 })
 
 const node = member.extend({

@@ -42,6 +42,10 @@ tokens-file = "/etc/mirrorcast/tokens"
 interface = "10.1.0.100"
 local-twins = false
 directory-partitions = 2
+body-idle-timeout-ms = 60_000
+headers-timeout-ms = 5_000
+max-connections = 4096
+max-searches = 4
 `
 
 test('a node and a manager file with every key are read with their types', (t) => {
@@ -50,6 +54,22 @@ test('a node and a manager file with every key are read with their types', (t) =
   t.deepEqual(Object.keys(node).sort(), keysOf('node').sort(), 'the example uses every node key')
   const manager = parseConfig(MANAGER, 'mgr.toml')
   t.like(manager, { role: 'manager', centers: ['east', 'west'], 'center-subnets': { east: '10.1.0.0/16', west: '10.2.0.0/16' }, 'max-file-bytes': 1_000_000, 'multicast-search': false })
+  t.like(manager, { 'body-idle-timeout-ms': 60_000, 'headers-timeout-ms': 5_000, 'max-connections': 4096, 'max-searches': 4 })
+})
+
+test('the manager\'s HTTP limits are whole numbers within their bounds', (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['body-idle-timeout-ms = 0', /key "body-idle-timeout-ms": .*>=100/],
+    ['body-idle-timeout-ms = 1.5', /key "body-idle-timeout-ms": .*expected int/],
+    ['body-idle-timeout-ms = 3_600_001', /key "body-idle-timeout-ms": .*<=3600000/],
+    ['headers-timeout-ms = "10s"', /key "headers-timeout-ms": .*expected number, received string/],
+    ['headers-timeout-ms = 600_001', /key "headers-timeout-ms": .*<=600000/],
+    ['max-connections = 0', /key "max-connections": .*>=1/],
+    ['max-connections = 100_000', /key "max-connections": .*<=65536/],
+    ['max-searches = 0', /key "max-searches": .*>=1/],
+    ['max-searches = 1025', /key "max-searches": .*<=1024/]
+  ]
+  for (const [line, message] of cases) t.throws(() => parseConfig(`role = "manager"\n${line}`, 'm.toml'), { code: 'ERR_CONFIG_INVALID', message }, line)
 })
 
 test('the command gives the role when the file does not, and a file of another role is refused', (t) => {

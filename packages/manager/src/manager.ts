@@ -9,7 +9,7 @@ import { SubnetMap, TwinMap, type TwinMode } from '@mirrorcast/topology'
 import { Locator, type LocateOptions } from './cluster/locator.js'
 import { Authorizer, type AccessToken } from './http/auth.js'
 import { RepairJournal } from './objects/repair-journal.js'
-import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES } from './config.js'
+import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES, resolveHttpLimits, type HttpLimits } from './config.js'
 import { DirectoryManager } from './directory/directory-manager.js'
 import { Membership } from './cluster/membership.js'
 import { ObjectManager } from './objects/object-manager.js'
@@ -36,6 +36,14 @@ export interface ManagerOptions {
   host?: string
   port?: number
   maxFileBytes?: number
+  /** ms a request body may bring no byte, or a response have no byte taken by its client, before it is given up (default 120 s). */
+  bodyIdleTimeoutMs?: number
+  /** ms for a client to send a request's headers (default 10 s). */
+  headersTimeoutMs?: number
+  /** HTTP connections open at once; more are closed as they arrive (default 1,024). */
+  maxConnections?: number
+  /** Multicast searches the HTTP API serves at once; more are answered 503 with Retry-After (default 8). */
+  maxSearches?: number
   /** Each center's subnet, e.g. { east: '10.1.0.0/16', west: '10.2.0.0/16' }: twins differ only in it. */
   centerSubnets?: Record<string, string>
   /** Which ways of finding a file after failover are allowed (all by default). */
@@ -45,7 +53,14 @@ export interface ManagerOptions {
   logger?: Logger
 }
 
-type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets' | 'centers' | 'twins'>> & { dataDir: string | undefined, logger: Logger, heartbeatMs: number | undefined, subnets: SubnetMap | undefined, twinMap: TwinMap }
+type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets' | 'centers' | 'twins' | keyof HttpLimits>> & {
+  dataDir: string | undefined
+  logger: Logger
+  heartbeatMs: number | undefined
+  subnets: SubnetMap | undefined
+  twinMap: TwinMap
+  httpLimits: HttpLimits
+}
 
 /** The object manager and directory manager behind one HTTP API: the composition root. */
 export class Manager {
@@ -64,6 +79,7 @@ export class Manager {
     if (!Number.isInteger(directoryPartitions) || directoryPartitions < 1 || directoryPartitions > MAX_DIRECTORY_PARTITIONS) throw new TypeError(`directoryPartitions must be 1 to ${MAX_DIRECTORY_PARTITIONS}`)
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES
     if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes <= 0) throw new TypeError('maxFileBytes must be a positive integer')
+    const httpLimits = resolveHttpLimits(options)
     this.options = {
       host: DEFAULT_HTTP_HOST,
       port: DEFAULT_HTTP_PORT,
@@ -76,6 +92,7 @@ export class Manager {
       twinMap,
       directoryPartitions,
       maxFileBytes,
+      httpLimits,
       dataDir: options.dataDir,
       logger: options.logger ?? silentLogger()
     }
@@ -138,11 +155,13 @@ export class Manager {
         }))
       },
       searchOrder: twins.searchOrder(twins.primary),
+      centers: twins.centers,
       cluster: () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions },
         membership, integrity.stats),
-      maxFileBytes: this.options.maxFileBytes
+      maxFileBytes: this.options.maxFileBytes,
+      maxSearches: this.options.httpLimits.maxSearches
     })
-    const http = new HttpServer({ host: this.options.host, port: this.options.port, auth: this.auth, router: new Router(api.routes()), logger: this.logger })
+    const http = new HttpServer({ host: this.options.host, port: this.options.port, auth: this.auth, router: new Router(api.routes()), limits: this.options.httpLimits, logger: this.logger })
     const bootId = newBootId()
     const announcer = new Announcer(channel, () => ({ id: this.id, role: 'manager', center: twins.primary, slot: 1, address: this.options.host, port: http.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
     this.http = http

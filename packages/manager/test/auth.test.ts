@@ -12,11 +12,31 @@ function request (method: string, authorization?: string): { req: IncomingMessag
   return { req, res, headers }
 }
 
-test('the tokens file: access, name, token a line; mistakes are named with file and line', (t) => {
+test('the tokens file: access, name, token a line; a # in a token is part of it; mistakes are named with file and line', (t) => {
   t.deepEqual(parseTokens(`# comment\nread-write admin ${RW}\n\nread-only mon ${RO} # why\n`, 'f'), [{ access: 'read-write', name: 'admin', token: RW }, { access: 'read-only', name: 'mon', token: RO }])
-  t.throws(() => parseTokens(`write admin ${RW}`, 'f'), { code: 'ERR_BAD_TOKENS', message: 'f:1: access must be read-only or read-write, got "write"' })
-  t.throws(() => parseTokens(`read-only ${RO}`, 'f'), { code: 'ERR_BAD_TOKENS', message: /f:1: a token line is/ })
-  t.throws(() => parseTokens(`read-only a ${RO}\nread-only a ${RW}`, 'f'), { message: 'f:2: a second token named "a"' })
+  t.deepEqual(parseTokens(`read-write admin ${RW}#${RO}\n`, 'f'), [{ access: 'read-write', name: 'admin', token: `${RW}#${RO}` }])
+  t.throws(() => parseTokens(`write admin ${RW}`, 'f'), { code: 'ERR_BAD_TOKENS', message: /^f:1: the first field must be read-only or read-write \(the line is not shown/ })
+  t.throws(() => parseTokens(`read-only ${RO}`, 'f'), { code: 'ERR_BAD_TOKENS', message: /^f:1: has 2 fields, a token line has 3/ })
+  t.throws(() => parseTokens(`read-only a ${RO}\nread-only a ${RW}`, 'f'), { message: /^f:2: the name is already the name of the token on line 1/ })
+})
+
+test('a bad line of the tokens file is named by its line, and no part of it is echoed: any field may be a token', (t) => {
+  const secret = 'S3cr3t' + 'x'.repeat(40)
+  const lines: Array<[string, RegExp]> = [
+    [`read-write ${secret} admin`, /^tokens:3: the token \(the third field\) .*the name and the token look swapped/],
+    [`${secret} admin read-write`, /^tokens:3: the first field must be read-only or read-write: the columns look swapped/],
+    [`admin read-only ${secret}`, /^tokens:3: the first field .*columns look swapped/],
+    [`readwrite admin ${secret}`, /^tokens:3: the first field must be read-only or read-write \(/],
+    [`read-write ${secret}`, /^tokens:3: has 2 fields/],
+    [`read-write admin ${secret} extra`, /^tokens:3: has 4 fields/],
+    [`read-write admin ${secret.slice(0, 20)}`, /^tokens:3: the token .* at least 32 printable characters/],
+    [`read-write ad"min ${secret}`, /^tokens:3: the name \(the second field\)/]
+  ]
+  for (const [line, message] of lines) {
+    const err = t.throws(() => parseTokens(`# tokens\nread-only mon ${RO}\n${line}\n`, 'tokens'), { code: 'ERR_BAD_TOKENS', message }, line)
+    for (const part of [secret, secret.slice(0, 20), 'admin', 'readwrite', 'extra', 'ad"min']) t.false(err?.message.includes(part), `${line}: ${part} is not echoed`)
+    t.is(err?.cause, undefined)
+  }
 })
 
 test('without tokens only loopback is allowed; with them reads need any token and writes a read-write one', (t) => {

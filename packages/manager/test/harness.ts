@@ -3,7 +3,10 @@ import { Roster } from '@mirrorcast/discovery'
 import { silentLogger } from '@mirrorcast/logger'
 import { FakeCluster, until, type FakeClusterOptions, type FakeMember } from '@mirrorcast/testkit'
 import { TwinMap } from '@mirrorcast/topology'
-import { DirectoryManager, Locator, Membership, ObjectManager, RepairJournal, type Member, type MemberClient } from '../src/index.js'
+import { Authorizer, DirectoryManager, Locator, Membership, ObjectManager, RepairJournal, resolveHttpLimits, type Member, type MemberClient } from '../src/index.js'
+import { NativeApi, type NativeApiDeps } from '../src/http/native-api.js'
+import { HttpServer } from '../src/http/server.js'
+import { Router } from '../src/http/router.js'
 
 /**
  * The manager's parts (membership, object manager, directory manager) wired
@@ -104,4 +107,28 @@ export async function drain (stream: AsyncIterable<Buffer>): Promise<{ bytes: Bu
   } catch (err) {
     return { bytes: Buffer.concat(parts), error: err as Error & { code?: string } }
   }
+}
+
+/**
+ * The native API over a harness's parts, on a real HTTP listener on
+ * 127.0.0.1 (no tokens): what a client of the manager sees. `search` stands in
+ * for the multicast search.
+ */
+export async function serveApi (t: ExecutionContext, h: Harness, extra: Partial<NativeApiDeps> = {}): Promise<string> {
+  const api = new NativeApi({
+    objects: h.objects,
+    directories: h.directories,
+    members: h.membership,
+    search: async () => [],
+    searchOrder: [h.cluster.centers[1], h.cluster.centers[0]],
+    centers: h.cluster.centers,
+    cluster: () => ({}),
+    maxFileBytes: 1024 ** 3,
+    maxSearches: 8,
+    ...extra
+  })
+  const server = new HttpServer({ host: '127.0.0.1', port: 0, auth: new Authorizer([], '127.0.0.1'), router: new Router(api.routes()), limits: resolveHttpLimits({}), logger: silentLogger() })
+  await server.start()
+  t.teardown(async () => { await server.close() })
+  return `http://127.0.0.1:${server.port}`
 }

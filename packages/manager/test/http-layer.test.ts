@@ -6,9 +6,10 @@ import { Router } from '../src/http/router.js'
 import { sendJson } from '../src/http/respond.js'
 import { ManagerError } from '../src/errors.js'
 import { Lifecycle } from '../src/lifecycle.js'
+import { resolveHttpLimits } from '../src/config.js'
 
 async function serve (t: import('ava').ExecutionContext, router: Router, port = 0): Promise<HttpServer> {
-  const server = new HttpServer({ host: '127.0.0.1', port, auth: new Authorizer([], '127.0.0.1'), router, logger: silentLogger() })
+  const server = new HttpServer({ host: '127.0.0.1', port, auth: new Authorizer([], '127.0.0.1'), router, limits: resolveHttpLimits({}), logger: silentLogger() })
   await server.start()
   t.teardown(async () => { await server.close() })
   return server
@@ -45,7 +46,7 @@ test('an error becomes its code\'s status; an unexpected one is a 500 that shows
 
 test('a listener whose port is taken fails to start with EADDRINUSE', async (t) => {
   const first = await serve(t, router)
-  const second = new HttpServer({ host: '127.0.0.1', port: first.port, auth: new Authorizer([], '127.0.0.1'), router, logger: silentLogger() })
+  const second = new HttpServer({ host: '127.0.0.1', port: first.port, auth: new Authorizer([], '127.0.0.1'), router, limits: resolveHttpLimits({}), logger: silentLogger() })
   await t.throwsAsync(second.start(), { code: 'EADDRINUSE' })
   t.throws(() => second.port, { message: 'manager is not listening' })
 })

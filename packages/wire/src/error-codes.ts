@@ -70,6 +70,11 @@ export const ERROR_CODES = {
   ERR_NO_REPLICA: { status: 503, meaning: 'no node of the pair could serve or take the body' },
   ERR_UNAVAILABLE: { status: 503, meaning: 'no directory server of a partition, or no member, is usable now' },
   ERR_BAD_TOKENS: { status: 500, meaning: 'the tokens file is invalid or readable by others' },
+  ERR_HTTP_BODY_TIMEOUT: { status: 408, meaning: 'the request body moved no byte for the body idle timeout: the connection is closed' },
+  ERR_HTTP_FORBIDDEN_HOST: { status: 403, meaning: 'without access tokens, a request whose Host is not the manager\'s loopback address or localhost (DNS rebinding)' },
+  ERR_HTTP_BAD_PARAMETER: { status: 400, meaning: 'a query parameter (or a name in the path) that fails its check, named in the message: nothing was asked of a member' },
+  ERR_HTTP_CROSS_SITE: { status: 403, meaning: 'without access tokens, a request from a web page of another origin (Origin, Sec-Fetch-Site: cross-site)' },
+  ERR_HTTP_BUSY: { status: 503, meaning: 'the manager serves as many multicast searches as it may at once (max-searches): try again after Retry-After' },
 
   ERR_CONFIG_UNREADABLE: { status: 500, meaning: 'the config file cannot be read' },
   ERR_CONFIG_SYNTAX: { status: 500, meaning: 'the config file is not valid TOML' },
@@ -173,7 +178,12 @@ export const ManagerErrorCode = {
   UPLOAD_INCOMPLETE: 'ERR_UPLOAD_INCOMPLETE',
   UNAUTHORIZED: 'ERR_UNAUTHORIZED',
   FORBIDDEN: 'ERR_FORBIDDEN',
-  BAD_TOKENS: 'ERR_BAD_TOKENS'
+  BAD_TOKENS: 'ERR_BAD_TOKENS',
+  BODY_TIMEOUT: 'ERR_HTTP_BODY_TIMEOUT',
+  FORBIDDEN_HOST: 'ERR_HTTP_FORBIDDEN_HOST',
+  CROSS_SITE: 'ERR_HTTP_CROSS_SITE',
+  BAD_PARAMETER: 'ERR_HTTP_BAD_PARAMETER',
+  BUSY: 'ERR_HTTP_BUSY'
 } as const satisfies Record<string, ErrorCode>
 
 export const ConfigErrorCode = { UNREADABLE: 'ERR_CONFIG_UNREADABLE', SYNTAX: 'ERR_CONFIG_SYNTAX', INVALID: 'ERR_CONFIG_INVALID' } as const satisfies Record<string, ErrorCode>

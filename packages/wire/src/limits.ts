@@ -26,3 +26,20 @@ export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 // around them (the envelope, a change's own paths and ids: some 10 KB at most) always fits.
 // Counting entries alone cannot bound a frame: 10,000 entries of 4,096-byte paths are 40 MiB.
 export const MAX_PAGE_BYTES = DEFAULT_MAX_FRAME_BYTES / 2
+
+/**
+ * The manager's HTTP settings: the least and the most each may be set to,
+ * checked alike by the config file's schema and the manager's constructor.
+ */
+export const HTTP_SETTING_BOUNDS = {
+  // ms without a byte of a request body arriving, or of a response taken by the client: 100 ms to 1 h
+  'body-idle-timeout-ms': { min: 100, max: 3_600_000 },
+  // ms for a client to send a request's headers: 100 ms to 10 min
+  'headers-timeout-ms': { min: 100, max: 600_000 },
+  // connections open at once: 1 to 65,536 (each holds a file descriptor)
+  'max-connections': { min: 1, max: 65_536 },
+  // multicast searches served at once: 1 to 1,024
+  'max-searches': { min: 1, max: 1024 }
+} as const
+
+export type HttpSetting = keyof typeof HTTP_SETTING_BOUNDS

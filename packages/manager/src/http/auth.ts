@@ -17,24 +17,54 @@ export interface AccessToken {
 export const MIN_TOKEN_LENGTH = 32
 const REALM = 'mirrorcast'
 
+const ACCESS: readonly Access[] = ['read-only', 'read-write']
+// a token's name: shorter than any token, so that a token pasted in its place can never be shown as a name
+const NAME_PATTERN = /^[A-Za-z0-9._-]{1,31}$/
+
 /**
  * The tokens file: one token a line, `<access> <name> <token>`, `#` comments.
  * `access` is read-only or read-write.
  */
 export function parseTokens (text: string, file: string): AccessToken[] {
   const tokens: AccessToken[] = []
+  const names = new Map<string, number>()
   text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/#.*/, '').trim()
+    // A comment starts a line or follows a blank: a # inside a token is part of the token.
+    const line = raw.replace(/(^|\s)#.*$/, '').trim()
     if (line === '') return
-    const [access, name, token, extra] = line.split(/\s+/)
-    const where = `${file}:${i + 1}`
-    if (token === undefined || extra !== undefined) throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: a token line is "<read-only|read-write> <name> <token>"`)
-    if (access !== 'read-only' && access !== 'read-write') throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: access must be read-only or read-write, got ${JSON.stringify(access)}`)
-    if (token.length < MIN_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(token)) throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: token "${name ?? ''}" must be at least ${MIN_TOKEN_LENGTH} printable characters (e.g. openssl rand -hex 32)`)
-    if (tokens.some((t) => t.name === name)) throw new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: a second token named ${JSON.stringify(name)}`)
-    tokens.push({ access, name: name as string, token })
+    const token = tokenLine(line.split(/\s+/), `${file}:${i + 1}`)
+    const first = names.get(token.name)
+    if (first !== undefined) throw badLine(`${file}:${i + 1}`, `the name is already the name of the token on line ${first}`)
+    names.set(token.name, i + 1)
+    tokens.push(token)
   })
   return tokens
+}
+
+/**
+ * One line's fields. No field is ever quoted in a message: on a line that is
+ * wrong, any of them may be the token (columns swapped, a role misspelt
+ * before a pasted token), and the message goes to a terminal or a journal.
+ */
+function tokenLine (fields: string[], where: string): AccessToken {
+  const [access, name, token] = fields
+  if (fields.length !== 3 || access === undefined || name === undefined || token === undefined) {
+    throw badLine(where, `has ${fields.length} field${fields.length === 1 ? '' : 's'}, a token line has 3: "<read-only|read-write> <name> <token>"`)
+  }
+  if (!(ACCESS as string[]).includes(access)) {
+    const swapped = (ACCESS as string[]).includes(name) || (ACCESS as string[]).includes(token)
+    throw badLine(where, `the first field must be read-only or read-write${swapped ? ': the columns look swapped, the order is "<read-only|read-write> <name> <token>"' : ''}`)
+  }
+  if (token.length < MIN_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(token)) {
+    const swapped = name.length >= MIN_TOKEN_LENGTH
+    throw badLine(where, `the token (the third field) must be at least ${MIN_TOKEN_LENGTH} printable characters, e.g. openssl rand -hex 32${swapped ? '; the name and the token look swapped, the token comes last' : ''}`)
+  }
+  if (!NAME_PATTERN.test(name)) throw badLine(where, 'the name (the second field) must be 1 to 31 letters, digits, ".", "_" or "-"')
+  return { access: access as Access, name, token }
+}
+
+function badLine (where: string, reason: string): ManagerError {
+  return new ManagerError(ManagerErrorCode.BAD_TOKENS, `${where}: ${reason} (the line is not shown: it may hold a token)`)
 }
 
 /** Reads the tokens file, refusing one the group or others can read. */

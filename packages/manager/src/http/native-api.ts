@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { DirectoryErrorCode, MAX_LIST_ENTRIES, normalizePath, PathError, type FileEntry } from '@mirrorcast/wire'
+import { DirectoryErrorCode, normalizePath, PathError, type FileEntry } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { DirectoryManager } from '../directory/directory-manager.js'
 import type { Membership } from '../cluster/membership.js'
 import type { ObjectManager } from '../objects/object-manager.js'
+import { centerParameter, decodePart, flag, listingCursor, listingLimit, pathParameter, searchKey } from './params.js'
 import { parseRange } from './range.js'
 import { pipeBody, requestBody, sendJson } from './respond.js'
 import type { RequestContext, Route } from './router.js'
@@ -12,6 +13,8 @@ import { entryView, type MemberDirectory } from './views.js'
 const SHA256_HEADER = 'x-mirrorcast-sha256'
 // 1 MiB: bodies from this size on are checked against the namespace before they are sent
 const PRECHECK_MIN_BYTES = 1024 * 1024
+// 1 s: when a client refused for too many searches may try again; a search's rounds take 0.6 s at most each
+const SEARCH_RETRY_AFTER_S = 1
 
 /** What the native API needs of the object manager, the directory manager and the membership. */
 export interface NativeApiDeps {
@@ -22,12 +25,18 @@ export interface NativeApiDeps {
   search: (fileId: string, center: string) => Promise<Array<Record<string, unknown>>>
   /** The centers a search asks when the client names none: the backup first. */
   searchOrder: string[]
+  /** Every center of the cluster: the ones a client may name. */
+  centers: readonly string[]
   cluster: () => Record<string, unknown>
   maxFileBytes: number
+  /** Searches served at once; each sends a datagram to a whole center and holds a reply socket open. */
+  maxSearches: number
 }
 
 /** The native API: `/files/<path>`, `/cluster`, `/cluster/nodes/<id>/<action>`, `/search`. */
 export class NativeApi {
+  private searching = 0
+
   constructor (private readonly deps: NativeApiDeps) {}
 
   routes (): Route[] {
@@ -53,21 +62,28 @@ export class NativeApi {
         if (raw.endsWith('/')) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'PUT needs a file path, not one ending in /')
         return await this.putFile(req, res, path)
       case 'DELETE':
-        return await this.deletePath(res, path, q.has('recursive'))
+        return await this.deletePath(res, path, flag(q, 'recursive'))
       case 'POST':
-        if (q.has('mkdir')) return await this.mkdir(res, path, q.has('parents'))
-        if (q.has('move-to')) return await this.move(res, path, normalizePath(q.get('move-to')))
-        throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST needs ?mkdir or ?move-to=<path>')
+        return await this.post(res, path, q)
       default:
         return await this.getPath(req, res, path, q)
     }
+  }
+
+  /** `POST /files/<dir>/?mkdir[&parents]` or `POST /files/<path>?move-to=<path>`. */
+  private async post (res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
+    const mkdir = flag(q, 'mkdir')
+    if (mkdir && q.has('move-to')) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST takes ?mkdir or ?move-to=<path>, not both')
+    if (mkdir) return await this.mkdir(res, path, flag(q, 'parents'))
+    if (q.has('move-to')) return await this.move(res, path, pathParameter(q, 'move-to'))
+    throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST needs ?mkdir or ?move-to=<path>')
   }
 
   /** `POST /cluster/nodes/<id>/failover|failback`. */
   private failoverByHand (res: ServerResponse, rest: string): void {
     const [id = '', action, extra] = rest.split('/')
     const { members } = this.deps
-    const member = members.byId(decodeURIComponent(id))
+    const member = members.byId(decodePart('member id', id))
     if (member === undefined || extra !== undefined) throw new ManagerError(ManagerErrorCode.NOT_FOUND, `no member ${JSON.stringify(id.slice(0, 80))}`)
     if (action === 'failover') members.enterFailover(member, 'by hand', true)
     else if (action === 'failback') {
@@ -82,17 +98,28 @@ export class NativeApi {
    * then the primary center.
    */
   private async search (res: ServerResponse, q: URLSearchParams): Promise<void> {
-    const key = q.get('key') ?? ''
-    let fileId = key
-    if (!/^[0-9a-f]{32}$/.test(key)) {
-      const entry = await this.deps.directories.stat(normalizePath(key))
-      if (entry.type !== 'file') throw new ManagerError(DirectoryErrorCode.IS_A_DIRECTORY, `${key} is a directory`)
-      fileId = entry.fileId
+    const given = searchKey(q)
+    const center = centerParameter(q, this.deps.centers)
+    const fileId = 'fileId' in given ? given.fileId : await this.fileIdOf(given.path)
+    // Each search multicasts to a whole center: a client looping on /search must not turn the manager into a flood.
+    if (this.searching >= this.deps.maxSearches) {
+      res.setHeader('retry-after', String(SEARCH_RETRY_AFTER_S))
+      throw new ManagerError(ManagerErrorCode.BUSY, `${this.deps.maxSearches} searches are running, the most the manager serves at once (max-searches): try again`)
     }
-    const center = q.get('center')
-    const rounds = []
-    for (const c of center === null ? this.deps.searchOrder : [center]) rounds.push({ center: c, holders: await this.deps.search(fileId, c) })
-    sendJson(res, 200, { key, fileId, rounds })
+    this.searching++
+    try {
+      const rounds = []
+      for (const c of center === undefined ? this.deps.searchOrder : [center]) rounds.push({ center: c, holders: await this.deps.search(fileId, c) })
+      sendJson(res, 200, { key: given.key, fileId, rounds })
+    } finally {
+      this.searching--
+    }
+  }
+
+  private async fileIdOf (path: string): Promise<string> {
+    const entry = await this.deps.directories.stat(path)
+    if (entry.type !== 'file') throw new ManagerError(DirectoryErrorCode.IS_A_DIRECTORY, `${path} is a directory`)
+    return entry.fileId
   }
 
   private async putFile (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -133,15 +160,17 @@ export class NativeApi {
 
   private async getPath (req: IncomingMessage, res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
     const { directories } = this.deps
+    // every parameter is checked before the directory server is asked anything
+    const stat = flag(q, 'stat')
+    const after = listingCursor(q)
+    const limit = listingLimit(q)
     const entry = await directories.stat(path)
-    if (q.has('stat')) {
+    if (stat) {
       sendJson(res, 200, entryView(entry, this.deps.members))
       return
     }
     if (entry.type === 'dir') {
-      const limit = q.has('limit') ? Number(q.get('limit')) : undefined
-      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_ENTRIES)) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `limit must be 1 to ${MAX_LIST_ENTRIES}`)
-      const page = await directories.list(path, q.get('after') ?? undefined, limit)
+      const page = await directories.list(path, after, limit)
       if (req.method === 'HEAD') { res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(); return }
       sendJson(res, 200, { path, type: 'dir', entries: page.entries.map((e) => entryView(e, this.deps.members)), more: page.more })
       return

@@ -20,11 +20,17 @@ export function sendError (res: ServerResponse, err: unknown): void {
   sendJson(res, status, { error: { code: typeof code === 'string' ? code : CommonErrorCode.INTERNAL, message } })
 }
 
+// 64 KiB: the most written to a response at once. A write counts as taken by the client only
+// once the kernel took all of it (see watchProgress), so with members' 1 MiB chunks written
+// whole, a client reading a steady 2 KiB/s would show no progress for over 8 minutes.
+// In slices, a client reading 1 KiB/s shows some every minute.
+export const RESPONSE_SLICE_BYTES = 64 * 1024
+
 /** Writes a stream of buffers to the response, waiting whenever the client is slower. */
 export async function pipeBody (res: ServerResponse, body: AsyncIterable<Buffer>): Promise<void> {
   for await (const chunk of body) {
-    if (!res.write(chunk)) {
-      await drainOrClose(res)
+    for (let at = 0; at < chunk.length; at += RESPONSE_SLICE_BYTES) {
+      if (!res.write(chunk.subarray(at, at + RESPONSE_SLICE_BYTES))) await drainOrClose(res)
       if (res.destroyed) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'client went away')
     }
   }

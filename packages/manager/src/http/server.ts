@@ -1,38 +1,59 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { once } from 'node:events'
+import type { Socket } from 'node:net'
 import type { Logger } from '@mirrorcast/logger'
+import { ManagerError, ManagerErrorCode } from '../errors.js'
+import { KEEP_ALIVE_TIMEOUT_MS, type HttpLimits } from '../config.js'
 import type { Authorizer } from './auth.js'
+import { sameHostGuard, type SameHostGuard } from './guard.js'
+import { CHECKS_PER_TIMEOUT, watchProgress, type Stall } from './progress.js'
 import { sendError } from './respond.js'
+import { SendQueues } from './send-queue.js'
 import type { Router } from './router.js'
-
-// Node's own defaults, named here so that they are a choice: 60 s for a client to send its
-// headers, 5 min for a whole request (a large upload on a slow link), 5 s of keep-alive idle.
-const HEADERS_TIMEOUT_MS = 60_000
-const REQUEST_TIMEOUT_MS = 300_000
-const KEEP_ALIVE_TIMEOUT_MS = 5_000
 
 export interface HttpServerOptions {
   host: string
   port: number
   auth: Authorizer
   router: Router
+  limits: HttpLimits
   logger: Logger
 }
 
-/** The manager's HTTP listener: access check, routing, and one error answer for every failure. */
+/** The manager's HTTP listener: limits, the same-host guard, access check, routing, and one error answer for every failure. */
 export class HttpServer {
   private server: Server | undefined
+  /** Connections refused at max-connections since the cap was last reached: logged once when it is reached, once when it is left. */
+  private dropped = 0
+  private readonly sendQueues: SendQueues
+  private guard: SameHostGuard | undefined
 
-  constructor (private readonly options: HttpServerOptions) {}
+  constructor (private readonly options: HttpServerOptions) {
+    // fresh enough that two looks a check apart never read the same snapshot; at most a second old however long the timeout
+    this.sendQueues = new SendQueues(Math.min(1000, options.limits.bodyIdleTimeoutMs / (2 * CHECKS_PER_TIMEOUT)))
+  }
 
   get port (): number {
-    const address = this.server?.address()
-    if (address === null || address === undefined || typeof address === 'string') throw new Error('manager is not listening')
-    return address.port
+    if (this.server === undefined) throw new Error('manager is not listening')
+    return listenPort(this.server)
   }
 
   async start (): Promise<void> {
-    const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => { void this.serve(req, res) })
+    const { limits } = this.options
+    const server = createServer({
+      headersTimeout: limits.headersTimeoutMs,
+      // No deadline on a whole request: a 64 GiB PUT over a slow link takes hours. A request is
+      // given up when its client stops moving bytes instead (watchProgress).
+      requestTimeout: 0,
+      // Node checks the headers timeout every 30 s by default, which would let a 10 s one run to 40 s.
+      connectionsCheckingInterval: Math.ceil(limits.headersTimeoutMs / CHECKS_PER_TIMEOUT),
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS
+    }, (req, res) => { void this.serve(req, res) })
+    server.maxConnections = limits.maxConnections
+    server.on('drop', () => { this.onDrop() })
+    server.on('connection', () => { this.onAccepted() })
+    // The guard needs the port, known once listening (port 0: any), and must be there before the first request.
+    server.once('listening', () => { this.guard = sameHostGuard(this.options.host, listenPort(server), this.options.auth.enabled) })
     server.listen(this.options.port, this.options.host)
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
     this.server = server
@@ -48,14 +69,50 @@ export class HttpServer {
   }
 
   private async serve (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const progress = { idleMs: this.options.limits.bodyIdleTimeoutMs, sendQueue: async (socket: Socket) => await this.sendQueues.of(socket) }
+    watchProgress(req, res, progress, (stall) => { this.onStall(req, res, stall) })
     try {
+      this.guard?.check(req)
       this.options.auth.check(req, res)
       await this.options.router.handle(req, res)
     } catch (err) {
+      if (res.writableEnded) {
+        // answered already (a stalled body's 408): what failed since is the consequence
+        this.options.logger.debug('request failed after its answer', { method: req.method, url: req.url?.slice(0, 200), code: (err as { code?: unknown }).code })
+        return
+      }
       this.logError(req, err)
       if (!req.complete) res.setHeader('connection', 'close')
       sendError(res, err)
     }
+  }
+
+  /** A stalled body gets its 408 while the headers are unsent; anything else can only be cut. */
+  private onStall (req: IncomingMessage, res: ServerResponse, stall: Stall): void {
+    const ms = this.options.limits.bodyIdleTimeoutMs
+    const socket = req.socket
+    this.options.logger.info(stall === 'body' ? 'request body stalled, connection closed' : 'response stalled, connection closed', {
+      method: req.method, url: req.url?.slice(0, 200), idleMs: ms, bytesRead: socket.bytesRead, bytesWritten: socket.bytesWritten, remote: socket.remoteAddress
+    })
+    if (stall === 'response' || res.headersSent) {
+      socket.destroy()
+      return
+    }
+    res.setHeader('connection', 'close')
+    sendError(res, new ManagerError(ManagerErrorCode.BODY_TIMEOUT, `no byte of the request body arrived for ${ms} ms`))
+    // `connection: close` ends the socket once the answer is out; a client that reads nothing either is cut a timeout later.
+    const cut = setTimeout(() => socket.destroy(), ms).unref()
+    socket.once('close', () => clearTimeout(cut))
+  }
+
+  private onDrop (): void {
+    if (this.dropped++ === 0) this.options.logger.warn('connections refused: max-connections reached', { maxConnections: this.options.limits.maxConnections })
+  }
+
+  private onAccepted (): void {
+    if (this.dropped === 0) return
+    this.options.logger.info('connections accepted again', { refused: this.dropped })
+    this.dropped = 0
   }
 
   private logError (req: IncomingMessage, err: unknown): void {
@@ -63,4 +120,10 @@ export class HttpServer {
     const level = typeof code === 'string' ? 'debug' : 'error'
     this.options.logger.log(level, 'request failed', { method: req.method, url: req.url?.slice(0, 200), code, error: (err as Error).message, stack: level === 'error' ? (err as Error).stack : undefined })
   }
+}
+
+function listenPort (server: Server): number {
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('manager is not listening')
+  return address.port
 }
