@@ -195,7 +195,10 @@ test('a subtree of 3,000 long entries moves between partitions in slices under t
   t.is((await dest.moveIn('/big', '/b/big', intent, last, slices.length - 1)).change.seq, moved.change.seq, 'moved in once')
   t.is((await dest.movePart('/big', intent, 0, slices[0] as Entry[])).change.seq, moved.change.seq, 'a late slice changes nothing')
   t.is(dest.seq, seq)
+  t.is(source.entryCount, before.length, 'until the move is done, what lay below its top stays in the source, out of sight')
   await source.moveDone(intent)
+  t.is(source.entryCount, 0, 'then it goes')
+  t.is(dest.entryCount, 2 + before.length, '/b, the top and what lies below it: nothing staged is left over')
 
   for (const ns of [source, dest]) {
     const { changes } = logOf(t, ns)
@@ -224,7 +227,9 @@ test('a slice above the budget is refused before anything is staged; a move-in w
   const first = source.intentTree('c'.repeat(32), 0).tree
   t.is(await code(dest.moveIn('/big', '/b/big', 'e'.repeat(32), first, 1)), 'ERR_DIR_INVALID', 'slice 0 never arrived')
   await dest.movePart('/big', 'e'.repeat(32), 0, first)
+  t.is(dest.entryCount, first.length, '/b, and the staged slice below its top')
   await dest.moveDone('e'.repeat(32))
+  t.is(dest.entryCount, 1, 'a move-done drops what was staged, entries included')
   t.is(await code(dest.moveIn('/big', '/b/big', 'e'.repeat(32), first, 1)), 'ERR_DIR_INVALID', 'a move-done dropped what was staged')
   t.is(dest.lookup('/b/big'), undefined)
 })
