@@ -1,9 +1,10 @@
+import { createHash } from 'node:crypto'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, PageBudget, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
 import {
-  checkSlice, checkWholeTree, MAX_PARKED_REMOVALS, pendingPage, removedAnswer, removedPage, stageKey, stageRange, treePage,
-  type PendingMove, type PendingMoveSummary
+  checkSlice, listedBeforeItsDirectory, MAX_PARKED_REMOVALS, noTop, pendingPage, removedAnswer, removedPage, sliceMissing, treePage,
+  type PendingMoveSummary
 } from './pages.js'
 
 /*
@@ -19,6 +20,12 @@ const DEFAULT_CHANGES_PAGE = 1000
 type StoredDir = { type: 'dir', dirId: number, version: number, mtime: number }
 type StoredFile = Omit<FileEntry, 'path'>
 type Stored = StoredDir | StoredFile
+/**
+ * A pending move-out: its top, whose subtree stays in `nodes` below
+ * directories nothing links to any more until the move is done; or, in stores
+ * written before, the whole subtree in `tree`.
+ */
+type OutboxRecord = Omit<PendingMoveSummary, 'entries'> & { entries?: number, top?: Stored, tree?: Entry[] }
 
 export type NewFileEntry = Omit<FileEntry, 'version' | 'mtime'>
 
@@ -36,6 +43,17 @@ function key (dirId: number, name = ''): Buffer {
   nameBytes.copy(k, 8)
   return k
 }
+
+/*
+ * Keys of what a move coming in has staged: the slices that arrived, the
+ * directories it made (by the sha256 of their source path, as a path may be
+ * longer than a key) and its top. Every key of one intent lies in
+ * [`${intent}:`, `${intent};`).
+ */
+const partKey = (intent: string, part: number): string => `${intent}:part:${String(part).padStart(5, '0')}`
+const stagedDirKey = (intent: string, path: string): string => `${intent}:dir:${createHash('sha256').update(path).digest('hex')}`
+const topKey = (intent: string): string => `${intent}:top`
+const intentRange = (intent: string): { start: string, end: string } => ({ start: `${intent}:`, end: `${intent};` })
 
 function seqKey (seq: number): Buffer {
   const k = Buffer.allocUnsafe(8)
@@ -57,23 +75,28 @@ export class Namespace {
   private readonly log: Database<Change, Buffer>
   private readonly meta: Database<number, string>
   /** Pending move-outs by intent id (insertion order is not kept: listed by mtime). */
-  private readonly outbox: Database<PendingMove, string>
-  /** Slices of subtrees moving in, by stageKey(), out of sight until their move-in. */
-  private readonly staged: Database<Entry[], string>
+  private readonly outbox: Database<OutboxRecord, string>
+  /**
+   * What moves coming in staged (partKey, stagedDirKey, topKey). Their entries
+   * are already in `nodes`, below directories nothing links to yet.
+   */
+  private readonly staged: Database<number | Stored, string>
   /**
    * Removed files of this server's own changes that did not fit their answer,
-   * by sequence number, until read; not part of the replicated state.
+   * by sequence number (oldest first), until read. In memory, not in LMDB: not
+   * part of the replicated state, and encoding megabytes of them inside the
+   * change's transaction would hold up this server's heartbeats. A restart
+   * loses them, as it would lose the answer.
    */
-  private readonly released: Database<FileEntry[], Buffer>
+  private readonly released = new Map<number, FileEntry[]>()
 
   private constructor (root: RootDatabase) {
     this.root = root
     this.nodes = root.openDB<Stored, Buffer>({ name: 'nodes', keyEncoding: 'binary' })
     this.log = root.openDB<Change, Buffer>({ name: 'changes', keyEncoding: 'binary' })
     this.meta = root.openDB<number, string>({ name: 'meta' })
-    this.outbox = root.openDB<PendingMove, string>({ name: 'outbox' })
-    this.staged = root.openDB<Entry[], string>({ name: 'staged' })
-    this.released = root.openDB<FileEntry[], Buffer>({ name: 'released', keyEncoding: 'binary' })
+    this.outbox = root.openDB<OutboxRecord, string>({ name: 'outbox' })
+    this.staged = root.openDB<number | Stored, string>({ name: 'staged' })
   }
 
   static open (path: string): Namespace {
@@ -89,6 +112,7 @@ export class Namespace {
     return this.meta.get('seq') ?? 0
   }
 
+  /** Entries stored: those of moves under way (out of sight, below their top) included. */
   get entryCount (): number {
     return this.nodes.getCount()
   }
@@ -99,18 +123,43 @@ export class Namespace {
 
   /** Pending move-outs, oldest first, as many as fit one page. */
   intents (): { intents: PendingMoveSummary[], more: boolean } {
-    return pendingPage(this.outbox.getRange().map(({ value }) => value))
+    return pendingPage(this.outbox.getRange().map(({ value }) => ({ ...value, entries: value.entries ?? value.tree?.length ?? 0 })))
   }
 
-  /** A page of a pending move's subtree, from entry `from` on. */
+  /** A page of a pending move's subtree, from entry `from` on, read from where it still lies. */
   intentTree (intent: string, from: number): { tree: Entry[], more: boolean } {
-    return treePage(this.outbox.get(intent), intent, from)
+    const record = this.outbox.get(intent)
+    const move = record === undefined ? undefined : { entries: record.entries ?? record.tree?.length ?? 0 }
+    return treePage(move, intent, from, () => record?.tree?.slice(from) ?? (record?.top === undefined ? [] : this.subtreeFrom(record.top, record.path, from)))
+  }
+
+  /**
+   * A subtree out of sight in pre-order (each directory before what it holds,
+   * names in key order, as `walk` lists it), from entry `from` on, read only
+   * as far as the caller goes; entries before `from` are passed, not built.
+   */
+  private * subtreeFrom (top: Stored, path: string, from: number): Generator<Entry> {
+    if (from === 0) yield toEntry(path, top)
+    if (top.type === 'dir') yield * this.below(top.dirId, path, { index: 1 }, from)
+  }
+
+  private * below (dirId: number, path: string, at: { index: number }, from: number): Generator<Entry> {
+    for (const { key: k, value } of this.nodes.getRange({ start: key(dirId), end: key(dirId + 1) })) {
+      const shown = at.index++ >= from
+      if (value.type === 'dir') {
+        const childPath = `${path}/${k.subarray(8).toString('utf8')}`
+        if (shown) yield toEntry(childPath, value)
+        yield * this.below(value.dirId, childPath, at, from)
+      } else if (shown) {
+        yield toEntry(`${path}/${k.subarray(8).toString('utf8')}`, value)
+      }
+    }
   }
 
   /** The removed files of change `seq` that did not fit its answer, from index `from` on; dropped once read to the end. */
   removedFrom (seq: number, from: number): { removed: FileEntry[], more: boolean } {
-    const page = removedPage(this.released.get(seqKey(seq)), seq, from)
-    if (!page.more) this.released.removeSync(seqKey(seq))
+    const page = removedPage(this.released.get(seq), seq, from)
+    if (!page.more) this.released.delete(seq)
     return page
   }
 
@@ -248,7 +297,8 @@ export class Namespace {
           continue
         }
         if (change.seq !== current + 1) throw new DirectoryError(DirectoryErrorCode.SEQ_GAP, `change ${change.seq} does not follow ${current}`)
-        this.effect(change)
+        // a replay reports nothing: only the server that made a change answers with what it removed
+        this.effect(change, false)
         this.record(change)
       }
       return this.seq
@@ -257,8 +307,9 @@ export class Namespace {
 
   /** Empties everything, in one transaction: a diverged server is rebuilt from its twin's log. */
   async reset (): Promise<void> {
+    this.released.clear()
     await this.root.childTransaction(() => {
-      for (const db of [this.nodes, this.log, this.released]) for (const key of db.getKeys()) db.removeSync(key)
+      for (const db of [this.nodes, this.log]) for (const key of db.getKeys()) db.removeSync(key)
       for (const db of [this.outbox, this.staged]) for (const key of db.getKeys()) db.removeSync(key)
       for (const key of this.meta.getKeys()) this.meta.removeSync(key)
     })
@@ -266,26 +317,25 @@ export class Namespace {
 
   /**
    * Builds the next change, applies its effect and logs it, all in one
-   * transaction. Removed files that do not fit the answer are kept, in the
-   * same transaction, for the caller to read: their bodies can go only once
-   * the caller knows them.
+   * transaction. Removed files that do not fit the answer are kept for the
+   * caller to read: their bodies can go only once the caller knows them.
    */
   private async commit (build: (seq: number, mtime: number) => Change): Promise<ChangeResult> {
-    return await this.root.childTransaction(() => {
+    const { change, removed } = await this.root.childTransaction(() => {
       const change = build(this.seq + 1, Date.now())
       const removed = this.effect(change)
       this.record(change)
-      const answer = removedAnswer(removed)
-      if (answer.more === true) this.park(change.seq, removed)
-      return { change, ...answer }
-    }) as ChangeResult
+      return { change, removed }
+    }) as { change: Change, removed: FileEntry[] }
+    const answer = removedAnswer(removed)
+    if (answer.more === true) this.park(change.seq, removed)
+    return { change, ...answer }
   }
 
   /** Keeps a change's removed files to be read in pages; the oldest kept go beyond MAX_PARKED_REMOVALS. */
   private park (seq: number, removed: FileEntry[]): void {
-    this.released.putSync(seqKey(seq), removed)
-    const kept = [...this.released.getKeys()]
-    for (const k of kept.slice(0, Math.max(0, kept.length - MAX_PARKED_REMOVALS))) this.released.removeSync(k)
+    this.released.set(seq, removed)
+    for (const k of [...this.released.keys()].slice(0, Math.max(0, this.released.size - MAX_PARKED_REMOVALS))) this.released.delete(k)
   }
 
   private record (change: Change): void {
@@ -297,106 +347,129 @@ export class Namespace {
    * The one place a change takes effect, for local operations and replays
    * alike; it validates everything before it writes anything.
    */
-  private effect (change: Change): FileEntry[] {
+  private effect (change: Change, report = true): FileEntry[] {
     switch (change.op) {
       case 'put': return this.effectPut(change.entry)
       case 'mkdir':
         this.ensureDirs(change.path, change.seq, change.mtime)
         return []
       case 'rename': return this.effectRename(change.path, change.to, change.seq, change.mtime)
-      case 'remove': return this.effectRemove(change.path, change.recursive)
+      case 'remove': return this.effectRemove(change.path, change.recursive, report)
       case 'move-out': return this.effectMoveOut(change)
       case 'move-part':
-        this.staged.putSync(stageKey(change.intent, change.part), change.tree)
+        this.stageSlice(change.intent, change.path, change.part, change.tree, change.seq)
         return []
       case 'move-in': return this.effectMoveIn(change)
       case 'move-done':
-        this.outbox.removeSync(change.intent)
+        this.dropOutbox(change.intent)
         this.dropStaged(change.intent)
         return []
     }
   }
 
   /**
-   * The subtree goes to the outbox as this copy of the partition holds it: the
-   * same on both copies, as they hold the same namespace, so the change
-   * itself need not carry it (it could be far larger than a frame).
+   * Takes the subtree out of sight by unlinking its top, one key whatever its
+   * size: the top goes to the outbox, what lies below stays where it is until
+   * the move is done, and is read from there in pages. The same on both
+   * copies, as they hold the same namespace, so the change carries no subtree
+   * (a change from before that carries one holds just what lies here).
    */
   private effectMoveOut (change: Extract<Change, { op: 'move-out' }>): FileEntry[] {
     const { parentId, value } = this.resolve(change.path)
     if (value === undefined) throw notFound(change.path)
-    const tree = change.tree ?? this.subtree(change.path)
-    const doomed = [key(parentId, baseName(change.path))]
-    if (value.type === 'dir') this.collect(value.dirId, change.path, doomed, [])
-    for (const k of doomed) this.nodes.removeSync(k)
-    this.outbox.putSync(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, tree })
+    const entries = 1 + (value.type === 'dir' ? this.countBelow(value.dirId, change.path, { n: 1 }) : 0)
+    this.nodes.removeSync(key(parentId, baseName(change.path)))
+    this.outbox.putSync(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, entries, top: value })
     // The bodies moved with their entries: nothing is to be deleted.
     return []
   }
 
+  /** How many entries lie below a directory; refuses a subtree too large to move in one piece (`seen` counts its top). */
+  private countBelow (dirId: number, path: string, seen: { n: number }): number {
+    const before = seen.n
+    for (const { value } of this.nodes.getRange({ start: key(dirId), end: key(dirId + 1) })) {
+      if (++seen.n > MAX_LIST_ENTRIES) throw new DirectoryError(DirectoryErrorCode.TOO_LARGE, `${path} holds more than ${MAX_LIST_ENTRIES} entries: move it to another top-level directory in parts`)
+      if (value.type === 'dir') this.countBelow(value.dirId, path, seen)
+    }
+    return seen.n - before
+  }
+
+  /** A move done (or gone back): its intent, and the subtree it left out of sight here. */
+  private dropOutbox (intent: string): void {
+    const record = this.outbox.get(intent)
+    if (record === undefined) return
+    if (record.top?.type === 'dir') {
+      const doomed: Buffer[] = []
+      this.collect(record.top.dirId, record.path, doomed, { count: 0 })
+      for (const k of doomed) this.nodes.removeSync(k)
+    }
+    this.outbox.removeSync(intent)
+  }
+
   /**
-   * Writes a moved subtree below `to`: its staged slices, then the change's
-   * own. Every entry takes this change's sequence number as its version, so a
-   * path's versions keep growing in the partition that now holds it.
+   * Brings a moved subtree in at `to`: its last slice is staged like the
+   * others, then its top is linked below `to`'s parent, one key whatever the
+   * subtree's size, so no change costs more than its slice.
    */
   private effectMoveIn (change: Extract<Change, { op: 'move-in' }>): FileEntry[] {
-    const { path: from, to, seq, mtime } = change
-    const tree = this.wholeTree(change)
-    checkWholeTree(from, tree)
-    const top = tree[0] as Entry
+    const { path: from, to, intent, seq, mtime } = change
+    const parts = change.parts ?? 0
+    for (let part = 0; part < parts; part++) if (this.staged.get(partKey(intent, part)) === undefined) throw sliceMissing(intent, part)
     const toParent = this.dirIdOf(parentPath(to))
+    this.stageSlice(intent, from, parts, change.tree, seq)
+    const top = this.staged.get(topKey(intent)) as Stored | undefined
+    if (top === undefined) throw noTop(from)
     const target = this.nodes.get(key(toParent, baseName(to)))
     if (target !== undefined && (target.type === 'dir' || top.type === 'dir')) throw new DirectoryError(DirectoryErrorCode.EXISTS, `${to} already exists`)
-    const dirIds = new Map<string, number>([[parentPath(from), toParent]])
-    for (const entry of tree) {
-      const parentId = dirIds.get(parentPath(entry.path))
-      if (parentId === undefined) throw new DirectoryError(DirectoryErrorCode.INVALID, `moved tree lists ${entry.path} before its directory`)
-      const name = entry.path === from ? baseName(to) : baseName(entry.path)
-      if (entry.type === 'dir') {
-        const dirId = this.nextDirId()
-        dirIds.set(entry.path, dirId)
-        this.nodes.putSync(key(parentId, name), { type: 'dir', dirId, version: seq, mtime: entry === top ? mtime : entry.mtime })
-      } else {
-        const { path: _, ...stored } = entry
-        this.nodes.putSync(key(parentId, name), { ...stored, version: seq, mtime: entry === top ? mtime : entry.mtime })
-      }
-    }
-    this.meta.putSync(`moved-in:${change.intent}`, seq)
-    this.dropStaged(change.intent)
+    this.nodes.putSync(key(toParent, baseName(to)), { ...top, version: seq, mtime })
+    this.meta.putSync(`moved-in:${intent}`, seq)
+    for (const k of [...this.staged.getKeys(intentRange(intent))]) this.staged.removeSync(k)
     return target === undefined ? [] : [toEntry(to, target) as FileEntry]
   }
 
-  /** A move-in's subtree: the slices staged before it, in order, then its own. */
-  private wholeTree (change: Extract<Change, { op: 'move-in' }>): Entry[] {
-    const tree: Entry[] = []
-    for (let part = 0; part < (change.parts ?? 0); part++) {
-      const slice = this.staged.get(stageKey(change.intent, part))
-      if (slice === undefined) throw new DirectoryError(DirectoryErrorCode.INVALID, `slice ${part} of the subtree moved by ${change.intent} never arrived`)
-      tree.push(...slice)
+  /**
+   * Writes a slice of a subtree moving in where it will live: below
+   * directories nothing links to yet, so out of sight until its move-in links
+   * the top. Each entry takes the sequence number of the change that carries
+   * it as its version (they keep growing in the partition that now holds
+   * it); a slice sent again lands on the same keys.
+   */
+  private stageSlice (intent: string, from: string, part: number, tree: Entry[], seq: number): void {
+    for (const entry of tree) {
+      const stored = this.stagedValue(intent, entry, seq)
+      if (entry.path === from) {
+        this.staged.putSync(topKey(intent), stored)
+        continue
+      }
+      const parentId = this.staged.get(stagedDirKey(intent, parentPath(entry.path)))
+      if (typeof parentId !== 'number') throw listedBeforeItsDirectory(entry.path)
+      this.nodes.putSync(key(parentId, baseName(entry.path)), stored)
     }
-    tree.push(...change.tree)
-    return tree
+    this.staged.putSync(partKey(intent, part), part)
   }
 
+  /** An entry as it is stored once moved in; a directory keeps the id it was first given here. */
+  private stagedValue (intent: string, entry: Entry, seq: number): Stored {
+    if (entry.type === 'file') {
+      const { path: _, ...stored } = entry
+      return { ...stored, version: seq }
+    }
+    const k = stagedDirKey(intent, entry.path)
+    let dirId = this.staged.get(k)
+    if (typeof dirId !== 'number') {
+      dirId = this.nextDirId()
+      this.staged.putSync(k, dirId)
+    }
+    return { type: 'dir', dirId, version: seq, mtime: entry.mtime }
+  }
+
+  /** What a move coming in staged, entries included: it was refused, or went back. */
   private dropStaged (intent: string): void {
-    for (const k of this.staged.getKeys(stageRange(intent))) this.staged.removeSync(k)
-  }
-
-  /** The entries at and below `path`, each directory before what it holds. */
-  private subtree (path: string): Entry[] {
-    const { value } = this.resolve(path)
-    if (value === undefined) throw notFound(path)
-    const tree: Entry[] = [toEntry(path, value)]
-    if (value.type === 'dir') this.walk(value.dirId, path, tree)
-    return tree
-  }
-
-  private walk (dirId: number, path: string, out: Entry[]): void {
-    for (const { key: k, value } of this.nodes.getRange({ start: key(dirId), end: key(dirId + 1) })) {
-      const childPath = `${path}/${k.subarray(8).toString('utf8')}`
-      out.push(toEntry(childPath, value))
-      if (out.length > MAX_LIST_ENTRIES) throw new DirectoryError(DirectoryErrorCode.TOO_LARGE, `${path} holds more than ${MAX_LIST_ENTRIES} entries: move it to another top-level directory in parts`)
-      if (value.type === 'dir') this.walk(value.dirId, childPath, out)
+    for (const { key: k, value } of [...this.staged.getRange(intentRange(intent))]) {
+      if (k.startsWith(`${intent}:dir:`) && typeof value === 'number') {
+        for (const n of [...this.nodes.getKeys({ start: key(value), end: key(value + 1) })]) this.nodes.removeSync(n)
+      }
+      this.staged.removeSync(k)
     }
   }
 
@@ -425,34 +498,40 @@ export class Namespace {
     return target === undefined ? [] : [toEntry(to, target) as FileEntry]
   }
 
-  private effectRemove (path: string, recursive: boolean): FileEntry[] {
+  /** `report`: whether to build the removed files' entries (a replay needs none: their paths cost most of a large removal). */
+  private effectRemove (path: string, recursive: boolean, report: boolean): FileEntry[] {
     if (path === '/') throw new DirectoryError(DirectoryErrorCode.INVALID, 'the root cannot be removed')
     const { parentId, value } = this.resolve(path)
     if (value === undefined) throw notFound(path)
     const doomed: Buffer[] = [key(parentId, baseName(path))]
-    const removed: FileEntry[] = []
+    const files: { count: number, entries?: FileEntry[] } = { count: 0, ...(report ? { entries: [] } : {}) }
     if (value.type === 'file') {
-      removed.push(toEntry(path, value) as FileEntry)
+      files.entries?.push(toEntry(path, value) as FileEntry)
     } else {
       let hasChildren = false
       for (const _ of this.nodes.getKeys({ start: key(value.dirId), end: key(value.dirId + 1), limit: 1 })) hasChildren = true
       if (hasChildren && !recursive) throw new DirectoryError(DirectoryErrorCode.NOT_EMPTY, `${path} is not empty`)
-      this.collect(value.dirId, path, doomed, removed)
+      this.collect(value.dirId, path, doomed, files)
     }
     for (const k of doomed) this.nodes.removeSync(k)
-    return removed
+    return files.entries ?? []
   }
 
-  /** Every key below a directory, and its file entries; refuses trees whose reply would not fit a frame. */
-  private collect (dirId: number, path: string, doomed: Buffer[], removed: FileEntry[]): void {
+  /**
+   * Every key below a directory, and its files: counted, and their entries
+   * built when `files.entries` is given. Refuses trees of more files than one
+   * change may report.
+   */
+  private collect (dirId: number, path: string, doomed: Buffer[], files: { count: number, entries?: FileEntry[] }): void {
     for (const { key: k, value } of this.nodes.getRange({ start: key(dirId), end: key(dirId + 1) })) {
-      const childPath = `${path}/${k.subarray(8).toString('utf8')}`
       doomed.push(Buffer.from(k))
+      // a path is built only for an entry reported (some 4 KiB each in a deep tree)
+      const childPath = files.entries === undefined ? path : `${path}/${k.subarray(8).toString('utf8')}`
       if (value.type === 'dir') {
-        this.collect(value.dirId, childPath, doomed, removed)
+        this.collect(value.dirId, childPath, doomed, files)
       } else {
-        removed.push(toEntry(childPath, value) as FileEntry)
-        if (removed.length > MAX_LIST_ENTRIES) throw new DirectoryError(DirectoryErrorCode.TOO_LARGE, `${path} holds more than ${MAX_LIST_ENTRIES} files; remove its subdirectories one by one`)
+        if (++files.count > MAX_LIST_ENTRIES) throw new DirectoryError(DirectoryErrorCode.TOO_LARGE, `${path} holds more than ${MAX_LIST_ENTRIES} files; remove its subdirectories one by one`)
+        files.entries?.push(toEntry(childPath, value) as FileEntry)
       }
     }
   }

@@ -1,4 +1,4 @@
-import { encodedBytes, isWithin, MAX_PAGE_BYTES, pageFrom, type Entry, type FileEntry } from '@mirrorcast/wire'
+import { encodedBytes, isWithin, MAX_PAGE_BYTES, PageBudget, pageFrom, type Entry, type FileEntry } from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
 
 /*
@@ -26,20 +26,27 @@ export interface PendingMoveSummary {
 }
 
 /** Pending moves, oldest first, as many as fit one page. */
-export function pendingPage (moves: Iterable<PendingMove>): { intents: PendingMoveSummary[], more: boolean } {
-  const summaries = [...moves]
-    .sort((a, b) => a.mtime - b.mtime)
-    .map(({ intent, path, to, mtime, tree }) => ({ intent, path, to, mtime, entries: tree.length }))
+export function pendingPage (moves: Iterable<PendingMoveSummary>): { intents: PendingMoveSummary[], more: boolean } {
+  const summaries = [...moves].sort((a, b) => a.mtime - b.mtime).map(({ intent, path, to, mtime, entries }) => ({ intent, path, to, mtime, entries }))
   const { items, more } = pageFrom(summaries)
   return { intents: items, more }
 }
 
-/** A page of a pending move's subtree from entry `from` on: the slices its move-in takes. */
-export function treePage (move: PendingMove | undefined, intent: string, from: number): { tree: Entry[], more: boolean } {
+/**
+ * A page of a pending move's subtree from entry `from` on (`rest` gives the
+ * entries from there, read only as far as the page goes): the slices its
+ * move-in takes.
+ */
+export function treePage (move: { entries: number } | undefined, intent: string, from: number, rest: () => Iterable<Entry>): { tree: Entry[], more: boolean } {
   if (move === undefined) throw new DirectoryError(DirectoryErrorCode.NOT_FOUND, `no move ${intent} is pending here`)
-  if (from >= move.tree.length) throw new DirectoryError(DirectoryErrorCode.INVALID, `the subtree of move ${intent} holds ${move.tree.length} entries, none from ${from}`)
-  const { items, more } = pageFrom(move.tree, from)
-  return { tree: items, more }
+  if (from >= move.entries) throw new DirectoryError(DirectoryErrorCode.INVALID, `the subtree of move ${intent} holds ${move.entries} entries, none from ${from}`)
+  const page = new PageBudget()
+  const tree: Entry[] = []
+  for (const e of rest()) {
+    if (!page.admit(e)) break
+    tree.push(e)
+  }
+  return { tree, more: from + tree.length < move.entries }
 }
 
 /**
@@ -55,24 +62,15 @@ export function checkSlice (path: string, tree: Entry[]): void {
   }
 }
 
-/** Refuses a move-in whose slices, put together, do not start at the subtree's top. */
-export function checkWholeTree (path: string, tree: Entry[]): void {
-  if (tree[0]?.path !== path) throw new DirectoryError(DirectoryErrorCode.INVALID, `a moved tree must start at ${path} and stay below it`)
-}
+/** The refusals of a move-in whose slices do not make a subtree: one missing, an entry before its directory, no top. */
+export const sliceMissing = (intent: string, part: number): DirectoryError => new DirectoryError(DirectoryErrorCode.INVALID, `slice ${part} of the subtree moved by ${intent} never arrived`)
+export const listedBeforeItsDirectory = (path: string): DirectoryError => new DirectoryError(DirectoryErrorCode.INVALID, `moved tree lists ${path} before its directory`)
+export const noTop = (path: string): DirectoryError => new DirectoryError(DirectoryErrorCode.INVALID, `a moved tree must start at ${path} and stay below it`)
 
-/** The key a staged slice is kept under: by intent, then slice number, in order. */
-export function stageKey (intent: string, part: number): string {
-  return `${intent}:${String(part).padStart(5, '0')}`
-}
-
-/** Every key `stageKey()` gives for one intent lies in [start, end). */
-export function stageRange (intent: string): { start: string, end: string } {
-  return { start: `${intent}:`, end: `${intent};` }
-}
-
-// 16: removals whose removed files did not fit their answer, kept until the manager has read
-// them (it does so at once); one it never reads (it died) is dropped as newer ones come
-export const MAX_PARKED_REMOVALS = 16
+// 8: removals whose removed files did not fit their answer, kept (in memory) until the manager
+// has read them, which it does at once; one it never reads (it died) is dropped as newer ones
+// come. At most 8 lists of 10,000 entries of some 5 KiB
+export const MAX_PARKED_REMOVALS = 8
 
 /** A removal's answer: its removed files, or the first page of them and `more` when they do not fit one. */
 export function removedAnswer (removed: FileEntry[]): { removed: FileEntry[], more?: true } {

@@ -1,5 +1,5 @@
 import {
-  checkSlice, checkWholeTree, DirectoryError, DirectoryErrorCode, MAX_PARKED_REMOVALS, pendingPage, removedAnswer, removedPage, stageKey, treePage,
+  checkSlice, DirectoryError, DirectoryErrorCode, listedBeforeItsDirectory, MAX_PARKED_REMOVALS, noTop, pendingPage, removedAnswer, removedPage, sliceMissing, treePage,
   type PendingMove, type PendingMoveSummary
 } from '@mirrorcast/directory'
 import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, PageBudget, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
@@ -10,13 +10,16 @@ const DEFAULT_CHANGES_PAGE = 1000
 export type NewFileEntry = Omit<FileEntry, 'version' | 'mtime'>
 export interface ChangeResult { change: Change, removed: FileEntry[], more?: true }
 
+/** A move coming in, out of sight: the slices that arrived, its top, what lies below it (by source path) and which of those are directories. */
+interface Staging { parts: Set<number>, top: Entry | undefined, below: Map<string, Entry>, dirs: Set<string> }
+
 interface State {
   entries: Map<string, Entry>
   log: Map<number, Change>
   outbox: Map<string, PendingMove>
   movedIn: Map<string, number>
-  /** Slices of subtrees moving in, by stageKey(). */
-  staged: Map<string, Entry[]>
+  /** What moves coming in staged, by intent (replaced, never changed in place: a transaction copies the map only). */
+  staged: Map<string, Staging>
   /** Removed files that did not fit their change's answer, by sequence number, oldest first. */
   released: Map<number, FileEntry[]>
   seq: number
@@ -45,8 +48,12 @@ export class MemoryNamespace {
     return this.state.seq
   }
 
+  /** As LMDB counts its keys: what lies below the top of a move under way counts, whether it is coming in (staged) or going out. */
   get entryCount (): number {
-    return this.state.entries.size
+    let moving = 0
+    for (const s of this.state.staged.values()) moving += s.below.size
+    for (const m of this.state.outbox.values()) moving += m.tree.length - 1
+    return this.state.entries.size + moving
   }
 
   get pendingMoves (): number {
@@ -54,11 +61,12 @@ export class MemoryNamespace {
   }
 
   intents (): { intents: PendingMoveSummary[], more: boolean } {
-    return pendingPage(this.state.outbox.values())
+    return pendingPage([...this.state.outbox.values()].map((m) => ({ ...m, entries: m.tree.length })))
   }
 
   intentTree (intent: string, from: number): { tree: Entry[], more: boolean } {
-    return structuredClone(treePage(this.state.outbox.get(intent), intent, from))
+    const move = this.state.outbox.get(intent)
+    return structuredClone(treePage(move === undefined ? undefined : { entries: move.tree.length }, intent, from, () => move?.tree.slice(from) ?? []))
   }
 
   removedFrom (seq: number, from: number): { removed: FileEntry[], more: boolean } {
@@ -234,7 +242,7 @@ export class MemoryNamespace {
       case 'remove': return this.effectRemove(change.path, change.recursive)
       case 'move-out': return this.effectMoveOut(change)
       case 'move-part':
-        this.state.staged.set(stageKey(change.intent, change.part), structuredClone(change.tree))
+        this.stageSlice(change.intent, change.path, change.part, change.tree, change.seq)
         return []
       case 'move-in': return this.effectMoveIn(change)
       case 'move-done':
@@ -293,7 +301,8 @@ export class MemoryNamespace {
   private effectMoveOut (change: Extract<Change, { op: 'move-out' }>): FileEntry[] {
     const entry = this.resolve(change.path)
     if (entry === undefined) throw notFound(change.path)
-    const tree = structuredClone(change.tree) ?? this.subtree(change.path)
+    // a change from before that carries its subtree holds just what lies here
+    const tree = this.subtree(change.path)
     if (entry.type === 'dir') for (const e of this.walk(change.path, [], false)) this.state.entries.delete(e.path)
     this.state.entries.delete(change.path)
     this.state.outbox.set(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, tree })
@@ -301,40 +310,39 @@ export class MemoryNamespace {
   }
 
   private effectMoveIn (change: Extract<Change, { op: 'move-in' }>): FileEntry[] {
-    const { path: from, to, seq, mtime } = change
-    const tree = this.wholeTree(change)
-    checkWholeTree(from, tree)
-    const top = tree[0] as Entry
+    const { path: from, to, intent, seq, mtime } = change
+    const parts = change.parts ?? 0
+    for (let part = 0; part < parts; part++) if (this.state.staged.get(intent)?.parts.has(part) !== true) throw sliceMissing(intent, part)
     this.dirAt(parentPath(to))
+    this.stageSlice(intent, from, parts, change.tree, seq)
+    const { top, below } = this.state.staged.get(intent) as Staging
+    if (top === undefined) throw noTop(from)
     const target = this.state.entries.get(to)
     if (target !== undefined && (target.type === 'dir' || top.type === 'dir')) throw new DirectoryError(DirectoryErrorCode.EXISTS, `${to} already exists`)
-    const placed = new Map<string, string>([[parentPath(from), parentPath(to)]])
-    for (const entry of tree) {
-      const parent = placed.get(parentPath(entry.path))
-      if (parent === undefined) throw new DirectoryError(DirectoryErrorCode.INVALID, `moved tree lists ${entry.path} before its directory`)
-      const name = entry.path === from ? baseName(to) : baseName(entry.path)
-      const at = parent === '/' ? `/${name}` : `${parent}/${name}`
-      if (entry.type === 'dir') placed.set(entry.path, at)
-      this.state.entries.set(at, { ...structuredClone(entry), path: at, version: seq, mtime: entry === top ? mtime : entry.mtime })
-    }
-    this.state.movedIn.set(change.intent, seq)
-    this.dropStaged(change.intent)
+    this.state.entries.set(to, { ...top, path: to, version: seq, mtime })
+    for (const [p, e] of below) this.state.entries.set(to + p.slice(from.length), { ...e, path: to + p.slice(from.length) })
+    this.state.movedIn.set(intent, seq)
+    this.state.staged.delete(intent)
     return target === undefined ? [] : [target as FileEntry]
   }
 
-  private wholeTree (change: Extract<Change, { op: 'move-in' }>): Entry[] {
-    const tree: Entry[] = []
-    for (let part = 0; part < (change.parts ?? 0); part++) {
-      const slice = this.state.staged.get(stageKey(change.intent, part))
-      if (slice === undefined) throw new DirectoryError(DirectoryErrorCode.INVALID, `slice ${part} of the subtree moved by ${change.intent} never arrived`)
-      tree.push(...structuredClone(slice))
+  /** As the LMDB namespace stages a slice: each entry with the version of the change that carries it, below a directory staged before it. */
+  private stageSlice (intent: string, from: string, part: number, tree: Entry[], seq: number): void {
+    const before = this.state.staged.get(intent)
+    const s: Staging = { parts: new Set(before?.parts), top: before?.top, below: new Map(before?.below), dirs: new Set(before?.dirs) }
+    for (const entry of tree) {
+      const staged = { ...structuredClone(entry), version: seq }
+      if (entry.path !== from && !s.dirs.has(parentPath(entry.path))) throw listedBeforeItsDirectory(entry.path)
+      if (entry.path === from) s.top = staged
+      else s.below.set(entry.path, staged)
+      if (entry.type === 'dir') s.dirs.add(entry.path)
     }
-    tree.push(...structuredClone(change.tree))
-    return tree
+    s.parts.add(part)
+    this.state.staged.set(intent, s)
   }
 
   private dropStaged (intent: string): void {
-    for (const k of [...this.state.staged.keys()]) if (k.startsWith(`${intent}:`)) this.state.staged.delete(k)
+    this.state.staged.delete(intent)
   }
 
   /** The entries at and below `path`, each directory before what it holds. */

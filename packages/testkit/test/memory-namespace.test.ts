@@ -137,12 +137,12 @@ test('replaying a log: held changes are skipped, a gap or another change at a he
 })
 
 test('answers in pages (listings, the log, removed files, a moving subtree in slices) are the LMDB namespace\'s, page for page', async (t) => {
-  // 1,100 files of 4,000-byte paths: more than one page of every kind
+  // 300 files of 4,000-byte paths: two pages of every kind
   const dir = deepDir('big')
   const sides: AnyNamespace[] = [await real(t), new MemoryNamespace()]
   const slice = (ns: AnyNamespace, n: 0 | 1): Entry[] => ns.intentTree(INTENT, n === 0 ? 0 : ns.intentTree(INTENT, 0).tree.length).tree
   const steps: Step[] = [
-    ['fill', async (ns) => await ns.apply(longFiles(dir, 1100))],
+    ['fill', async (ns) => await ns.apply(longFiles(dir, 300))],
     ['a page of the listing', (ns) => ns.list(dir)],
     ['the next page', (ns) => ns.list(dir, longName(ns.list(dir).entries.length - 1))],
     ['a page of the log', (ns) => ns.changes(0, 10_000)],
@@ -150,9 +150,10 @@ test('answers in pages (listings, the log, removed files, a moving subtree in sl
     ['move-out', async (ns) => await ns.moveOut('/big', '/moved', INTENT)],
     ['pending moves', (ns) => ns.intents()],
     ['slice 0', (ns) => ns.intentTree(INTENT, 0)],
-    ['slice 1', (ns) => ns.intentTree(INTENT, slice(ns, 0).length)],
+    ['slice 1, the last', (ns) => ns.intentTree(INTENT, slice(ns, 0).length)],
     ['stage slice 0', async (ns) => await ns.movePart('/big', 'b'.repeat(32), 0, slice(ns, 0))],
     ['out of sight', (ns) => ns.lookup('/moved')],
+    ['counts while moving', (ns) => [ns.seq, ns.entryCount, ns.pendingMoves]],
     ['a slice too large', async (ns) => await ns.movePart('/big', 'b'.repeat(32), 1, [...slice(ns, 0), ...slice(ns, 1)])],
     ['move-in with the last slice', async (ns) => await ns.moveIn('/big', '/moved', 'b'.repeat(32), slice(ns, 1), 1)],
     ['a late slice', async (ns) => await ns.movePart('/big', 'b'.repeat(32), 0, slice(ns, 0))],
@@ -170,6 +171,7 @@ test('answers in pages (listings, the log, removed files, a moving subtree in sl
     seen.set(name, lmdb)
   }
   for (const name of ['a page of the listing', 'slice 0', 'remove it']) t.true(seen.get(name)?.includes('"more":true'), `${name}: one page of several`)
+  t.true(seen.get('slice 1, the last')?.includes('"more":false'))
   t.is(seen.get('a slice too large'), 'refused: ERR_DIR_TOO_LARGE')
   t.is(seen.get('read again'), 'refused: ERR_DIR_NOT_FOUND')
   t.deepEqual(normal(dump(sides[1] as AnyNamespace)), normal(dump(sides[0] as AnyNamespace)))

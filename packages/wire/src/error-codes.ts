@@ -53,7 +53,7 @@ export const ERROR_CODES = {
   ERR_DIR_INVALID: { status: 400, meaning: 'a namespace request that cannot be done as asked (e.g. a directory moved below itself)' },
   ERR_DIR_SEQ_GAP: { status: 503, meaning: 'changes replayed out of order on a directory server' },
   ERR_DIR_DIVERGED: { status: 503, meaning: 'a replayed change differs from the one a directory server holds at its sequence number: its log diverged from its twin\'s' },
-  ERR_DIR_TOO_LARGE: { status: 409, meaning: 'a subtree too large to move or remove in one change (more than 10,000 entries), or a slice of a moved subtree above the 4 MiB a message may carry' },
+  ERR_DIR_TOO_LARGE: { status: 409, meaning: 'a subtree too large to move or remove in one change (more than 10,000 entries), or a slice of a moved subtree above the 1 MiB a message may carry' },
   ERR_DIR_UNSUPPORTED: { status: 503, meaning: 'a request a directory server does not serve' },
 
   ERR_BAD_REQUEST: { status: 400, meaning: 'a request the manager cannot take as it is' },

@@ -20,12 +20,15 @@ export const MAX_SLOT = 65535
 // 8 MiB: the largest TCP frame a session takes by default; a frame above the limit is never sent,
 // and one received ends the session
 export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
-// 4 MiB: the encoded (msgpack) bytes of the entries or changes one message of the directory
+// 1 MiB: the encoded (msgpack) bytes of the entries or changes one message of the directory
 // protocol carries at most: a listing page, a change-log page, an apply batch, a slice of a moved
-// subtree, a page of pending moves or of removed files. Half the frame limit, so what travels
-// around them (the envelope, a change's own paths and ids: some 10 KB at most) always fits.
-// Counting entries alone cannot bound a frame: 10,000 entries of 4,096-byte paths are 40 MiB.
-export const MAX_PAGE_BYTES = DEFAULT_MAX_FRAME_BYTES / 2
+// subtree, a page of pending moves or of removed files. Counting entries alone cannot bound a frame
+// (10,000 entries of 4,096-byte paths are 40 MiB); an eighth of the frame leaves ample room for
+// what travels around them (the envelope, a change's own paths and ids: some 10 KB at most), and
+// keeps each step short: a directory server decodes, checks, stores and answers one page in one
+// turn of its event loop, and its heartbeats wait meanwhile (4 MiB slices stalled them for close
+// to a second on a loaded 2-core machine, and the failure detector took the server for dead).
+export const MAX_PAGE_BYTES = 1024 * 1024
 
 /**
  * The manager's HTTP settings: the least and the most each may be set to,

@@ -88,7 +88,7 @@ export const treeSchema = z.array(entrySchema).min(1).max(MAX_LIST_ENTRIES)
  * frame (an apply batch, a page of the log), so a subtree too large for one
  * travels in slices: each `move-part` stages one, out of sight, and the
  * `move-in` brings the `parts` staged before its own slice into the namespace
- * with it, in one transaction.
+ * with it, at once (it links the subtree's top).
  */
 export const changeSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('put'), seq: uintSchema, mtime: uintSchema, entry: fileEntrySchema }),

@@ -225,11 +225,11 @@ export class DirectoryManager {
   }
 
   /**
-   * Step 2: the subtree, read from the source's outbox a page at a time, goes
-   * to `target` as one slice per page: each but the last is staged there out
-   * of sight (`move-part`), the last goes with the move-in, which brings them
-   * all into the namespace in one transaction. So no message, and no change
-   * in either log, is larger than a page, however large the subtree.
+   * Step 2: the subtree, read from the source a page at a time, goes to
+   * `target` as one slice per page: each but the last is staged there out of
+   * sight (`move-part`), the last goes with the move-in, which brings them all
+   * into the namespace at once. So no message, and no change in either log,
+   * is larger than a page, however large the subtree.
    */
   private async moveIn (source: PartitionReplicator, target: PartitionReplicator, m: Move, intent: string): Promise<ChangeResult> {
     for (let part = 0, from = 0; ; part++) {
