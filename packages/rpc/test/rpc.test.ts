@@ -3,8 +3,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { encodeMessage, FrameDecoder, FRAME_LENGTH_BYTES, WireErrorCode, type AnyEnvelope } from '@mirrorcast/wire'
-import type { Logger } from '@mirrorcast/logger'
 import { until } from '@mirrorcast/testkit'
+import { recordingLogger, type LogEntry } from './fixtures/recording-logger.js'
 import { CHUNK_BYTES, Channel, RemoteError, RequestContext, RpcClient, RpcError, RpcErrorCode, RpcServer, isTransportFailure, type RpcClientOptions } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 5)
@@ -22,16 +22,6 @@ async function within<X> (promise: Promise<X>, ms: number, what: string): Promis
   } finally {
     clearTimeout(timer)
   }
-}
-
-type LogEntry = { level: string, message: string, meta: Record<string, unknown> }
-
-/** Just enough of a winston logger for the server, keeping what it is told. */
-function recordingLogger (): { logger: Logger, entries: LogEntry[] } {
-  const entries: LogEntry[] = []
-  const at = (level: string) => (message: string, meta: Record<string, unknown> = {}): void => { entries.push({ level, message, meta }) }
-  const fake = { log: (level: string, message: string, meta: Record<string, unknown> = {}) => at(level)(message, meta), error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
-  return { logger: fake as unknown as Logger, entries }
 }
 
 /** The server-side socket behind a request: private to the context, read here only to measure backpressure. */

@@ -7,8 +7,8 @@ import { connect, createServer, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { encodeMessage, FRAME_LENGTH_BYTES, MAC_BYTES, WireErrorCode, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
-import type { Logger } from '@mirrorcast/logger'
 import { until } from '@mirrorcast/testkit'
+import { recordingLogger, type LogEntry } from './fixtures/recording-logger.js'
 import { CHUNK_BYTES, Channel, RemoteError, RpcClient, RpcErrorCode, RpcServer, isTransportFailure, type RequestContext, type RpcClientOptions, type RpcServerOptions } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 5)
@@ -18,15 +18,6 @@ const MiB = 1024 * 1024
 const IDLE_MS = 400
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const identity = { id: 'srv-1', role: 'storage', center: 'east', slot: 1, address: '127.0.0.1', port: 0, bootId: 'boot-1' } as const
-
-type LogEntry = { level: string, message: string, meta: Record<string, unknown> }
-
-function recordingLogger (): { logger: Logger, entries: LogEntry[] } {
-  const entries: LogEntry[] = []
-  const at = (level: string) => (message: string, meta: Record<string, unknown> = {}): void => { entries.push({ level, message, meta }) }
-  const fake = { log: (level: string, message: string, meta: Record<string, unknown> = {}) => at(level)(message, meta), error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
-  return { logger: fake as unknown as Logger, entries }
-}
 
 interface State {
   requests: Array<{ t: string, peer: string }>
