@@ -142,7 +142,7 @@ test('a client that disconnects mid-upload leaves no entry and no temp file, als
   const url = new URL(c.url)
   const socket = connect(Number(url.port), url.hostname)
   await new Promise((resolve) => socket.once('connect', resolve))
-  socket.write('PUT /files/cut.bin HTTP/1.1\r\nhost: x\r\ncontent-length: 20000000\r\n\r\n')
+  socket.write(`PUT /files/cut.bin HTTP/1.1\r\nhost: ${url.host}\r\ncontent-length: 20000000\r\n\r\n`)
   socket.write(randomBytes(3 * 1024 * 1024))
   await until(async () => (await tempFiles(dir)).length > 0, { what: 'upload to reach the nodes', timeoutMs: 5000 })
   socket.destroy()

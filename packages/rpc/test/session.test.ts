@@ -14,8 +14,11 @@ import { CHUNK_BYTES, Channel, RemoteError, RpcClient, RpcErrorCode, RpcServer, 
 const KEY = Buffer.alloc(32, 5)
 const FILE_ID = '0123456789abcdef0123456789abcdef'
 const MiB = 1024 * 1024
-// 400 ms: a server idle timeout far below the 1 s pauses of the tests, far above a keepalive every 50 ms
-const IDLE_MS = 400
+// 1 s: a server idle timeout far below the pauses of the tests, far above a keepalive every 50 ms
+// (a loaded 2-core machine may starve the client for hundreds of ms between keepalives)
+const IDLE_MS = 1000
+// 3 s: a client pause, three idle timeouts
+const PAUSE_MS = 3 * IDLE_MS
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const identity = { id: 'srv-1', role: 'storage', center: 'east', slot: 1, address: '127.0.0.1', port: 0, bootId: 'boot-1' } as const
 
@@ -130,13 +133,13 @@ const dropped = (state: State, code: string): boolean => state.entries.some((e) 
 
 // --- idle timers measure the peer -------------------------------------------------
 
-test('an upload whose chunks come 1 s apart completes against a server idle timeout of 400 ms', async (t) => {
+test('an upload whose chunks come 3 s apart completes against a server idle timeout of 1 s', async (t) => {
   const { server, state } = await startServer(t, { idleTimeoutMs: IDLE_MS })
   const client = newClient(t, server.port, { keepaliveMs: 50 })
   const chunks = [randomBytes(64 * 1024), randomBytes(64 * 1024), randomBytes(1000)]
   const upload = await client.upload('blob.put', { fileId: FILE_ID, size: 0 })
   for (const chunk of chunks) {
-    await sleep(1000)
+    await sleep(PAUSE_MS)
     await upload.write(chunk)
   }
   const reply = await upload.finish()
@@ -146,7 +149,7 @@ test('an upload whose chunks come 1 s apart completes against a server idle time
   t.deepEqual(state.requests.map((r) => r.t), ['blob.put'])
 })
 
-test('a download whose reader pauses 1 s while the server is blocked on a full socket completes with the right bytes', async (t) => {
+test('a download whose reader pauses 3 s while the server is blocked on a full socket completes with the right bytes', async (t) => {
   const { server, state } = await startServer(t, { idleTimeoutMs: IDLE_MS })
   const client = newClient(t, server.port, { keepaliveMs: 50 })
   const total = 24 * MiB + 123
@@ -156,7 +159,7 @@ test('a download whose reader pauses 1 s while the server is blocked on a full s
   const first = await reader.next()
   parts.push(first.value as Buffer)
   await until(() => state.blocked(), { what: 'the server to block on the paused reader' })
-  await sleep(1000)
+  await sleep(PAUSE_MS)
   t.true(state.blocked(), 'the server waited in drain() all along')
   for (let next = await reader.next(); next.done !== true; next = await reader.next()) parts.push(next.value)
   const got = Buffer.concat(parts)
@@ -169,7 +172,7 @@ test('an idle pooled session sends no keepalive: the server\'s idle timeout stil
   const { server, state } = await startServer(t, { idleTimeoutMs: IDLE_MS })
   const client = newClient(t, server.port, { keepaliveMs: 50 })
   await client.request('blob.stat', { fileId: FILE_ID })
-  await sleep(1000)
+  await sleep(PAUSE_MS)
   // the pooled session was closed by the server: the next request takes a new one
   await client.request('blob.stat', { fileId: FILE_ID })
   t.is(state.requests.length, 2)
