@@ -1,13 +1,13 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdir, open, rename, writeFile } from 'node:fs/promises'
+import { mkdir, open } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MirrorcastClient } from '@mirrorcast/client'
 import { DEFAULT_MULTICAST_PORT } from '@mirrorcast/discovery'
 import { DataDirLock } from '@mirrorcast/member'
-import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile } from '@mirrorcast/wire'
+import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile, writeFileAtomic } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
 import { multicastArgv, parseCenters, parseInteger, type MulticastFlags } from './serve.js'
 import { StallWatch, tailLines } from './progress.js'
@@ -289,7 +289,5 @@ async function ensureKey (dir: string): Promise<string> {
 }
 
 async function writeJson (file: string, value: unknown): Promise<void> {
-  const tmp = `${file}.tmp`
-  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n')
-  await rename(tmp, file)
+  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n')
 }

@@ -2,6 +2,7 @@ import test, { type ExecutionContext } from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { open } from 'lmdb'
 import { RpcClient } from '@mirrorcast/rpc'
 import { httpStatusFor, type Change, type Entry } from '@mirrorcast/wire'
 import { DirectoryServer, Namespace, type NewFileEntry } from '../src/index.js'
@@ -189,6 +190,17 @@ test('concurrent operations are serialised: every change gets its own sequence n
   const failing = await Promise.allSettled([ns.put(file('/c/ok1', 1)), ns.mkdir('/c', false), ns.put(file('/c/ok2', 2))])
   t.deepEqual(failing.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled'], 'a failing operation does not abort its batch')
   t.is(ns.seq, 52)
+})
+
+test('the store runs without overlappingSync: every commit, so every answer to a change, local or replayed, comes after its fsync', async (t) => {
+  const { ns, dir } = await tempNs(t)
+  await ns.put(file('/d/a.txt'))
+  // lmdb-js refuses to turn overlappingSync on for an environment this process opened without
+  // it: the one sign, from outside, that a commit here resolves after its fsync, not before.
+  const err = t.throws(() => open({ path: join(dir, 'ns.lmdb'), overlappingSync: true }))
+  t.regex(err?.message ?? '', /opened without this flag/)
+  await ns.put(file('/d/b.txt', 2))
+  t.deepEqual(ns.list('/d').entries.map((e) => e.path), ['/d/a.txt', '/d/b.txt'], 'the refused open leaves the store in use')
 })
 
 test('a move between two partitions: out of one, into the other once, done; twins replaying both logs agree', async (t) => {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { link, mkdir, open, readFile, realpath, stat, unlink } from 'node:fs/promises'
+import { open, readFile, realpath, stat, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { CodedError, StartErrorCode } from '@mirrorcast/wire'
+import { CodedError, mkdirDurable, StartErrorCode, writeFileAtomic } from '@mirrorcast/wire'
 
 /** The lock's name in a data dir (PostgreSQL's postmaster.pid, in short). */
 export const LOCK_FILE = 'mirrorcast.lock'
@@ -92,10 +92,10 @@ export class DataDirLock {
   }
 }
 
-/** Makes the dir if it is missing; its real path. */
+/** Makes the dir if it is missing, durably (the state files written in it later go with it); its real path. */
 async function prepare (dir: string): Promise<string> {
   try {
-    await mkdir(dir, { recursive: true })
+    await mkdirDurable(dir)
     return await realpath(dir)
   } catch (err) {
     throw new DataDirUnusableError(dir, err)
@@ -117,22 +117,12 @@ function kernelBootId (): string {
 
 /** Writes the lock whole under a temp name, then links it into place; false if a lock exists. */
 async function tryCreate (dir: string, file: string, content: string): Promise<boolean> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   try {
-    const fh = await open(tmp, 'wx', 0o644)
-    try {
-      await fh.writeFile(content)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await link(tmp, file)
+    await writeFileAtomic(file, content, { exclusive: true })
     return true
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw new DataDirUnusableError(dir, err)
-  } finally {
-    await unlink(tmp).catch(() => {})
   }
 }
 

@@ -3,7 +3,7 @@ import { link, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, sha256Of, type Quarantined } from '@mirrorcast/wire'
+import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, sha256Of, writeAll, writevAll, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
@@ -362,6 +362,7 @@ const MAX_WRITES_IN_FLIGHT_BYTES = 8 * 1024 * 1024
  * Writes the body and its trailer, hashing as it goes; checks the declared size.
  * Writes are positional and overlap with hashing and with the network: the
  * disk and the CPU work at the same time, with a bounded amount in flight.
+ * Each goes on after a short write, so no chunk is stored with a hole in it.
  */
 async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Buffer>): Promise<{ sha256: string }> {
   const whole = createHash('sha256')
@@ -377,7 +378,7 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
     for await (const chunk of source) {
       if (failure !== undefined) throw failure
       if (received + chunk.length > size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload is longer than its declared ${size} bytes`)
-      const write = fh.write(chunk, 0, chunk.length, received).then(() => { inFlightBytes -= chunk.length }, (err: unknown) => { failure ??= err })
+      const write = writeAll(fh, chunk, received).then(() => { inFlightBytes -= chunk.length }, (err: unknown) => { failure ??= err })
       inFlight.add(write)
       void write.finally(() => inFlight.delete(write))
       inFlightBytes += chunk.length
@@ -414,7 +415,7 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
   footer.writeUInt32BE(BLOCK_BYTES, 12)
   footer.writeBigUInt64BE(BigInt(size), 16)
   sha256.copy(footer, 24)
-  await fh.writev([digests, footer], size)
+  await writevAll(fh, [digests, footer], size)
   return { sha256: sha256.toString('hex') }
 }
 

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises'
+import { fsyncDir } from '@mirrorcast/wire'
 
 /**
  * fsyncs directories with group commit: callers that arrive while a sync of
@@ -28,14 +28,5 @@ export class DirSyncer {
     }
     const next = s.next
     this.state.set(dir, { running: next.finally(() => this.settle(dir)), next: undefined })
-  }
-}
-
-export async function fsyncDir (dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
   }
 }

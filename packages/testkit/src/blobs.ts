@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { open, readFile, stat } from 'node:fs/promises'
 import { BlobStore, blobPath, quarantinePath, readBlobFooter } from '@mirrorcast/node'
+import { writeAll } from '@mirrorcast/wire'
 import { TestkitError, TestkitErrorCode } from './errors.js'
 
 /*
@@ -30,7 +31,7 @@ export async function flipByte (dataDir: string, fileId: string, offset?: number
     const byte = Buffer.alloc(1)
     await fh.read(byte, 0, 1, at)
     byte[0] = (byte[0] as number) ^ 0xff
-    await fh.write(byte, 0, 1, at)
+    await writeAll(fh, byte, at)
     await fh.datasync()
   } finally {
     await fh.close()

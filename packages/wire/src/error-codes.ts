@@ -22,7 +22,7 @@ export const ERROR_CODES = {
   ERR_WIRE_MALFORMED: { status: 503, meaning: 'a message that does not decode' },
   ERR_WIRE_INVALID_FIELD: { status: 503, meaning: 'a message whose fields fail its schema' },
   ERR_WIRE_INVALID_OUTGOING: { status: 400, meaning: 'a message this process was about to send fails its schema or the frame limit: nothing was sent (in practice a client parameter out of bounds)' },
-  ERR_WIRE_BAD_KEY: { status: 500, meaning: 'a cluster key file that is missing, unreadable, too open or too short' },
+  ERR_WIRE_BAD_KEY: { status: 500, meaning: 'a cluster key file that is missing, unreadable, too open, empty or damaged (not hex, too short): the message says what to do' },
 
   ERR_RPC_CONNECT: { status: 503, meaning: 'a member could not be reached' },
   ERR_RPC_CLOSED: { status: 503, meaning: 'a member closed the session' },
@@ -81,6 +81,7 @@ export const ERROR_CODES = {
   ERR_CONFIG_INVALID: { status: 500, meaning: 'a config key is unknown or has the wrong type' },
   ERR_DATA_DIR_LOCKED: { status: 500, meaning: 'another live process (its pid named) holds the data dir\'s lock: a process cannot start on a data dir in use' },
   ERR_DATA_DIR_UNUSABLE: { status: 500, meaning: 'the data dir cannot be created or its lock file written (permissions, a file in its place, a read-only disk)' },
+  ERR_MEMBER_ID_INVALID: { status: 500, meaning: 'a data dir\'s member-id file is empty or holds no valid id: put the member\'s id back in it, or remove it to start under a new id' },
   ERR_PORT_IN_USE: { status: 500, meaning: 'a port a process must listen on is taken by another process: it cannot start' },
   ERR_DISCOVERY_BAD_OPTIONS: { status: 500, meaning: 'multicast settings are invalid' },
   ERR_DISCOVERY_NOT_STARTED: { status: 503, meaning: 'a search before the multicast channel started' },
@@ -187,7 +188,7 @@ export const ManagerErrorCode = {
 } as const satisfies Record<string, ErrorCode>
 
 export const ConfigErrorCode = { UNREADABLE: 'ERR_CONFIG_UNREADABLE', SYNTAX: 'ERR_CONFIG_SYNTAX', INVALID: 'ERR_CONFIG_INVALID' } as const satisfies Record<string, ErrorCode>
-export const StartErrorCode = { DATA_DIR_LOCKED: 'ERR_DATA_DIR_LOCKED', DATA_DIR_UNUSABLE: 'ERR_DATA_DIR_UNUSABLE', PORT_IN_USE: 'ERR_PORT_IN_USE' } as const satisfies Record<string, ErrorCode>
+export const StartErrorCode = { DATA_DIR_LOCKED: 'ERR_DATA_DIR_LOCKED', DATA_DIR_UNUSABLE: 'ERR_DATA_DIR_UNUSABLE', MEMBER_ID_INVALID: 'ERR_MEMBER_ID_INVALID', PORT_IN_USE: 'ERR_PORT_IN_USE' } as const satisfies Record<string, ErrorCode>
 export const DiscoveryErrorCode = { BAD_OPTIONS: 'ERR_DISCOVERY_BAD_OPTIONS', NOT_STARTED: 'ERR_DISCOVERY_NOT_STARTED', MULTICAST_OFF: 'ERR_DISCOVERY_MULTICAST_OFF' } as const satisfies Record<string, ErrorCode>
 export const DiagErrorCode = { BAD_SETTINGS: 'ERR_DIAG_BAD_SETTINGS' } as const satisfies Record<string, ErrorCode>
 export const CliErrorCode = { CLI: 'ERR_CLI' } as const satisfies Record<string, ErrorCode>

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
+import { writeFileAtomic } from './durable-file.js'
 import { WireError, WireErrorCode } from './errors.js'
 
 // 32 bytes: the HMAC-SHA256 block size makes longer keys no stronger
@@ -18,12 +19,22 @@ export function parseClusterKey (text: string): Buffer {
   return Buffer.from(hex, 'hex')
 }
 
+// What to do about a key file that holds no key: the same key must be on every host.
+const KEY_REMEDY = 'copy the key file of another host of this cluster over it (mode 600); for a cluster of `mirrorcast up`, remove it and up writes a new one'
+
 /**
  * Reads a key file, refusing one that others can read: the key is what makes
- * every datagram and frame trusted.
+ * every datagram and frame trusted. An empty or damaged one (a copy cut short,
+ * a disk fault) is refused with what to do, never taken for a key.
  */
 export async function readClusterKeyFile (path: string): Promise<Buffer> {
-  return parseClusterKey(await readSecretFile(path, 'cluster key file'))
+  const text = await readSecretFile(path, 'cluster key file')
+  if (text.trim() === '') throw new WireError(WireErrorCode.BAD_KEY, `cluster key file ${path} is empty: ${KEY_REMEDY}`)
+  try {
+    return parseClusterKey(text)
+  } catch (err) {
+    throw new WireError(WireErrorCode.BAD_KEY, `cluster key file ${path} holds no valid key (at least 16 bytes as hex on one line): ${KEY_REMEDY}`, { cause: err })
+  }
 }
 
 /**
@@ -41,6 +52,7 @@ export async function readSecretFile (path: string, what: string): Promise<strin
   return await readFile(path, 'utf8')
 }
 
+/** Writes a new key file, whole or not at all; never over an existing one (EEXIST). */
 export async function writeClusterKeyFile (path: string, key: Buffer): Promise<void> {
-  await writeFile(path, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
+  await writeFileAtomic(path, key.toString('hex') + '\n', { mode: 0o600, exclusive: true })
 }

@@ -305,6 +305,20 @@ test('readClusterKeyFile refuses a file others can read, a non-hex or short key 
   t.deepEqual(parseClusterKey(' ' + 'AB'.repeat(16) + '\n'), Buffer.alloc(16, 0xab))
 })
 
+test('an empty or damaged key file is refused with ERR_WIRE_BAD_KEY, the file named and what to do', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wire-key-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  for (const [name, text, says] of [['empty.key', '', /is empty/], ['blank.key', '\n', /is empty/], ['torn.key', 'ab'.repeat(7), /holds no valid key/]] as const) {
+    const file = join(dir, name)
+    await writeFile(file, text, { mode: 0o600 })
+    const err = await t.throwsAsync(readClusterKeyFile(file))
+    t.is((err as { code?: string }).code, WireErrorCode.BAD_KEY, name)
+    t.true(err?.message.includes(file), name)
+    t.regex(err?.message ?? '', says, name)
+    t.regex(err?.message ?? '', /copy the key file of another host of this cluster over it/, name)
+  }
+})
+
 test('a small body rides inline only in a blob.put or blob.get.ok marked inline; the MAC covers its sha256', (t) => {
   const put = { fileId: 'a'.repeat(32), size: 5 }
   const body = Buffer.from('small')

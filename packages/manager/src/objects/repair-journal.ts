@@ -1,7 +1,7 @@
-import { appendFile, mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises'
+import { open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
-import { fileIdSchema, replicaSchema, sha256Schema, uintSchema } from '@mirrorcast/wire'
+import { fileIdSchema, fsyncDir, mkdirDurable, replicaSchema, sha256Schema, uintSchema, writeFileAtomic } from '@mirrorcast/wire'
 
 /** What a failed-over storage node missed: a body to copy from its twin, or one to delete. */
 export const repairOpSchema = z.discriminatedUnion('op', [
@@ -28,7 +28,7 @@ export class RepairJournal {
 
   async open (): Promise<void> {
     if (this.dir === undefined) return
-    await mkdir(this.dir, { recursive: true })
+    await mkdirDurable(this.dir)
   }
 
   async close (): Promise<void> {
@@ -42,7 +42,8 @@ export class RepairJournal {
       const ops = await this.pending(nodeId)
       if (this.dir !== undefined) {
         const fh = await this.handle(nodeId)
-        await fh.write(JSON.stringify(op) + '\n')
+        // appendFile, not write: it goes on after a short write, which would tear the line.
+        await fh.appendFile(JSON.stringify(op) + '\n')
         await fh.datasync()
       }
       ops.push(op)
@@ -66,12 +67,7 @@ export class RepairJournal {
       if (this.dir === undefined) return
       await this.handles.get(nodeId)?.close()
       this.handles.delete(nodeId)
-      const file = this.file(nodeId)
-      await appendFile(`${file}.tmp`, rest.map((op) => JSON.stringify(op) + '\n').join(''), { flag: 'w' })
-      const fh = await open(`${file}.tmp`, 'r')
-      await fh.sync()
-      await fh.close()
-      await rename(`${file}.tmp`, file)
+      await writeFileAtomic(this.file(nodeId), rest.map((op) => JSON.stringify(op) + '\n').join(''))
     })
   }
 
@@ -95,6 +91,8 @@ export class RepairJournal {
     let fh = this.handles.get(nodeId)
     if (fh === undefined) {
       fh = await open(this.file(nodeId), 'a')
+      // The file may be new: its name must be durable before the first op in it is acknowledged.
+      await fsyncDir(this.dir as string)
       this.handles.set(nodeId, fh)
     }
     return fh
