@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { CENTER_NAME_PATTERN, CLUSTER_NAME_PATTERN, MAX_SLOT } from './limits.js'
+import { DIGEST_SHARDS, SET_DIGEST_BYTES } from './set-digest.js'
 
 // Limits on what a peer may claim; each bounds memory a decoder spends.
 export const MAX_ID_LENGTH = 64 // characters
@@ -67,6 +68,48 @@ export type DirEntry = z.infer<typeof dirEntrySchema>
 
 export const entrySchema = z.discriminatedUnion('type', [fileEntrySchema, dirEntrySchema])
 export type Entry = z.infer<typeof entrySchema>
+
+/** A place a replica lives, `<center>/<slot>` (e.g. `east/1`): what the directory indexes file entries by for anti-entropy. */
+export const placeKeySchema = z.string().max(48).regex(/^[a-z][a-z0-9-]{0,31}\/[1-9][0-9]{0,4}$/, 'a place is <center>/<slot>')
+export const shardSchema = z.number().int().min(0).max(DIGEST_SHARDS - 1)
+/** A SetDigest's bytes: 256 shards of 16 bytes. */
+export const setDigestSchema = z.instanceof(Uint8Array).refine((b) => b.length === SET_DIGEST_BYTES, `a set digest is ${SET_DIGEST_BYTES} bytes`)
+const countsSchema = z.object({ files: uintSchema, bytes: uintSchema })
+/**
+ * A pair's anti-entropy, as the manager running it reports it (kept with its
+ * lease on the directory, so every manager shows the same): the last round
+ * done, the one under way, and what it found.
+ */
+export const reconcileStatusSchema = z.object({
+  slot: slotSchema,
+  /** ms since the epoch; 0: none yet. */
+  lastStartedAt: uintSchema,
+  lastCompletedAt: uintSchema,
+  lastMs: uintSchema,
+  running: z.boolean(),
+  /** Shards that differed in the round under way (or the last), and how many of them were gone through. */
+  shardsToCompare: uintSchema.max(DIGEST_SHARDS),
+  shardsDone: uintSchema.max(DIGEST_SHARDS),
+  /** Files an entry names that were found on one node of the pair only (before they were copied), and on neither. */
+  single: countsSchema,
+  lost: countsSchema,
+  /** Since when (ms since the epoch) the pair has had files with one copy; 0: it has none. */
+  underReplicatedSince: uintSchema,
+  copied: countsSchema,
+  removed: countsSchema,
+  /** Bodies no entry names, too young to remove yet (an upload may be about to name them). */
+  orphansWaiting: uintSchema,
+  manager: idSchema
+})
+export type ReconcileStatus = z.infer<typeof reconcileStatusSchema>
+export const leaseNameSchema = z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9/_.-]*$/)
+const leaseSchema = z.object({ name: leaseNameSchema, holder: idSchema, expiresInMs: uintSchema, status: reconcileStatusSchema.optional() })
+export type Lease = z.infer<typeof leaseSchema>
+/** A body a node holds, for anti-entropy: its footer's size and sha256, and when it was last written. */
+export const heldBodySchema = z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema, mtime: uintSchema })
+export type HeldBody = z.infer<typeof heldBodySchema>
+export const namedBodySchema = z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema })
+export type NamedBody = z.infer<typeof namedBodySchema>
 
 export const intentSchema = z.string().regex(/^[0-9a-f]{32}$/, 'an intent id is 32 lowercase hex digits')
 /**
@@ -167,6 +210,13 @@ export const messageSchemas = {
   'blob.quarantined': z.object({}),
   'blob.quarantined.ok': z.object({ files: z.array(quarantinedSchema).max(MAX_LIST_ENTRIES), more: z.boolean() }),
 
+  /** The set of bodies held, as per-shard digests (read from the disk, not from memory: a body gone by hand shows). */
+  'blob.digest': z.object({}),
+  'blob.digest.ok': z.object({ files: uintSchema, digest: setDigestSchema }),
+  /** The bodies of one shard, in file id order, from after `after`, as many as fit one page. */
+  'blob.list': z.object({ shard: shardSchema, after: fileIdSchema.optional() }),
+  'blob.list.ok': z.object({ files: z.array(heldBodySchema).max(MAX_LIST_ENTRIES), more: z.boolean() }),
+
   // directory server
   'dir.put': z.object({ entry: fileEntrySchema.omit({ version: true, mtime: true }) }),
   'dir.mkdir': z.object({ path: pathSchema, parents: z.boolean() }),
@@ -209,6 +259,28 @@ export const messageSchemas = {
   /** A pending move's subtree, from entry `from` on, as much as fits one page: the slices a move-in takes. */
   'dir.intent-tree': z.object({ intent: intentSchema, from: uintSchema.max(MAX_LIST_ENTRIES) }),
   'dir.intent-tree.ok': z.object({ tree: treeSchema, more: z.boolean() }),
+
+  /** The bodies the entries of this partition place at `place`, as per-shard digests; `seq`: as of that change. */
+  'dir.digest': z.object({ place: placeKeySchema }),
+  'dir.digest.ok': z.object({ seq: uintSchema, files: uintSchema, bytes: uintSchema, digest: setDigestSchema }),
+  /** The bodies of one shard that entries of this partition place at `place`, in file id order, from after `after`. */
+  'dir.files': z.object({ place: placeKeySchema, shard: shardSchema, after: fileIdSchema.optional() }),
+  'dir.files.ok': z.object({ files: z.array(namedBodySchema).max(MAX_LIST_ENTRIES), more: z.boolean() }),
+  /**
+   * A digest of everything the server holds (entries, pending moves, the anti-entropy index), read from the
+   * store itself as of change `seq`: twins at the same `seq` must have the same.
+   */
+  'dir.state': z.object({}),
+  'dir.state.ok': z.object({ seq: uintSchema, entries: uintSchema, digest: sha256Schema }),
+  /**
+   * Takes or renews a lease for `ttlMs` (granted if free, expired or already `holder`'s), or with `release` gives it
+   * up; `status` is kept with it for others to read. In memory: a restart of the server frees every lease.
+   */
+  'dir.lease': z.object({ name: leaseNameSchema, holder: idSchema, ttlMs: uintSchema.min(1).max(600_000), status: reconcileStatusSchema.optional(), release: z.boolean().optional() }),
+  'dir.lease.ok': z.object({ granted: z.boolean(), lease: leaseSchema.optional() }),
+  /** Leases whose name starts with `prefix`, with their status (expired ones too, their status last reported). */
+  'dir.leases': z.object({ prefix: z.string().max(64) }),
+  'dir.leases.ok': z.object({ leases: z.array(leaseSchema).max(MAX_LIST_ENTRIES) }),
 
   // multicast protocol (datagrams)
   /** Heartbeat: who I am, where I listen, how full I am. */
@@ -258,6 +330,8 @@ export const REPLY_TYPES = {
   'blob.delete': 'blob.delete.ok',
   'node.stats': 'node.stats.ok',
   'blob.quarantined': 'blob.quarantined.ok',
+  'blob.digest': 'blob.digest.ok',
+  'blob.list': 'blob.list.ok',
   'dir.put': 'dir.change.ok',
   'dir.mkdir': 'dir.change.ok',
   'dir.rename': 'dir.change.ok',
@@ -274,7 +348,12 @@ export const REPLY_TYPES = {
   'dir.move-in': 'dir.change.ok',
   'dir.move-done': 'dir.change.ok',
   'dir.intents': 'dir.intents.ok',
-  'dir.intent-tree': 'dir.intent-tree.ok'
+  'dir.intent-tree': 'dir.intent-tree.ok',
+  'dir.digest': 'dir.digest.ok',
+  'dir.files': 'dir.files.ok',
+  'dir.state': 'dir.state.ok',
+  'dir.lease': 'dir.lease.ok',
+  'dir.leases': 'dir.leases.ok'
 } as const satisfies Partial<Record<MessageType, MessageType>>
 
 export type RequestType = keyof typeof REPLY_TYPES

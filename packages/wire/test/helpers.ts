@@ -24,6 +24,9 @@ const SHA = 'ab'.repeat(32)
 const member = { id: 'node-1', role: 'storage', center: 'east', slot: 1, address: '10.0.0.1', port: 7000, bootId: 'b00t' } as const
 const fileEntry: FileEntry = { type: 'file', path: '/a/b.txt', fileId: FILE_ID, size: 10, sha256: SHA, version: 3, mtime: 1_700_000_000_000, replicas: [{ node: 'node-1', center: 'east', slot: 1 }] }
 
+const none = { files: 0, bytes: 0 }
+const reconcileStatus = { slot: 1, lastStartedAt: 1, lastCompletedAt: 2, lastMs: 1, running: false, shardsToCompare: 3, shardsDone: 3, single: { files: 1, bytes: 5 }, lost: none, underReplicatedSince: 0, copied: { files: 1, bytes: 5 }, removed: none, orphansWaiting: 0, manager: 'mgr-1' }
+
 /** One valid body per message type; the mapped type makes a new message type a compile error here. */
 export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
   open: { nonce: Buffer.alloc(16, 1) },
@@ -48,6 +51,10 @@ export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
   'node.stats.ok': { ...member, files: 1, bytes: 2, free: 3, quarantined: 1, scrub: { passes: 2, files: 3, bytes: 4, corrupt: 1, totalBytes: 9, bytesPerSecond: 8, intervalMs: 1000, running: true, lastPassAt: 7, lastPassMs: 6 } },
   'blob.quarantined': {},
   'blob.quarantined.ok': { files: [{ fileId: FILE_ID, size: 5, sha256: SHA, reason: 'block 0 fails its checksum' }, { fileId: FILE_ID, reason: 'bad footer magic' }], more: false },
+  'blob.digest': {},
+  'blob.digest.ok': { files: 2, digest: Buffer.alloc(4096, 3) },
+  'blob.list': { shard: 1, after: FILE_ID },
+  'blob.list.ok': { files: [{ fileId: FILE_ID, size: 5, sha256: SHA, mtime: 7 }], more: false },
   'dir.put': { entry: { type: 'file', path: '/a/b.txt', fileId: FILE_ID, size: 10, sha256: SHA, replicas: [] } },
   'dir.mkdir': { path: '/a', parents: true },
   'dir.rename': { path: '/a', to: '/b' },
@@ -74,11 +81,24 @@ export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
   'dir.intents.ok': { intents: [{ intent: FILE_ID, path: '/a/b', to: '/c/d', mtime: 3, entries: 2 }], more: false },
   'dir.intent-tree': { intent: FILE_ID, from: 0 },
   'dir.intent-tree.ok': { tree: [{ type: 'dir', path: '/a/b', version: 1, mtime: 2 }], more: true },
+  'dir.digest': { place: 'east/1' },
+  'dir.digest.ok': { seq: 3, files: 2, bytes: 10, digest: Buffer.alloc(4096, 4) },
+  'dir.files': { place: 'west/2', shard: 255 },
+  'dir.files.ok': { files: [{ fileId: FILE_ID, size: 5, sha256: SHA }], more: true },
+  'dir.state': {},
+  'dir.state.ok': { seq: 3, entries: 4, digest: SHA },
+  'dir.lease': { name: 'reconcile/1', holder: 'mgr-1', ttlMs: 30_000, status: reconcileStatus },
+  'dir.lease.ok': { granted: true, lease: { name: 'reconcile/1', holder: 'mgr-1', expiresInMs: 30_000, status: reconcileStatus } },
+  'dir.leases': { prefix: 'reconcile/' },
+  'dir.leases.ok': { leases: [{ name: 'reconcile/1', holder: 'mgr-1', expiresInMs: 0 }] },
   announce: { cluster: 'c1', ...member, heartbeatMs: 500, free: 1, files: 2 },
   goodbye: { cluster: 'c1', id: 'node-1', role: 'storage', bootId: 'b00t' },
   search: { cluster: 'c1', queryId: '0123456789abcdef', kind: 'blob', key: FILE_ID, center: 'east', replyAddress: '10.0.0.2', replyPort: 5000, windowMs: 100 },
   'search.reply': { cluster: 'c1', queryId: '0123456789abcdef', ...member, size: 5, sha256: SHA, version: 1 }
 }
+
+/** Message types whose sample is above a datagram's size: they travel only in session frames. */
+export const FRAME_ONLY = new Set<MessageType>(['blob.digest.ok', 'dir.digest.ok'])
 
 /** A seeded PRNG (mulberry32): fuzz cases are reproducible from the printed seed. */
 export function prng (seed: number): () => number {
