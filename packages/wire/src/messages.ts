@@ -99,6 +99,8 @@ export const reconcileStatusSchema = z.object({
   removed: countsSchema,
   /** Bodies no entry names, too young to remove yet (an upload may be about to name them). */
   orphansWaiting: uintSchema,
+  /** Encoded bytes of the digests and listings the last round read (its cost on the network, copies aside). */
+  exchangedBytes: uintSchema,
   manager: idSchema
 })
 export type ReconcileStatus = z.infer<typeof reconcileStatusSchema>
