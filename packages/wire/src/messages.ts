@@ -81,7 +81,8 @@ const countsSchema = z.object({ files: uintSchema, bytes: uintSchema })
  * done, the one under way, and what it found.
  */
 export const reconcileStatusSchema = z.object({
-  slot: slotSchema,
+  /** The storage pair's index (its slot, with twins in two centers). */
+  pair: slotSchema,
   /** ms since the epoch; 0: none yet. */
   lastStartedAt: uintSchema,
   lastCompletedAt: uintSchema,

@@ -25,7 +25,7 @@ const member = { id: 'node-1', role: 'storage', center: 'east', slot: 1, address
 const fileEntry: FileEntry = { type: 'file', path: '/a/b.txt', fileId: FILE_ID, size: 10, sha256: SHA, version: 3, mtime: 1_700_000_000_000, replicas: [{ node: 'node-1', center: 'east', slot: 1 }] }
 
 const none = { files: 0, bytes: 0 }
-const reconcileStatus = { slot: 1, lastStartedAt: 1, lastCompletedAt: 2, lastMs: 1, running: false, shardsToCompare: 3, shardsDone: 3, single: { files: 1, bytes: 5 }, lost: none, underReplicatedSince: 0, copied: { files: 1, bytes: 5 }, removed: none, orphansWaiting: 0, exchangedBytes: 9000, manager: 'mgr-1' }
+const reconcileStatus = { pair: 1, lastStartedAt: 1, lastCompletedAt: 2, lastMs: 1, running: false, shardsToCompare: 3, shardsDone: 3, single: { files: 1, bytes: 5 }, lost: none, underReplicatedSince: 0, copied: { files: 1, bytes: 5 }, removed: none, orphansWaiting: 0, exchangedBytes: 9000, manager: 'mgr-1' }
 
 /** One valid body per message type; the mapped type makes a new message type a compile error here. */
 export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
