@@ -5,7 +5,8 @@ import { readFile, writeFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { CLI_BIN } from '@mirrorcast/cli'
-import { startUp, tempDir } from './helpers/cluster.js'
+import { until } from '@mirrorcast/testkit'
+import { clientOf, startUp, tempDir } from './helpers/cluster.js'
 
 const exec = promisify(execFile)
 
@@ -88,8 +89,16 @@ test('mirrorcast search asks the backup center first, then the primary; failover
   const status = await cli(c.url, 'status')
   const pairLine = status.stdout.split('\n').find((l) => l.startsWith(`storage ${home?.slot ?? 0} `))
   t.regex(pairLine ?? '', new RegExp(`east/node${home?.slot ?? 0} \\S+ failed-over since \\S+ \\(by hand\\)\\s+west/node${twin?.slot ?? 0} \\S+ healthy`))
+  const redundancy = status.stdout.split('\n').slice(status.stdout.split('\n').indexOf('redundancy of the storage pairs (pair anti-entropy):') + 2)
+  t.regex(redundancy.find((l) => l.startsWith(`${home?.slot ?? 0} `)) ?? '', /^\d+\s+1 file, 97\.7 KiB\s+0 files, 0 B\s+\d{4}-\d\d-\d\dT\S+/, 'the pair with a node out: its file has one copy, since the failover')
   const back = await cli(c.url, 'failback', home?.node ?? '')
   t.regex(back.stdout, /: (resyncing|healthy)$/m)
+  await until(async () => (await clientOf(c.url).cluster()).nodes.every((n) => n.status === 'healthy'), { what: 'the node back' })
+  const round = await cli(c.url, 'reconcile', '--pair', String(home?.slot ?? 0))
+  t.is(round.code, 0, round.stderr)
+  t.regex(round.stdout, new RegExp(`^${home?.slot ?? 0}\\s+\\d+/\\d+\\s+0 \\(0 B\\)\\s+0 \\(0 B\\)\\s+0\\s+0 \\(0 B\\)`, 'm'), 'a pair in sync: nothing copied, removed or lost')
+  const after = await cli(c.url, 'status')
+  t.regex(after.stdout, new RegExp(`^${home?.slot ?? 0}\\s+0 files, 0 B\\s+0 files, 0 B\\s+-\\s+\\d{4}-`, 'm'), 'both copies again, with the time of the round')
   const unknown = await cli(c.url, 'failover', 'node-nope')
   t.is(unknown.code, 1)
   t.regex(unknown.stderr, /no member "node-nope"/)

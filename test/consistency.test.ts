@@ -1,29 +1,9 @@
-import test, { type ExecutionContext } from 'ava'
-import { spawn } from 'node:child_process'
+import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { storedBlobIds, until } from '@mirrorcast/testkit'
-import { http, json, startUp, tempDir, type ClusterFile, type FileJson, type ListJson } from './helpers/cluster.js'
-import { failoverByHand, killMember, readClusterJson, startByHand, statusOf } from './helpers/failover.js'
-
-/** A second manager on the same cluster, started by hand as an operator would; resolves with its URL. */
-async function secondManager (t: ExecutionContext, dir: string, cluster: ClusterFile): Promise<string> {
-  const argv = [...cluster.manager.argv]
-  argv[argv.indexOf('--data') + 1] = join(dir, 'manager-b')
-  argv[argv.indexOf('--port') + 1] = '0'
-  const [cmd, ...args] = argv
-  const child = spawn(cmd as string, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-  t.teardown(() => { child.kill('SIGKILL') })
-  let log = ''
-  return await new Promise<string>((resolve, reject) => {
-    child.stderr.on('data', (d: Buffer) => {
-      log += d.toString()
-      const m = /"message":"manager listening"[^\n]*"url":"(http:[^"]+)"/.exec(log)
-      if (m !== null) resolve(m[1] as string)
-    })
-    child.once('exit', (code) => reject(new Error(`second manager exited ${String(code)}: ${log}`)))
-  })
-}
+import { http, json, startUp, tempDir, type FileJson, type ListJson } from './helpers/cluster.js'
+import { failoverByHand, killMember, readClusterJson, secondManager, startByHand, statusOf } from './helpers/failover.js'
 
 // README, consistency model: two managers share the directory servers, so a
 // write acknowledged by one is read through the other at once; each journals

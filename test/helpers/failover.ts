@@ -96,3 +96,22 @@ export async function untilHealthy (url: string, id: string, what: string, timeo
   }, { what, timeoutMs })
   return seen
 }
+
+/** A second manager on the same cluster, started by hand as an operator would; resolves with its URL. */
+export async function secondManager (t: ExecutionContext, dir: string, cluster: ClusterFile): Promise<string> {
+  const argv = [...cluster.manager.argv]
+  argv[argv.indexOf('--data') + 1] = join(dir, 'manager-b')
+  argv[argv.indexOf('--port') + 1] = '0'
+  const [cmd, ...args] = argv
+  const child = spawn(cmd as string, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let log = ''
+  return await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      log += d.toString()
+      const m = /"message":"manager listening"[^\n]*"url":"(http:[^"]+)"/.exec(log)
+      if (m !== null) resolve(m[1] as string)
+    })
+    child.once('exit', (code) => reject(new Error(`second manager exited ${String(code)}: ${log}`)))
+  })
+}

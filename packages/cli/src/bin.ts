@@ -7,8 +7,8 @@ import { DEFAULT_HTTP_PORT } from '@mirrorcast/manager'
 import { ClientErrorCode, DEFAULT_URL, MirrorcastClient, readTokenFile } from '@mirrorcast/client'
 import { StartErrorCode } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
-import { failover, get, ls, mkdirPath, mv, put, rmPath, searchCommand, statPath, status } from './commands.js'
-import { serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
+import { failover, get, ls, mkdirPath, mv, put, reconcile, rmPath, searchCommand, statPath, status } from './commands.js'
+import { parseInteger, serveManager, serveNode, type ManagerServeOptions, type MemberServeOptions } from './serve.js'
 import { up, type UpOptions } from './up.js'
 import { withConfig } from './config-flags.js'
 import { diagCommand } from './diag.js'
@@ -59,6 +59,17 @@ const withClient = async (command: (client: MirrorcastClient) => Promise<void>):
 }
 const logLevel = (): string | undefined => program.opts<{ logLevel?: string }>().logLevel
 
+/** What `up` passes on to its manager. */
+interface UpManagerFlags { mapping?: boolean, multicastSearch?: boolean, pointToPoint?: boolean, reconcilePeriodMs?: string, orphanGraceMs?: string, reconcileMbPerS?: string }
+const upManagerArgs = (o: UpManagerFlags): string[] => [
+  ...(o.mapping === false ? ['--no-mapping'] : []),
+  ...(o.multicastSearch === false ? ['--no-multicast-search'] : []),
+  ...(o.pointToPoint === false ? ['--no-point-to-point'] : []),
+  ...(o.reconcilePeriodMs === undefined ? [] : ['--reconcile-period-ms', o.reconcilePeriodMs]),
+  ...(o.orphanGraceMs === undefined ? [] : ['--orphan-grace-ms', o.orphanGraceMs]),
+  ...(o.reconcileMbPerS === undefined ? [] : ['--reconcile-mb-per-s', o.reconcileMbPerS])
+]
+
 withMulticast(program.command('up'), false)
   .description('start a local two-center cluster of real processes on loopback')
   .option('--data <dir>', 'data directory (kept across runs)', '.mirrorcast')
@@ -72,8 +83,11 @@ withMulticast(program.command('up'), false)
   .option('--no-mapping', 'manager: do not locate twins by the subnet/slot mapping')
   .option('--no-multicast-search', 'manager: do not locate files by multicast search')
   .option('--no-point-to-point', 'manager: do not locate files by point-to-point queries')
-  .action(async (o: UpOptions & { mapping?: boolean, multicastSearch?: boolean, pointToPoint?: boolean }) => {
-    const managerArgs = [...(o.mapping === false ? ['--no-mapping'] : []), ...(o.multicastSearch === false ? ['--no-multicast-search'] : []), ...(o.pointToPoint === false ? ['--no-point-to-point'] : [])]
+  .option('--reconcile-period-ms <ms>', 'manager: pair anti-entropy: how often each twin pair is compared and repaired (default 60000)')
+  .option('--orphan-grace-ms <ms>', 'manager: pair anti-entropy: how old a body no entry names must be before it is removed (default 3600000)')
+  .option('--reconcile-mb-per-s <n>', 'manager: pair anti-entropy: MiB copied per second at most, 0: no limit (default 32)')
+  .action(async (o: UpOptions & UpManagerFlags) => {
+    const managerArgs = upManagerArgs(o)
     await up({ ...o, managerArgs, ...(logLevel() === undefined ? {} : { logLevel: logLevel() }) })
   })
 
@@ -109,6 +123,9 @@ withConfig(withInterface(withMulticast(program.command('manager'), false)), 'man
   .option('--headers-timeout-ms <ms>', 'time for a client to send a request\'s headers (default 10000)')
   .option('--max-connections <n>', 'HTTP connections open at once; more are closed as they arrive (default 1024)')
   .option('--max-searches <n>', 'multicast searches (GET /search) served at once; more are answered 503 with Retry-After (default 8)')
+  .option('--reconcile-period-ms <ms>', 'pair anti-entropy: how often each twin pair is compared and repaired (default 60000)')
+  .option('--orphan-grace-ms <ms>', 'pair anti-entropy: how old a body no entry names must be before it is removed (default 3600000)')
+  .option('--reconcile-mb-per-s <n>', 'pair anti-entropy: MiB copied per second at most, 0: no limit (default 32)')
   .option('--center-subnets <list>', 'each center\'s subnet, e.g. east=10.1.0.0/16,west=10.2.0.0/16 (twins differ only in it)')
   .option('--no-mapping', 'do not locate twins by the subnet/slot mapping')
   .option('--no-multicast-search', 'do not locate files by multicast search')
@@ -121,6 +138,8 @@ program.command('get <remote> [local]').description('download a file (local "-" 
   .action(async (remote: string, local?: string) => { await withClient(async (c) => { await get(c, remote, local) }) })
 program.command('ls [remote]').description('list a directory').option('--json', 'print JSON')
   .action(async (remote: string | undefined, o: { json?: boolean }) => { await withClient(async (c) => { await ls(c, remote ?? '/', o.json === true) }) })
+program.command('reconcile').description('run a round of pair anti-entropy now and show what it did').option('--pair <n>', 'only this storage pair').option('--json', 'print JSON')
+  .action(async (o: { pair?: string, json?: boolean }) => { await withClient(async (c) => { await reconcile(c, o.pair === undefined ? undefined : parseInteger(o.pair, 'pair'), o.json === true) }) })
 program.command('stat <remote>').description('show an entry as JSON')
   .action(async (remote: string) => { await withClient(async (c) => { await statPath(c, remote) }) })
 program.command('mkdir <remote>').description('create a directory').option('-p, --parents', 'create missing parents, no error if it exists')

@@ -3,7 +3,7 @@ import { rename, rm, stat } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
 import cliProgress from 'cli-progress'
-import { ClientErrorCode, type Entry, type MirrorcastClient, type PairSide } from '@mirrorcast/client'
+import { ClientErrorCode, type Entry, type MirrorcastClient, type PairReplication, type PairSide } from '@mirrorcast/client'
 import { CliError } from './errors.js'
 
 // 8 MiB: below this a transfer is over before a progress bar would help
@@ -124,6 +124,39 @@ export async function status (client: MirrorcastClient, json: boolean): Promise<
   out(`twin pairs (${cluster.twins} twins, ${cluster.directoryPartitions} directory partition${cluster.directoryPartitions === 1 ? '' : 's'}):`)
   const side = (s: PairSide | null): string => s === null ? 'missing' : `${s.name} ${s.address} ${s.status}${s.failover === null ? '' : ` since ${s.failover.since} (${s.failover.reason})`}`
   printColumns([['PAIR', 'PRIMARY', 'TWIN'], ...cluster.pairs.map((p) => [`${p.role === 'storage' ? 'storage' : 'directory partition'} ${p.index}`, side(p.primary), side(p.twin)])])
+  out('')
+  out('redundancy of the storage pairs (pair anti-entropy):')
+  printColumns([['PAIR', 'ONE COPY', 'LOST', 'UNDER-REPLICATED SINCE', 'LAST RECONCILED', 'PROGRESS', 'BY'], ...cluster.pairs.flatMap((p) => p.replication === undefined ? [] : [replicationRow(p.index, p.replication)])])
+}
+
+function replicationRow (index: number, r: PairReplication): string[] {
+  const counts = (c: { files: number, bytes: number }): string => `${c.files} file${c.files === 1 ? '' : 's'}, ${sizeText(c.bytes)}`
+  const progress = r.running ? `running, ${r.progress.shardsDone}/${r.progress.shardsToCompare} shards` : 'idle'
+  const last = r.lastReconciled === null ? 'never' : `${r.lastReconciled} (${r.lastMs} ms)`
+  return [String(index), counts(r.oneCopy), counts(r.lost), r.underReplicatedSince ?? '-', last, progress, r.by]
+}
+
+/** Bytes for a person: 1.5 MiB. */
+export function sizeText (bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  let v = bytes
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i] as string}`
+}
+
+export async function reconcile (client: MirrorcastClient, pair: number | undefined, json: boolean): Promise<void> {
+  const rounds = await client.reconcile(pair === undefined ? {} : { pair })
+  if (json) {
+    out(JSON.stringify(rounds, null, 2))
+    return
+  }
+  const counts = (c: { files: number, bytes: number }): string => `${c.files} (${sizeText(c.bytes)})`
+  printColumns([['PAIR', 'SHARDS COMPARED', 'COPIED', 'REMOVED', 'ORPHANS WAITING', 'LOST', 'EXCHANGED', 'MS'],
+    ...rounds.map((r) => [r.pair, `${r.shardsDone}/${r.shardsToCompare}`, counts(r.copied), counts(r.removed), r.orphansWaiting, counts(r.lost), sizeText(r.exchangedBytes), r.lastMs].map(String))])
 }
 
 function printColumns (table: string[][]): void {

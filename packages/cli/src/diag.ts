@@ -1,7 +1,8 @@
 import { Command } from 'commander'
 import { formatText, runDiagnostics, settingsFromConfig, settingsFromUpDir, type DiagExtras, type Expected } from '@mirrorcast/netdiag'
 import { CliError } from './errors.js'
-import { parseCenter, parseCenters, parseSubnets } from './serve.js'
+import { readTokenFile } from '@mirrorcast/client'
+import { parseCenter, parseCenters, parseInteger, parseSubnets } from './serve.js'
 
 interface DiagFlags {
   config?: string
@@ -13,6 +14,9 @@ interface DiagFlags {
   centers?: string
   localTwins?: boolean
   centerSubnets?: string
+  manager?: string
+  tokenFile?: string
+  underReplicatedWarnS?: string
 }
 
 /**
@@ -30,10 +34,13 @@ export function diagCommand (name = 'diag'): Command {
     .option('--expect <list>', 'node-protocol addresses that should answer, e.g. 10.1.0.1:8701,10.2.0.1:8701')
     .option('--centers <a,b>', 'primary and backup center (default: from a manager config, or the two heard)')
     .option('--local-twins', 'twins are slots 1↔2, 3↔4… of one center')
+    .option('--manager <url>', 'a manager to ask for the redundancy of each storage pair (default: the one of --data, or of a manager\'s --config)')
+    .option('--token-file <file>', 'the manager\'s access token, when it has tokens')
+    .option('--under-replicated-warn-s <s>', 'warn when a storage pair has had files with one copy for longer than this (default 900)')
     .option('--center-subnets <list>', 'each center\'s subnet, e.g. east=10.1.0.0/16,west=10.2.0.0/16, to check the twin rule')
     .action(async (o: DiagFlags) => {
       if ((o.config === undefined) === (o.data === undefined)) throw new CliError('give either --config FILE or --data DIR')
-      const extras = diagExtras(o)
+      const extras = await diagExtras(o)
       const settings = o.config !== undefined ? await settingsFromConfig(o.config, extras) : await settingsFromUpDir(o.data as string, extras)
       const report = await runDiagnostics(settings)
       process.stdout.write(o.json === true ? JSON.stringify(report, null, 2) + '\n' : formatText(report))
@@ -41,7 +48,8 @@ export function diagCommand (name = 'diag'): Command {
     })
 }
 
-function diagExtras (o: DiagFlags): DiagExtras {
+async function diagExtras (o: DiagFlags): Promise<DiagExtras> {
+  const token = o.tokenFile === undefined ? undefined : await readTokenFile(o.tokenFile)
   const seconds = Number(o.listen)
   if (!Number.isFinite(seconds)) throw new CliError(`--listen must be a number of seconds, got ${JSON.stringify(o.listen)}`)
   return {
@@ -50,7 +58,10 @@ function diagExtras (o: DiagFlags): DiagExtras {
     ...(o.expect === undefined ? {} : { expect: parseExpect(o.expect) }),
     ...(o.centers === undefined ? {} : { centers: o.localTwins === true ? [parseCenter(o.centers)] : parseCenters(o.centers) }),
     ...(o.localTwins === true ? { localTwins: true } : {}),
-    ...(o.centerSubnets === undefined ? {} : { centerSubnets: parseSubnets(o.centerSubnets) })
+    ...(o.centerSubnets === undefined ? {} : { centerSubnets: parseSubnets(o.centerSubnets) }),
+    ...(o.manager === undefined ? {} : { managerUrl: o.manager }),
+    ...(token === undefined ? {} : { token }),
+    ...(o.underReplicatedWarnS === undefined ? {} : { underReplicatedWarnMs: parseInteger(o.underReplicatedWarnS, 'under-replicated-warn-s') * 1000 })
   }
 }
 

@@ -3,7 +3,7 @@ import { CENTER_NAME_PATTERN, readClusterKeyFile } from '@mirrorcast/wire'
 import { DEFAULT_MULTICAST_PORT, parsePeers, type PresenceOptions } from '@mirrorcast/discovery'
 import { StorageNode, type ScrubOptions } from '@mirrorcast/node'
 import { DirectoryServer } from '@mirrorcast/directory'
-import { Manager, readTokensFile } from '@mirrorcast/manager'
+import { Manager, readTokensFile, type AntiEntropyOptions } from '@mirrorcast/manager'
 import { CliError, startFailure } from './errors.js'
 
 interface Service {
@@ -90,6 +90,9 @@ export interface ManagerServeOptions extends ServeOptions {
   headersTimeoutMs?: string
   maxConnections?: string
   maxSearches?: string
+  reconcilePeriodMs?: string
+  orphanGraceMs?: string
+  reconcileMbPerS?: string
 }
 
 export async function serveNode (role: 'storage' | 'directory', opts: MemberServeOptions): Promise<void> {
@@ -118,6 +121,7 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     ...(opts.maxFileBytes === undefined ? {} : { maxFileBytes: parseInteger(opts.maxFileBytes, 'max-file-bytes') }),
     ...(opts.tokensFile === undefined ? {} : { tokens: await readTokensFile(opts.tokensFile) }),
     ...httpLimitOptions(opts),
+    reconcile: reconcileOptions(opts),
     logger
   })
   await run(manager, logger, 'HTTP', () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port }))
@@ -130,6 +134,15 @@ function httpLimitOptions (opts: ManagerServeOptions): { bodyIdleTimeoutMs?: num
     ...(opts.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: parseInteger(opts.headersTimeoutMs, 'headers-timeout-ms') }),
     ...(opts.maxConnections === undefined ? {} : { maxConnections: parseInteger(opts.maxConnections, 'max-connections') }),
     ...(opts.maxSearches === undefined ? {} : { maxSearches: parseInteger(opts.maxSearches, 'max-searches') })
+  }
+}
+
+/** Pair anti-entropy's settings given; the manager fills in the rest. */
+function reconcileOptions (opts: ManagerServeOptions): AntiEntropyOptions {
+  return {
+    ...(opts.reconcilePeriodMs === undefined ? {} : { periodMs: parseInteger(opts.reconcilePeriodMs, 'reconcile-period-ms') }),
+    ...(opts.orphanGraceMs === undefined ? {} : { graceMs: parseInteger(opts.orphanGraceMs, 'orphan-grace-ms') }),
+    ...(opts.reconcileMbPerS === undefined ? {} : { bytesPerSecond: parseMibPerSecond(opts.reconcileMbPerS, 'reconcile-mb-per-s', 'no limit') })
   }
 }
 
@@ -166,13 +179,16 @@ async function run (service: Service, logger: Logger, tcpPort: string, ready: ()
 /** `--scrub-mb-per-s` (MiB/s, fractions allowed, 0: off) and `--scrub-interval-s`; unset: the node's defaults. */
 function scrubOptions (opts: MemberServeOptions): ScrubOptions {
   const out: ScrubOptions = {}
-  if (opts.scrubMbPerS !== undefined) {
-    const mb = Number(opts.scrubMbPerS)
-    if (!/^\d+(\.\d+)?$/.test(opts.scrubMbPerS) || !Number.isFinite(mb)) throw new CliError(`--scrub-mb-per-s must be a number of MiB per second (0: off), got ${JSON.stringify(opts.scrubMbPerS)}`)
-    out.bytesPerSecond = Math.round(mb * 1024 * 1024)
-  }
+  if (opts.scrubMbPerS !== undefined) out.bytesPerSecond = parseMibPerSecond(opts.scrubMbPerS, 'scrub-mb-per-s', 'off')
   if (opts.scrubIntervalS !== undefined) out.intervalMs = parseInteger(opts.scrubIntervalS, 'scrub-interval-s') * 1000
   return out
+}
+
+/** A rate in MiB a second (fractions allowed) → bytes a second. */
+function parseMibPerSecond (value: string, name: string, zero: string): number {
+  const mb = Number(value)
+  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(mb)) throw new CliError(`--${name} must be a number of MiB per second (0: ${zero}), got ${JSON.stringify(value)}`)
+  return Math.round(mb * 1024 * 1024)
 }
 
 export function parseInteger (value: string, name: string): number {

@@ -11,7 +11,7 @@ import {
   SHA256_HEADER
 } from './constants.js'
 import { ClientError, ClientErrorCode, answerError } from './errors.js'
-import type { ClusterView, DirEntry, Entry, FileEntry, ListPage, MemberView, RemoveResult, SearchResult } from './types.js'
+import type { ClusterView, DirEntry, ReconcileRound, Entry, FileEntry, ListPage, MemberView, RemoveResult, SearchResult } from './types.js'
 
 export interface ClientOptions {
   /** The manager's URL (default DEFAULT_URL). With `socketPath`, only its host is used: in the Host header. */
@@ -286,6 +286,12 @@ export class MirrorcastClient {
   /** `GET /cluster`. */
   async cluster (options: { signal?: AbortSignal } = {}): Promise<ClusterView> {
     return await this.json<ClusterView>({ path: '/cluster', signal: options.signal })
+  }
+
+  /** `POST /cluster/reconcile`: a round of pair anti-entropy now (every storage pair, or one), answered when done. */
+  async reconcile (options: { pair?: number, signal?: AbortSignal } = {}): Promise<ReconcileRound[]> {
+    const q = options.pair === undefined ? '' : `?pair=${options.pair}`
+    return (await this.json<{ pairs: ReconcileRound[] }>({ method: 'POST', path: `/cluster/reconcile${q}`, signal: options.signal })).pairs
   }
 
   /** `POST /cluster/nodes/<id>/failover`: the member in the failover condition by hand. */

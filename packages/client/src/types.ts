@@ -96,11 +96,54 @@ export interface PairSide {
   failover: FailoverState | null
 }
 
+export interface Counts { files: number, bytes: number }
+
+/** A storage pair's redundancy, from its last reconciliation and the manager's repair journal. */
+export interface PairReplication {
+  /** Bodies known to have one copy only: found so by the last reconciliation and not copied yet, or journaled for a node that is out. */
+  oneCopy: Counts
+  /** Bodies an entry names that neither node holds. */
+  lost: Counts
+  /** Since when the pair has had a body with one copy (or a node out); null: both copies of everything. */
+  underReplicatedSince: string | null
+  /** When the last reconciliation ended; null: none yet. */
+  lastReconciled: string | null
+  lastMs: number
+  running: boolean
+  progress: { shardsDone: number, shardsToCompare: number }
+  copied: Counts
+  removed: Counts
+  /** Bodies no entry names, kept until they are older than the grace period. */
+  orphansWaiting: number
+  exchangedBytes: number
+  /** The manager that ran it ("none" before any). */
+  by: string
+}
+
 export interface PairView {
   role: 'storage' | 'directory'
   index: number
   primary: PairSide | null
   twin: PairSide | null
+  /** Storage pairs only. */
+  replication?: PairReplication
+}
+
+/** A pair's reconciliation round, as `POST /cluster/reconcile` answers it. */
+export interface ReconcileRound {
+  pair: number
+  lastStartedAt: number
+  lastCompletedAt: number
+  lastMs: number
+  shardsToCompare: number
+  shardsDone: number
+  single: Counts
+  lost: Counts
+  copied: Counts
+  removed: Counts
+  orphansWaiting: number
+  exchangedBytes: number
+  manager: string
 }
 
 /** `GET /cluster`. */

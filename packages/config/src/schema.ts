@@ -63,7 +63,10 @@ const manager = z.strictObject({
   'body-idle-timeout-ms': httpSetting('body-idle-timeout-ms'),
   'headers-timeout-ms': httpSetting('headers-timeout-ms'),
   'max-connections': httpSetting('max-connections'),
-  'max-searches': httpSetting('max-searches')
+  'max-searches': httpSetting('max-searches'),
+  'reconcile-period-ms': z.number().int().min(100).optional(),
+  'orphan-grace-ms': z.number().int().min(0).optional(),
+  'reconcile-mb-per-s': z.number().min(0).optional()
 })
 
 const node = member.extend({

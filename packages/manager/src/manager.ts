@@ -14,6 +14,7 @@ import { DirectoryManager } from './directory/directory-manager.js'
 import { Membership } from './cluster/membership.js'
 import { ObjectManager } from './objects/object-manager.js'
 import { Integrity } from './objects/integrity.js'
+import { AntiEntropy, type AntiEntropyOptions } from './objects/anti-entropy.js'
 import { Lifecycle } from './lifecycle.js'
 import { HttpServer } from './http/server.js'
 import { NativeApi } from './http/native-api.js'
@@ -48,12 +49,15 @@ export interface ManagerOptions {
   centerSubnets?: Record<string, string>
   /** Which ways of finding a file after failover are allowed (all by default). */
   locate?: LocateOptions
+  /** Pair anti-entropy: how often each pair is reconciled, how old an unnamed body must be to go, how fast copies go. */
+  reconcile?: AntiEntropyOptions
   /** Access tokens of the HTTP API; without them it listens on loopback only. */
   tokens?: AccessToken[]
   logger?: Logger
 }
 
-type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets' | 'centers' | 'twins' | keyof HttpLimits>> & {
+type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets' | 'centers' | 'twins' | 'reconcile' | keyof HttpLimits>> & {
+  reconcile: AntiEntropyOptions
   dataDir: string | undefined
   logger: Logger
   heartbeatMs: number | undefined
@@ -86,6 +90,7 @@ export class Manager {
       multicast: {},
       locate: {},
       tokens: [],
+      reconcile: {},
       ...options,
       subnets: options.centerSubnets === undefined ? undefined : new SubnetMap(options.centerSubnets),
       heartbeatMs: options.heartbeatMs,
@@ -137,6 +142,8 @@ export class Manager {
     const objects = new ObjectManager(membership, journal, locator, this.logger)
     const directories = new DirectoryManager(membership, twins, locator, { partitions: this.options.directoryPartitions }, this.logger)
     const integrity = new Integrity(membership, objects, this.logger)
+    const antiEntropy = new AntiEntropy({ membership, directories, objects, selfId: () => this.id, logger: this.logger }, this.options.reconcile)
+    objects.beforeFailback = async (member) => { await antiEntropy.reconcileInto(member) }
     const api = new NativeApi({
       objects,
       directories,
@@ -156,8 +163,9 @@ export class Manager {
       },
       searchOrder: twins.searchOrder(twins.primary),
       centers: twins.centers,
-      cluster: () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions },
-        membership, integrity.stats),
+      cluster: async () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions },
+        membership, integrity.stats, await antiEntropy.view()),
+      reconcile: async (pair) => await antiEntropy.runNow(pair),
       maxFileBytes: this.options.maxFileBytes,
       maxSearches: this.options.httpLimits.maxSearches
     })
@@ -172,6 +180,7 @@ export class Manager {
         { name: 'directory manager', start: () => { directories.start() }, stop: () => { directories.close() } },
         { name: 'object manager', start: () => {}, stop: () => { objects.close() } },
         { name: 'integrity', start: () => { integrity.start() }, stop: () => { integrity.close() } },
+        { name: 'anti-entropy', start: () => { antiEntropy.start() }, stop: async () => { await antiEntropy.close() } },
         { name: 'http', start: async () => { await http.start() }, stop: async () => { await http.close() } },
         { name: 'multicast channel', start: async () => { await channel.start() }, stop: async () => { await channel.close() } },
         { name: 'roster', start: () => { roster.start(channel) }, stop: () => { roster.close() } },

@@ -122,7 +122,8 @@ export async function serveApi (t: ExecutionContext, h: Harness, extra: Partial<
     search: async () => [],
     searchOrder: [h.cluster.centers[1], h.cluster.centers[0]],
     centers: h.cluster.centers,
-    cluster: () => ({}),
+    cluster: async () => ({}),
+    reconcile: async () => [],
     maxFileBytes: 1024 ** 3,
     maxSearches: 8,
     ...extra

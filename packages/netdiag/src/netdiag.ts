@@ -2,6 +2,7 @@ import type { MulticastChannel } from '@mirrorcast/discovery'
 import { hostChecks } from './host-checks.js'
 import { datagramChecks, listen, memberChecks, type Heard } from './listen.js'
 import { summarize, type Check, type Report } from './report.js'
+import { redundancyChecks } from './redundancy.js'
 import { searchCheck } from './search-check.js'
 import type { DiagSettings } from './settings.js'
 import { knownMembers, mappedTwins, twinChecks } from './twins.js'
@@ -10,7 +11,7 @@ import { unicastChecks } from './unicast.js'
 /**
  * Every check, in the order an operator reads them: this host's interface and
  * route, what is heard on the group, who answers by unicast, the twin map, and
- * a test search.
+ * a test search, and the manager's view of each pair's redundancy.
  */
 export async function runDiagnostics (s: DiagSettings): Promise<Report> {
   const checks: Check[] = await hostChecks(s)
@@ -28,6 +29,7 @@ export async function runDiagnostics (s: DiagSettings): Promise<Report> {
     const known = knownMembers(heard, unicast.probes)
     checks.push(...twinChecks(s, known))
     checks.push(...await searchCheck(s, channel, known))
+    checks.push(...await redundancyChecks(s))
   } finally {
     await channel?.close()
   }
@@ -35,5 +37,5 @@ export async function runDiagnostics (s: DiagSettings): Promise<Report> {
 }
 
 function describe (s: DiagSettings): Record<string, unknown> {
-  return { source: s.source, cluster: s.cluster, group: s.group, port: s.port, interface: s.interface, ttl: s.ttl, multicast: s.multicast, peers: s.peers.map((p) => `${p.address}:${p.port}`), centers: s.centers, centerSubnets: s.centerSubnets, listenSeconds: s.listenMs / 1000, fileId: s.fileId }
+  return { source: s.source, cluster: s.cluster, group: s.group, port: s.port, interface: s.interface, ttl: s.ttl, multicast: s.multicast, peers: s.peers.map((p) => `${p.address}:${p.port}`), centers: s.centers, centerSubnets: s.centerSubnets, listenSeconds: s.listenMs / 1000, fileId: s.fileId, manager: s.managerUrl, underReplicatedWarnSeconds: s.underReplicatedWarnMs / 1000 }
 }

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { DEFAULT_URL } from '@mirrorcast/client'
 import { loadConfigFile, type HostConfig } from '@mirrorcast/config'
 import { parsePeers, resolveMulticastOptions, type Peer, type ResolvedMulticastOptions } from '@mirrorcast/discovery'
 import { readClusterKeyFile } from '@mirrorcast/wire'
 import { DiagError, DiagErrorCode } from './errors.js'
+import { DEFAULT_UNDER_REPLICATED_WARN_MS } from './redundancy.js'
 
 /** A node-protocol address that should answer, and where we learned of it. */
 export interface Expected {
@@ -27,6 +29,13 @@ export interface DiagSettings extends Pick<ResolvedMulticastOptions, 'key' | 'cl
   fileId?: string
   /** Where the settings came from, for the report. */
   source: string
+  /** A manager to ask for the pairs' redundancy; none: not checked. */
+  managerUrl?: string
+  /** The operator named it (`--manager`): not reaching it is a warning, not a check skipped. */
+  managerNamed?: boolean
+  token?: string
+  /** How long a pair may have files with one copy before it is a warning. */
+  underReplicatedWarnMs: number
 }
 
 /** Settings the operator adds on the command line. */
@@ -37,6 +46,9 @@ export interface DiagExtras {
   centers?: string[]
   localTwins?: boolean
   centerSubnets?: Record<string, string>
+  managerUrl?: string
+  token?: string
+  underReplicatedWarnMs?: number
 }
 
 // 3 s: thirty heartbeats at the default period, enough to see loss, rate and skew
@@ -61,6 +73,7 @@ export async function settingsFromConfig (file: string, extras: DiagExtras = {})
     localTwins: config.role === 'manager' ? config['local-twins'] : undefined,
     centerSubnets: config.role === 'manager' ? config['center-subnets'] : undefined,
     expect: own === undefined ? [] : [own],
+    managerUrl: config.role === 'manager' ? `http://${config.host ?? '127.0.0.1'}:${config.port ?? new URL(DEFAULT_URL).port}` : undefined,
     source: `config ${file}`
   }, extras)
 }
@@ -71,7 +84,7 @@ function ownAddress (config: HostConfig): Expected | undefined {
 }
 
 interface UpCluster {
-  manager: { argv: string[] }
+  manager: { url: string, argv: string[] }
   nodes: Array<{ role: string, center: string, slot: number, address: string, port: number }>
 }
 
@@ -102,6 +115,7 @@ export async function settingsFromUpDir (dir: string, extras: DiagExtras = {}): 
     localTwins: argv.includes('--local-twins'),
     centerSubnets: subnets === undefined ? undefined : Object.fromEntries(subnets.split(',').map((p) => p.split('=') as [string, string])),
     expect: cluster.nodes.map((n) => ({ address: n.address, port: n.port, name: `${n.center}/${n.role === 'storage' ? 'node' : 'dir'}${n.slot}` })),
+    managerUrl: cluster.manager.url,
     source: `data dir ${resolve(dir)}`
   }, extras)
 }
@@ -119,6 +133,7 @@ interface Gathered {
   localTwins: boolean | undefined
   centerSubnets: Record<string, string> | undefined
   expect: Expected[]
+  managerUrl?: string | undefined
   source: string
 }
 
@@ -135,6 +150,9 @@ function build (p: Gathered, extras: DiagExtras): DiagSettings {
   const listenMs = extras.listenMs ?? DEFAULT_LISTEN_MS
   if (!Number.isInteger(listenMs) || listenMs < 100 || listenMs > 600_000) throw new DiagError(DiagErrorCode.BAD_SETTINGS, 'listen for 0.1 to 600 seconds')
   if (extras.fileId !== undefined && !/^[0-9a-f]{32}$/.test(extras.fileId)) throw new DiagError(DiagErrorCode.BAD_SETTINGS, `file id ${JSON.stringify(extras.fileId)} must be 32 lowercase hex digits (the id in \`mirrorcast stat\`)`)
+  const warnMs = extras.underReplicatedWarnMs ?? DEFAULT_UNDER_REPLICATED_WARN_MS
+  if (!Number.isSafeInteger(warnMs) || warnMs < 0) throw new DiagError(DiagErrorCode.BAD_SETTINGS, 'the under-replication warning time must be a whole number of seconds')
+  const managerUrl = extras.managerUrl ?? p.managerUrl
   const centers = extras.centers ?? p.centers
   const centerSubnets = extras.centerSubnets ?? p.centerSubnets
   return {
@@ -152,6 +170,9 @@ function build (p: Gathered, extras: DiagExtras): DiagSettings {
     expect: [...p.expect, ...extras.expect ?? []],
     listenMs,
     ...(extras.fileId === undefined ? {} : { fileId: extras.fileId }),
+    ...(managerUrl === undefined ? {} : { managerUrl, managerNamed: extras.managerUrl !== undefined }),
+    ...(extras.token === undefined ? {} : { token: extras.token }),
+    underReplicatedWarnMs: warnMs,
     source: p.source
   }
 }

@@ -2,8 +2,9 @@ import { createHash, randomBytes, type Hash } from 'node:crypto'
 import { link, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import { Readable } from 'node:stream'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, sha256Of, writeAll, writevAll, type Quarantined } from '@mirrorcast/wire'
+import { DIGEST_SHARDS, FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, PageBudget, SetDigest, sha256Of, shardName, writeAll, writevAll, type HeldBody, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
@@ -321,6 +322,67 @@ export class BlobStore {
     return Math.max(0, this.freeReading.bytes - this.freeReading.writtenSince)
   }
 
+  /**
+   * The set of bodies held, as per-shard digests of their ids, read from the
+   * disk at each call (names only, no per-file I/O), so a body gone by any
+   * means shows at once; uploads in flight and quarantined bodies live elsewhere.
+   */
+  async digest (): Promise<{ files: number, digest: SetDigest }> {
+    const digest = new SetDigest()
+    let files = 0
+    await eachLimited(Array.from({ length: DIGEST_SHARDS }, (_, i) => shardName(i)), DIGEST_READDIRS, async (shard) => {
+      for (const id of await this.shardIds(shard)) {
+        digest.add(id)
+        files++
+      }
+    })
+    return { files, digest }
+  }
+
+  /**
+   * The bodies of one shard after `after`, in id order, with their footers'
+   * size and sha256 and their mtime, as many as fit one page. A body whose
+   * footer cannot be read is left out: its scrub or a read quarantines it.
+   */
+  async list (shard: number, after?: string): Promise<{ files: HeldBody[], more: boolean }> {
+    const ids = (await this.shardIds(shardName(shard))).filter((id) => after === undefined || id > after).sort()
+    const budget = new PageBudget()
+    const files: HeldBody[] = []
+    for (const id of ids) {
+      const held = await this.held(id)
+      if (held === undefined) continue
+      if (!budget.admit(held)) return { files, more: true }
+      files.push(held)
+    }
+    return { files, more: false }
+  }
+
+  private async held (fileId: string): Promise<HeldBody | undefined> {
+    let fh: FileHandle
+    try {
+      fh = await open(this.path(fileId), 'r')
+    } catch {
+      return undefined
+    }
+    try {
+      const { size, sha256 } = await readFooter(fh, fileId)
+      return { fileId, size, sha256, mtime: Math.floor((await fh.stat()).mtimeMs) }
+    } catch {
+      return undefined
+    } finally {
+      await fh.close()
+    }
+  }
+
+  private async shardIds (shard: string): Promise<string[]> {
+    try {
+      return (await readdir(join(this.blobsDir, shard))).filter((id) => FILE_ID.test(id) && id.startsWith(shard))
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return []
+      throw err
+    }
+  }
+
   /** Every stored file id (for resync and scrub). */
   async * ids (): AsyncGenerator<string> {
     for (const shard of await readdir(this.blobsDir)) {
@@ -344,6 +406,47 @@ export class BlobStore {
       throw err
     }
   }
+}
+
+// 8: shard directories read at once for a digest
+const DIGEST_READDIRS = 8
+
+async function eachLimited<T> (items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++] as T)
+  }))
+}
+
+export interface SeededBody { fileId: string, size: number, sha256: string }
+
+/**
+ * A benchmark and test tool, not a way to store data: writes bodies straight
+ * into a node's data dir in the store's format, without fsync, fast enough for
+ * 100,000 bodies. With a count, new bodies of `size` bytes; with a list, the
+ * same bodies again (their content follows from their id), e.g. on the twin.
+ */
+export async function seedBodies (dataDir: string, what: number | SeededBody[], size = 1024): Promise<SeededBody[]> {
+  const bodies = typeof what === 'number' ? Array.from({ length: what }, () => ({ fileId: randomBytes(16).toString('hex'), size, sha256: '' })) : what
+  await Promise.all(Array.from({ length: DIGEST_SHARDS }, async (_, i) => await mkdir(join(dataDir, BLOBS_DIR, shardName(i)), { recursive: true })))
+  const out: SeededBody[] = []
+  await eachLimited(bodies, 16, async (b) => {
+    const fh = await open(blobPath(dataDir, b.fileId), 'wx')
+    try {
+      const { sha256 } = await writeBody(fh, b.size, Readable.from([seedContent(b.fileId, b.size)]))
+      out.push({ fileId: b.fileId, size: b.size, sha256 })
+    } finally {
+      await fh.close()
+    }
+  })
+  return out
+}
+
+function seedContent (fileId: string, size: number): Buffer {
+  const unit = createHash('sha256').update(fileId).digest()
+  const body = Buffer.allocUnsafe(size)
+  for (let at = 0; at < size; at += unit.length) unit.copy(body, at, 0, Math.min(unit.length, size - at))
+  return body
 }
 
 function checkId (fileId: string): void {

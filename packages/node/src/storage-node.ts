@@ -96,6 +96,14 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
         await ctx.reply('blob.quarantined.ok', { files: items, more })
         return
       }
+      case 'blob.digest': {
+        const { files, digest } = await this.store.digest()
+        await ctx.reply('blob.digest.ok', { files, digest: digest.bytes() })
+        return
+      }
+      case 'blob.list':
+        await ctx.reply('blob.list.ok', await this.store.list(req.body.shard, req.body.after))
+        return
       default:
         throw new NodeError(NodeErrorCode.UNSUPPORTED, `a storage node does not serve ${req.t}`)
     }

@@ -82,8 +82,8 @@ export class SetDigest {
     return out
   }
 
-  bytes (): Uint8Array {
-    return new Uint8Array(this.lanes.buffer.slice(0))
+  bytes (): Uint8Array<ArrayBuffer> {
+    return new Uint8Array(this.lanes.buffer.slice(0) as ArrayBuffer)
   }
 }
 

@@ -69,6 +69,16 @@ export class DirectoryManager {
     this.timer = undefined
   }
 
+  /** Runs a read on the leader of every partition: what anti-entropy asks of the whole namespace. */
+  async onEveryLeader<X> (fn: (leader: Member) => Promise<X>): Promise<X[]> {
+    return await Promise.all(this.replicators.map(async (r) => await r.read(fn)))
+  }
+
+  /** Runs a read on the leader of partition 1: where the cluster's leases are kept. */
+  async onFirstLeader<X> (fn: (leader: Member) => Promise<X>): Promise<X> {
+    return await (this.replicators[0] as PartitionReplicator).read(fn)
+  }
+
   /** The partition of a path: by its top-level name, so a subtree never spans two. */
   partitionOf (path: string): number {
     const top = path === '/' ? '' : path.split('/')[1] as string

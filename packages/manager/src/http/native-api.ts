@@ -4,7 +4,7 @@ import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { DirectoryManager } from '../directory/directory-manager.js'
 import type { Membership } from '../cluster/membership.js'
 import type { ObjectManager } from '../objects/object-manager.js'
-import { centerParameter, decodePart, flag, listingCursor, listingLimit, pathParameter, searchKey } from './params.js'
+import { centerParameter, decodePart, flag, listingCursor, listingLimit, pairParameter, pathParameter, searchKey } from './params.js'
 import { parseRange } from './range.js'
 import { pipeBody, requestBody, sendJson } from './respond.js'
 import type { RequestContext, Route } from './router.js'
@@ -27,7 +27,9 @@ export interface NativeApiDeps {
   searchOrder: string[]
   /** Every center of the cluster: the ones a client may name. */
   centers: readonly string[]
-  cluster: () => Record<string, unknown>
+  cluster: () => Promise<Record<string, unknown>>
+  /** Reconciles every storage pair (or one) now; answers once done, with each pair's status. */
+  reconcile: (pair?: number) => Promise<unknown[]>
   maxFileBytes: number
   /** Searches served at once; each sends a datagram to a whole center and holds a reply socket open. */
   maxSearches: number
@@ -43,7 +45,8 @@ export class NativeApi {
     const files = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> => { await this.files(req, res, ctx) }
     return [
       { path: '/files', prefix: true, methods: { PUT: files, GET: files, HEAD: files, DELETE: files, POST: files } },
-      { path: '/cluster', methods: { GET: (_req, res) => { sendJson(res, 200, this.deps.cluster()) } } },
+      { path: '/cluster', methods: { GET: async (_req, res) => { sendJson(res, 200, await this.deps.cluster()) } } },
+      { path: '/cluster/reconcile', methods: { POST: async (_req, res, ctx) => { await this.reconcile(res, ctx.query) } } },
       { path: '/cluster/nodes', prefix: true, methods: { POST: (_req, res, ctx) => { this.failoverByHand(res, ctx.rest.slice(1)) } } },
       { path: '/search', methods: { GET: async (_req, res, ctx) => { await this.search(res, ctx.query) } } }
     ]
@@ -90,6 +93,12 @@ export class NativeApi {
       if (!members.requestFailback(member, true)) throw new ManagerError(ManagerErrorCode.UNAVAILABLE, `${member.id} is not heard on the multicast group: it cannot come back yet`)
     } else throw new ManagerError(ManagerErrorCode.NOT_FOUND, 'use /cluster/nodes/<id>/failover or /failback')
     sendJson(res, 200, members.view().find((m) => m.id === member.id))
+  }
+
+  /** `POST /cluster/reconcile[?pair=N]`: a round of anti-entropy now, answered when it is done. */
+  private async reconcile (res: ServerResponse, q: URLSearchParams): Promise<void> {
+    const pair = pairParameter(q, this.deps.members.pairViews('storage').map((p) => p.index))
+    sendJson(res, 200, { pairs: await this.deps.reconcile(pair) })
   }
 
   /**

@@ -79,6 +79,15 @@ export function centerParameter (q: URLSearchParams, centers: readonly string[])
   return center
 }
 
+/** `pair` of a reconciliation: the index of a storage pair the cluster has. */
+export function pairParameter (q: URLSearchParams, pairs: readonly number[]): number | undefined {
+  const pair = single(q, 'pair')
+  if (pair === undefined) return undefined
+  const n = Number(pair)
+  if (!/^\d{1,5}$/.test(pair) || !pairs.includes(n)) throw badParameter('pair', `must be the index of a storage pair of this cluster (${pairs.join(', ') || 'none heard yet'}), got ${JSON.stringify(pair.slice(0, 40))}`)
+  return n
+}
+
 /** A percent-encoded part of the URL's path that names something (a member's id). */
 export function decodePart (name: string, raw: string): string {
   try {

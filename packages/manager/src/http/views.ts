@@ -1,6 +1,9 @@
-import type { Entry, FileEntry } from '@mirrorcast/wire'
-import type { Membership } from '../cluster/membership.js'
+import type { Entry, FileEntry, ReconcileStatus } from '@mirrorcast/wire'
+import type { Member, Membership } from '../cluster/membership.js'
 import type { IntegrityStats } from '../objects/integrity.js'
+
+/** A storage pair's last reconciliation, and what has one copy now. */
+export type PairReplication = ReconcileStatus & { oneCopy: { files: number, bytes: number } }
 
 /** What of the membership the views read. */
 export type MemberDirectory = Pick<Membership, 'byId' | 'find' | 'view' | 'pairViews'>
@@ -32,13 +35,35 @@ export interface ClusterInfo {
   directoryPartitions: number
 }
 
-/** `GET /cluster`: every member, every twin pair, the integrity counters. */
-export function clusterView (info: ClusterInfo, members: MemberDirectory, integrity: IntegrityStats): Record<string, unknown> {
-  return { ...info, nodes: members.view(), pairs: pairsView(members), integrity }
+/** `GET /cluster`: every member, every twin pair with its replication, the integrity counters. */
+export function clusterView (info: ClusterInfo, members: MemberDirectory, integrity: IntegrityStats, replication: Map<number, PairReplication>): Record<string, unknown> {
+  return { ...info, nodes: members.view(), pairs: pairsView(members, replication), integrity }
+}
+
+const iso = (ms: number): string | null => ms > 0 ? new Date(ms).toISOString() : null
+
+/** A storage pair's redundancy: under-replicated since the earliest of its last round's finding and the failover of a node that is out. */
+function replicationView (r: PairReplication, sides: Array<Member | undefined>): Record<string, unknown> {
+  const outSince = sides.flatMap((m) => m === undefined || m.usable ? [] : [m.failover?.since ?? Date.now()])
+  const since = [r.underReplicatedSince, ...outSince].filter((t) => t > 0)
+  return {
+    oneCopy: r.oneCopy,
+    lost: r.lost,
+    underReplicatedSince: since.length === 0 ? null : iso(Math.min(...since)),
+    lastReconciled: iso(r.lastCompletedAt),
+    lastMs: r.lastMs,
+    running: r.running,
+    progress: { shardsDone: r.shardsDone, shardsToCompare: r.shardsToCompare },
+    copied: r.copied,
+    removed: r.removed,
+    orphansWaiting: r.orphansWaiting,
+    exchangedBytes: r.exchangedBytes,
+    by: r.manager
+  }
 }
 
 /** Every twin pair, storage and directory, with the state of each side: what `mirrorcast status` shows. */
-function pairsView (members: MemberDirectory): Array<Record<string, unknown>> {
+function pairsView (members: MemberDirectory, replication: Map<number, PairReplication>): Array<Record<string, unknown>> {
   type Side = ReturnType<MemberDirectory['pairViews']>[number]['members'][number]
   const side = (m: Side): Record<string, unknown> | null => m === undefined
     ? null
@@ -49,5 +74,8 @@ function pairsView (members: MemberDirectory): Array<Record<string, unknown>> {
         status: m.health,
         failover: m.failover === undefined ? null : { since: new Date(m.failover.since).toISOString(), reason: m.failover.reason, manual: m.failover.manual }
       }
-  return (['storage', 'directory'] as const).flatMap((role) => members.pairViews(role).map(({ index, members: [p, t] }) => ({ role, index, primary: side(p), twin: side(t) })))
+  return (['storage', 'directory'] as const).flatMap((role) => members.pairViews(role).map(({ index, members: [p, t] }) => {
+    const r = role === 'storage' ? replication.get(index) : undefined
+    return { role, index, primary: side(p), twin: side(t), ...(r === undefined ? {} : { replication: replicationView(r, [p, t]) }) }
+  }))
 }

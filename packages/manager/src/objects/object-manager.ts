@@ -41,6 +41,8 @@ export class ObjectManager {
   private readonly logger: Logger
   private readonly resyncing = new Set<string>()
   private closed = false
+  /** Runs once a returning node's journal is replayed, before it serves again: its reconciliation with its twin. */
+  beforeFailback: ((member: Member) => Promise<void>) | undefined
 
   constructor (membership: Membership, journal: RepairJournal, locator: Locator, logger: Logger) {
     this.membership = membership
@@ -292,6 +294,10 @@ export class ObjectManager {
         const ops = [...await this.journal.pending(member.id)]
         // Caught up. An append still on its way finds the node usable and starts another resync (journalFor).
         if (ops.length === 0) {
+          // The journal may be another manager's, or lost: what the directory names and the twin holds is the truth.
+          await this.beforeFailback?.(member)
+          if (this.closed || !member.resyncing) return
+          if ((await this.journal.pending(member.id)).length > 0) continue
           this.logger.info('resync done', { member: member.name, repaired, ms: Date.now() - started })
           this.membership.completeFailback(member)
           return
@@ -323,7 +329,7 @@ export class ObjectManager {
     let failed: unknown
     // Every worker stops at the first failure, and the resync waits for all of them before it retries.
     await Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, todo.length) }, async () => {
-      while (next < todo.length && failed === undefined) await this.repair(member, todo[next++] as RepairOp).catch((err: unknown) => { failed ??= err })
+      while (next < todo.length && failed === undefined) await this.repair(member, todo[next++] as RepairOp).then(() => {}, (err: unknown) => { failed ??= err })
     }))
     if (failed !== undefined) throw failed
   }
@@ -338,22 +344,29 @@ export class ObjectManager {
     await this.repair(member, { op: 'put', ...file, source: replicaOf(twin) })
   }
 
-  private async repair (member: Member, op: RepairOp): Promise<void> {
+  /** Copies a body onto `target` from `source` (or wherever the locator finds it); false when no copy was left to take. */
+  async copyBody (target: Member, source: Member, file: { fileId: string, size: number, sha256: string }): Promise<boolean> {
+    return await this.repair(target, { op: 'put', ...file, source: replicaOf(source) })
+  }
+
+  /** Resolves false when a body to copy has no copy left (it was deleted meanwhile). */
+  private async repair (member: Member, op: RepairOp): Promise<boolean> {
     if (op.op === 'delete') {
       await member.client.request('blob.delete', { fileId: op.fileId })
-      return
+      return true
     }
     const exists = await member.client.request('blob.stat', { fileId: op.fileId }).then(() => true, () => false)
-    if (exists) return
+    if (exists) return true
     const upload = await member.client.upload('blob.put', { fileId: op.fileId, size: op.size })
     try {
       for await (const chunk of this.read({ fileId: op.fileId, size: op.size, sha256: op.sha256, replicas: [op.source] }, 0, op.size)) await upload.write(chunk)
       const reply = await upload.finish()
       if (reply.body.sha256 !== op.sha256) throw new ManagerError(ManagerErrorCode.REPLICA_MISMATCH, `repaired copy of ${op.fileId} has sha256 ${reply.body.sha256}, expected ${op.sha256}`)
+      return true
     } catch (err) {
       upload.abort((err as Error).message)
       // A body deleted meanwhile has nothing left to repair from; its delete is journaled after this put.
-      if ((err as { code?: string }).code === ManagerErrorCode.NO_REPLICA) return
+      if ((err as { code?: string }).code === ManagerErrorCode.NO_REPLICA) return false
       throw err
     }
   }
