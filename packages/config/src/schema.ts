@@ -52,6 +52,8 @@ const manager = z.strictObject({
   centers: z.union([z.tuple([name, name]), z.tuple([name])]).optional(),
   'local-twins': z.boolean().optional(),
   'directory-partitions': z.number().int().min(1).max(MAX_DIRECTORY_PARTITIONS).optional(),
+  /** How often the twins of each directory partition are compared whole (dir.state), ms. */
+  'directory-check-ms': z.number().int().min(10).max(86_400_000).optional(),
   'center-subnets': z.record(name, cidr).optional(),
   host: z.ipv4().optional(),
   port: port.optional(),

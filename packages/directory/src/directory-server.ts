@@ -5,6 +5,7 @@ import type { Holding, SearchKind } from '@mirrorcast/discovery'
 import { MemberProcess, type MemberProcessOptions } from '@mirrorcast/member'
 import { MAX_DIRECTORY_PARTITIONS, type AnyEnvelope } from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
+import { LeaseTable } from './leases.js'
 import { Namespace } from './namespace.js'
 
 export interface DirectoryServerOptions extends MemberProcessOptions {
@@ -18,6 +19,8 @@ export interface DirectoryServerOptions extends MemberProcessOptions {
 /** A directory server: one partition of the namespace in LMDB, served over the node protocol. */
 export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
   private ns: Namespace | undefined
+  /** Anti-entropy leases: in memory, so a restart frees them. */
+  private readonly leases = new LeaseTable()
   readonly partition: number
 
   constructor (options: DirectoryServerOptions) {
@@ -79,6 +82,11 @@ export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
         this.logger.warn('namespace reset for a rebuild from the twin', { seq: ns.seq })
         await ns.reset()
         return await ctx.reply('ok', {})
+      case 'dir.digest': return await ctx.reply('dir.digest.ok', ns.placeDigest(req.body.place))
+      case 'dir.files': return await ctx.reply('dir.files.ok', ns.placeFiles(req.body.place, req.body.shard, req.body.after))
+      case 'dir.state': return await ctx.reply('dir.state.ok', await ns.stateDigest())
+      case 'dir.lease': return await ctx.reply('dir.lease.ok', this.leases.request(req.body))
+      case 'dir.leases': return await ctx.reply('dir.leases.ok', { leases: this.leases.list(req.body.prefix) })
       case 'dir.info': return await ctx.reply('dir.info.ok', { id: this.id, role: 'directory', center: this.center, slot: this.slot, address: this.address, port: this.port, bootId: this.bootId, partition: this.partition, seq: ns.seq, entries: ns.entryCount, intents: ns.pendingMoves })
       default: throw new DirectoryError(DirectoryErrorCode.UNSUPPORTED, `a directory server does not serve ${req.t}`)
     }

@@ -1,4 +1,5 @@
 export * from './errors.js'
 export * from './namespace.js'
 export * from './pages.js'
+export * from './leases.js'
 export * from './directory-server.js'

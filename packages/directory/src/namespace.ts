@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto'
 import { open, type Database, type RootDatabase } from 'lmdb'
-import { baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, PageBudget, parentPath, sameChange, type Change, type Entry, type FileEntry } from '@mirrorcast/wire'
+import {
+  addToShard, baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, PageBudget, parentPath, placeKeySchema, sameChange, SetDigest, shardName, shardOf,
+  type Change, type Entry, type FileEntry, type NamedBody
+} from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
 import {
   checkSlice, listedBeforeItsDirectory, MAX_PARKED_REMOVALS, noTop, pendingPage, removedAnswer, removedPage, sliceMissing, treePage,
@@ -14,6 +17,10 @@ import {
  * whatever the path length.
  */
 const ROOT_ID = 0
+// 1: the layout of the anti-entropy index; a store without it, or with another, has it rebuilt at open
+const INDEX_VERSION = 1
+// 4,096: stored keys a state digest hashes between two turns of the event loop
+const STATE_CHUNK = 4096
 // 1,000: changes per page when a twin reads the log
 const DEFAULT_CHANGES_PAGE = 1000
 
@@ -28,6 +35,70 @@ type Stored = StoredDir | StoredFile
 type OutboxRecord = Omit<PendingMoveSummary, 'entries'> & { entries?: number, top?: Stored, tree?: Entry[] }
 
 export type NewFileEntry = Omit<FileEntry, 'version' | 'mtime'>
+
+/** What the entries of a partition place at one place (`<center>/<slot>`), as of change `seq`. */
+export interface PlaceDigest {
+  seq: number
+  /** Distinct file ids, and the sum of their sizes. */
+  files: number
+  bytes: number
+  /** A SetDigest's bytes. */
+  digest: Uint8Array<ArrayBuffer>
+}
+
+/** A digest of everything stored (entries, pending moves, staged moves, the anti-entropy index) as of change `seq`. */
+export interface StateDigest {
+  seq: number
+  entries: number
+  /** sha256, hex. */
+  digest: string
+}
+
+/*
+ * The anti-entropy index, in its own sub-database and kept in the same
+ * transaction as the entries it follows. For every place a replica of a file
+ * entry names:
+ *   f:<place>:<fileId> -> size (8 bytes) | sha256 (32) | entries naming it (4)
+ *   d:<place>:<shard>  -> the shard's 16 SetDigest bytes (absent when all zero)
+ *   c:<place>          -> files (8) | bytes (8) (absent when no file)
+ * A file id two entries name is one member of the place's set: the set is
+ * what the place's storage node must hold. Every file an entry names counts,
+ * those of a pending move's outbox and staged slices included, so that bodies
+ * on their way between partitions are never taken for orphans (a file counted
+ * by both partitions for a while is harmless; one counted by none is not).
+ */
+const fileKey = (place: string, fileId: string): string => `f:${place}:${fileId}`
+const shardKey = (place: string, shard: number): string => `d:${place}:${shardName(shard)}`
+const countKey = (place: string): string => `c:${place}`
+const FILE_ROW_BYTES = 8 + 32 + 4
+
+function placesOf (file: { replicas: FileEntry['replicas'] }): Set<string> {
+  return new Set(file.replicas.map((r) => `${r.center}/${r.slot}`))
+}
+
+const isStoredFile = (v: unknown): v is StoredFile => typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'file'
+
+/** The files a pending move-out holds outside `nodes`: its top, or (stores written before) its whole subtree. */
+function outboxFiles (record: OutboxRecord): StoredFile[] {
+  const files: StoredFile[] = []
+  if (record.top !== undefined && isStoredFile(record.top)) files.push(record.top)
+  for (const e of record.tree ?? []) if (e.type === 'file') files.push(e)
+  return files
+}
+
+function checkPlace (place: string): void {
+  if (!placeKeySchema.safeParse(place).success) throw new DirectoryError(DirectoryErrorCode.INVALID, `${JSON.stringify(place).slice(0, 64)} is not a place (<center>/<slot>)`)
+}
+
+/** One stored key and value as the state digest hashes it: canonical (sorted fields, bytes in hex), whatever the codec. */
+function canonical (value: unknown): string {
+  return JSON.stringify(value, function (this: unknown, k: string, v: unknown) {
+    const raw = (this as Record<string, unknown>)[k]
+    if (raw instanceof Uint8Array) return { bytes: Buffer.from(raw).toString('hex') }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v
+    return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))
+  })
+}
 
 export interface ChangeResult {
   change: Change
@@ -81,6 +152,8 @@ export class Namespace {
    * are already in `nodes`, below directories nothing links to yet.
    */
   private readonly staged: Database<number | Stored, string>
+  /** The anti-entropy index (see fileKey, shardKey, countKey). */
+  private readonly index: Database<Buffer, string>
   /**
    * Removed files of this server's own changes that did not fit their answer,
    * by sequence number (oldest first), until read. In memory, not in LMDB: not
@@ -97,6 +170,7 @@ export class Namespace {
     this.meta = root.openDB<number, string>({ name: 'meta' })
     this.outbox = root.openDB<OutboxRecord, string>({ name: 'outbox' })
     this.staged = root.openDB<number | Stored, string>({ name: 'staged' })
+    this.index = root.openDB<Buffer, string>({ name: 'anti-entropy', encoding: 'binary' })
   }
 
   /**
@@ -109,7 +183,23 @@ export class Namespace {
    * only at the end of its commit, once its pages are on disk.
    */
   static open (path: string): Namespace {
-    return new Namespace(open({ path, compression: false, overlappingSync: false }))
+    const ns = new Namespace(open({ path, compression: false, overlappingSync: false }))
+    if (ns.meta.get('indexVersion') !== INDEX_VERSION) ns.rebuildIndex()
+    return ns
+  }
+
+  /**
+   * Builds the anti-entropy index from the entries, in one transaction: at
+   * open, for a store written before it (or with another layout).
+   */
+  rebuildIndex (): void {
+    this.root.transactionSync(() => {
+      for (const k of [...this.index.getKeys()]) this.index.removeSync(k)
+      for (const { value } of this.nodes.getRange()) if (value.type === 'file') this.indexFile(value, 1)
+      for (const { value } of this.outbox.getRange()) for (const file of outboxFiles(value)) this.indexFile(file, 1)
+      for (const { value } of this.staged.getRange()) if (isStoredFile(value)) this.indexFile(value, 1)
+      this.meta.putSync('indexVersion', INDEX_VERSION)
+    })
   }
 
   async close (): Promise<void> {
@@ -212,6 +302,81 @@ export class Namespace {
       changes.push(value)
     }
     return { changes, last: this.seq }
+  }
+
+  /** The set of file ids the entries place at `place`, as per-shard digests, read from one snapshot. */
+  placeDigest (place: string): PlaceDigest {
+    checkPlace(place)
+    const transaction = this.root.useReadTransaction()
+    try {
+      const digest = new SetDigest()
+      for (const { key: k, value } of this.index.getRange({ start: `d:${place}:`, end: `d:${place};`, transaction })) digest.setShard(parseInt(k.slice(-2), 16), value)
+      const counts = this.index.get(countKey(place), { transaction })
+      return {
+        seq: this.meta.get('seq', { transaction }) ?? 0,
+        files: counts === undefined ? 0 : Number(counts.readBigUInt64BE(0)),
+        bytes: counts === undefined ? 0 : Number(counts.readBigUInt64BE(8)),
+        digest: new Uint8Array(digest.bytes())
+      }
+    } finally {
+      transaction.done()
+    }
+  }
+
+  /** The files of one shard the entries place at `place`, in file id order from after `after`, as many as fit one page. */
+  placeFiles (place: string, shard: number, after?: string): { files: NamedBody[], more: boolean } {
+    checkPlace(place)
+    if (!Number.isInteger(shard) || shard < 0 || shard > 255) throw new DirectoryError(DirectoryErrorCode.INVALID, `shard ${shard} must be 0 to 255`)
+    if (after !== undefined && (!/^[0-9a-f]{32}$/.test(after) || shardOf(after) !== shard)) throw new DirectoryError(DirectoryErrorCode.INVALID, `${after.slice(0, 64)} is not a file id of shard ${shardName(shard)}`)
+    const transaction = this.root.useReadTransaction()
+    try {
+      const page = new PageBudget()
+      const files: NamedBody[] = []
+      const start = after === undefined ? `f:${place}:${shardName(shard)}` : fileKey(place, after)
+      for (const { key: k, value } of this.index.getRange({ start, end: `f:${place}:${shardName(shard)}~`, transaction })) {
+        const fileId = k.slice(-32)
+        if (fileId === after) continue
+        const file = { fileId, size: Number(value.readBigUInt64BE(0)), sha256: value.subarray(8, 40).toString('hex') }
+        if (!page.admit(file)) return { files, more: true }
+        files.push(file)
+      }
+      return { files, more: false }
+    } finally {
+      transaction.done()
+    }
+  }
+
+  /**
+   * A sha256 over every stored key and value of the entries, the pending
+   * moves, the staged moves and the anti-entropy index, in key order, all
+   * read from one snapshot (as of `seq`, whatever commits meanwhile). It
+   * yields to the event loop every STATE_CHUNK keys: a large store does not
+   * hold up the server's other requests.
+   */
+  async stateDigest (options: { signal?: AbortSignal } = {}): Promise<StateDigest> {
+    const transaction = this.root.useReadTransaction()
+    try {
+      const seq = this.meta.get('seq', { transaction }) ?? 0
+      const hash = createHash('sha256')
+      let entries = 0
+      let read = 0
+      const dbs: Array<[string, Database<unknown, Buffer | string>]> = [
+        ['nodes', this.nodes as Database<unknown, Buffer>], ['outbox', this.outbox], ['staged', this.staged], ['anti-entropy', this.index]
+      ]
+      for (const [name, db] of dbs) {
+        for (const { key: k, value } of db.getRange({ transaction })) {
+          if (name === 'nodes') entries++
+          hash.update(`${name}\0${typeof k === 'string' ? k : k.toString('hex')}\0${canonical(value)}\n`)
+          if (++read % STATE_CHUNK === 0) {
+            await new Promise<void>((resolve) => setImmediate(resolve))
+            options.signal?.throwIfAborted()
+          }
+        }
+      }
+      return { seq, entries, digest: hash.digest('hex') }
+    } finally {
+      transaction.done()
+    }
   }
 
   async put (entry: NewFileEntry): Promise<ChangeResult> {
@@ -320,7 +485,9 @@ export class Namespace {
     await this.root.childTransaction(() => {
       for (const db of [this.nodes, this.log]) for (const key of db.getKeys()) db.removeSync(key)
       for (const db of [this.outbox, this.staged]) for (const key of db.getKeys()) db.removeSync(key)
+      for (const key of this.index.getKeys()) this.index.removeSync(key)
       for (const key of this.meta.getKeys()) this.meta.removeSync(key)
+      this.meta.putSync('indexVersion', INDEX_VERSION)
     })
   }
 
@@ -388,8 +555,10 @@ export class Namespace {
     const { parentId, value } = this.resolve(change.path)
     if (value === undefined) throw notFound(change.path)
     const entries = 1 + (value.type === 'dir' ? this.countBelow(value.dirId, change.path, { n: 1 }) : 0)
-    this.nodes.removeSync(key(parentId, baseName(change.path)))
+    this.removeNode(key(parentId, baseName(change.path)))
     this.outbox.putSync(change.intent, { intent: change.intent, path: change.path, to: change.to, mtime: change.mtime, entries, top: value })
+    // Still named here until the move is done: its bodies are in flight, not orphans.
+    if (value.type === 'file') this.indexFile(value, 1)
     // The bodies moved with their entries: nothing is to be deleted.
     return []
   }
@@ -411,8 +580,9 @@ export class Namespace {
     if (record.top?.type === 'dir') {
       const doomed: Buffer[] = []
       this.collect(record.top.dirId, record.path, doomed, { count: 0 })
-      for (const k of doomed) this.nodes.removeSync(k)
+      for (const k of doomed) this.removeNode(k)
     }
+    for (const file of outboxFiles(record)) this.indexFile(file, -1)
     this.outbox.removeSync(intent)
   }
 
@@ -431,9 +601,9 @@ export class Namespace {
     if (top === undefined) throw noTop(from)
     const target = this.nodes.get(key(toParent, baseName(to)))
     if (target !== undefined && (target.type === 'dir' || top.type === 'dir')) throw new DirectoryError(DirectoryErrorCode.EXISTS, `${to} already exists`)
-    this.nodes.putSync(key(toParent, baseName(to)), { ...top, version: seq, mtime })
+    this.putNode(key(toParent, baseName(to)), { ...top, version: seq, mtime })
     this.meta.putSync(`moved-in:${intent}`, seq)
-    for (const k of [...this.staged.getKeys(intentRange(intent))]) this.staged.removeSync(k)
+    for (const k of [...this.staged.getKeys(intentRange(intent))]) this.removeStaged(k)
     return target === undefined ? [] : [toEntry(to, target) as FileEntry]
   }
 
@@ -448,12 +618,12 @@ export class Namespace {
     for (const entry of tree) {
       const stored = this.stagedValue(intent, entry, seq)
       if (entry.path === from) {
-        this.staged.putSync(topKey(intent), stored)
+        this.putStaged(topKey(intent), stored)
         continue
       }
       const parentId = this.staged.get(stagedDirKey(intent, parentPath(entry.path)))
       if (typeof parentId !== 'number') throw listedBeforeItsDirectory(entry.path)
-      this.nodes.putSync(key(parentId, baseName(entry.path)), stored)
+      this.putNode(key(parentId, baseName(entry.path)), stored)
     }
     this.staged.putSync(partKey(intent, part), part)
   }
@@ -477,9 +647,84 @@ export class Namespace {
   private dropStaged (intent: string): void {
     for (const { key: k, value } of [...this.staged.getRange(intentRange(intent))]) {
       if (k.startsWith(`${intent}:dir:`) && typeof value === 'number') {
-        for (const n of [...this.nodes.getKeys({ start: key(value), end: key(value + 1) })]) this.nodes.removeSync(n)
+        for (const n of [...this.nodes.getKeys({ start: key(value), end: key(value + 1) })]) this.removeNode(n)
       }
-      this.staged.removeSync(k)
+      this.removeStaged(k)
+    }
+  }
+
+  /** Writes an entry, keeping the anti-entropy index in step. */
+  private putNode (k: Buffer, value: Stored): void {
+    const old = this.nodes.get(k)
+    if (old?.type === 'file') this.indexFile(old, -1)
+    this.nodes.putSync(k, value)
+    if (value.type === 'file') this.indexFile(value, 1)
+  }
+
+  /** Removes an entry, keeping the anti-entropy index in step. */
+  private removeNode (k: Buffer): void {
+    const old = this.nodes.get(k)
+    if (old === undefined) return
+    if (old.type === 'file') this.indexFile(old, -1)
+    this.nodes.removeSync(k)
+  }
+
+  /** Stages a value of a move coming in; a staged top that is a file is counted. */
+  private putStaged (k: string, value: number | Stored): void {
+    const old = this.staged.get(k)
+    if (isStoredFile(old)) this.indexFile(old, -1)
+    this.staged.putSync(k, value)
+    if (isStoredFile(value)) this.indexFile(value, 1)
+  }
+
+  private removeStaged (k: string): void {
+    const old = this.staged.get(k)
+    if (isStoredFile(old)) this.indexFile(old, -1)
+    this.staged.removeSync(k)
+  }
+
+  /**
+   * Counts a file in (`sign` 1) or out (-1) of the index of every place its
+   * replicas name: its id joins a place's set with the first entry naming it
+   * there, and leaves it with the last.
+   */
+  private indexFile (file: StoredFile, sign: 1 | -1): void {
+    for (const place of placesOf(file)) {
+      const fk = fileKey(place, file.fileId)
+      const row = this.index.get(fk)
+      const refs = row === undefined ? 0 : row.readUInt32BE(40)
+      if (sign < 0 && refs === 0) continue
+      const next = refs + sign
+      const size = row === undefined ? file.size : Number(row.readBigUInt64BE(0))
+      if (next > 0) {
+        const out = Buffer.alloc(FILE_ROW_BYTES)
+        if (row === undefined) {
+          out.writeBigUInt64BE(BigInt(file.size), 0)
+          Buffer.from(file.sha256, 'hex').copy(out, 8)
+        } else {
+          row.copy(out, 0, 0, 40)
+        }
+        out.writeUInt32BE(next, 40)
+        this.index.putSync(fk, out)
+      } else {
+        this.index.removeSync(fk)
+      }
+      if ((refs === 0) === (next === 0)) continue
+      const sk = shardKey(place, shardOf(file.fileId))
+      const shard = addToShard(this.index.get(sk), file.fileId, sign)
+      if (shard.every((b) => b === 0)) this.index.removeSync(sk)
+      else this.index.putSync(sk, Buffer.from(shard))
+      const counts = this.index.get(countKey(place))
+      const files = (counts === undefined ? 0 : Number(counts.readBigUInt64BE(0))) + sign
+      const bytes = (counts === undefined ? 0 : Number(counts.readBigUInt64BE(8))) + sign * size
+      if (files <= 0) {
+        this.index.removeSync(countKey(place))
+      } else {
+        const c = Buffer.alloc(16)
+        c.writeBigUInt64BE(BigInt(files), 0)
+        c.writeBigUInt64BE(BigInt(Math.max(0, bytes)), 8)
+        this.index.putSync(countKey(place), c)
+      }
     }
   }
 
@@ -490,7 +735,7 @@ export class Namespace {
     // Missing parents are created, as `mkdir -p`: the object-store convenience of PUT.
     const parentId = this.ensureDirs(parentPath(entry.path), entry.version, entry.mtime)
     const { path, ...stored } = entry
-    this.nodes.putSync(key(parentId, name), stored)
+    this.putNode(key(parentId, name), stored)
     return existing === undefined ? [] : [toEntry(path, existing) as FileEntry]
   }
 
@@ -503,8 +748,8 @@ export class Namespace {
     const toParent = this.dirIdOf(parentPath(to))
     const target = this.nodes.get(key(toParent, baseName(to)))
     if (target !== undefined && (target.type === 'dir' || source.value.type === 'dir')) throw new DirectoryError(DirectoryErrorCode.EXISTS, `${to} already exists`)
-    this.nodes.removeSync(key(source.parentId, baseName(path)))
-    this.nodes.putSync(key(toParent, baseName(to)), { ...source.value, version: seq, mtime })
+    this.removeNode(key(source.parentId, baseName(path)))
+    this.putNode(key(toParent, baseName(to)), { ...source.value, version: seq, mtime })
     return target === undefined ? [] : [toEntry(to, target) as FileEntry]
   }
 
@@ -523,7 +768,7 @@ export class Namespace {
       if (hasChildren && !recursive) throw new DirectoryError(DirectoryErrorCode.NOT_EMPTY, `${path} is not empty`)
       this.collect(value.dirId, path, doomed, files)
     }
-    for (const k of doomed) this.nodes.removeSync(k)
+    for (const k of doomed) this.removeNode(k)
     return files.entries ?? []
   }
 
@@ -557,7 +802,7 @@ export class Namespace {
       const v = this.nodes.get(k)
       if (v === undefined) {
         const newId = this.nextDirId()
-        this.nodes.putSync(k, { type: 'dir', dirId: newId, version: seq, mtime })
+        this.putNode(k, { type: 'dir', dirId: newId, version: seq, mtime })
         dirId = newId
       } else if (v.type === 'dir') {
         dirId = v.dirId

@@ -10,7 +10,7 @@ import { Locator, type LocateOptions } from './cluster/locator.js'
 import { Authorizer, type AccessToken } from './http/auth.js'
 import { RepairJournal } from './objects/repair-journal.js'
 import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES, resolveHttpLimits, type HttpLimits } from './config.js'
-import { DirectoryManager } from './directory/directory-manager.js'
+import { DEFAULT_DIRECTORY_CHECK_MS, DirectoryManager } from './directory/directory-manager.js'
 import { Membership } from './cluster/membership.js'
 import { ObjectManager } from './objects/object-manager.js'
 import { Integrity } from './objects/integrity.js'
@@ -32,6 +32,8 @@ export interface ManagerOptions {
   twins?: TwinMode
   /** Partitions of the namespace: directory server k of a center holds partition k. Fixed for a cluster's life. */
   directoryPartitions?: number
+  /** ms between two comparisons of each directory partition's twins, whole (default 60 s); a follower that differs at the same sequence number is rebuilt. */
+  directoryCheckMs?: number
   /** Where the manager keeps its id; without one it takes a new id each start. */
   dataDir?: string
   host?: string
@@ -81,6 +83,8 @@ export class Manager {
     const twinMap = new TwinMap(options.centers ?? (options.twins === 'local' ? ['east'] : ['east', 'west']), options.twins ?? 'centers')
     const directoryPartitions = options.directoryPartitions ?? 1
     if (!Number.isInteger(directoryPartitions) || directoryPartitions < 1 || directoryPartitions > MAX_DIRECTORY_PARTITIONS) throw new TypeError(`directoryPartitions must be 1 to ${MAX_DIRECTORY_PARTITIONS}`)
+    const directoryCheckMs = options.directoryCheckMs ?? DEFAULT_DIRECTORY_CHECK_MS
+    if (!Number.isSafeInteger(directoryCheckMs) || directoryCheckMs < 10) throw new TypeError('directoryCheckMs must be a whole number of ms, 10 at least')
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES
     if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes <= 0) throw new TypeError('maxFileBytes must be a positive integer')
     const httpLimits = resolveHttpLimits(options)
@@ -96,6 +100,7 @@ export class Manager {
       heartbeatMs: options.heartbeatMs,
       twinMap,
       directoryPartitions,
+      directoryCheckMs,
       maxFileBytes,
       httpLimits,
       dataDir: options.dataDir,
@@ -140,7 +145,7 @@ export class Manager {
     const journal = new RepairJournal(this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'repair-journal'))
     const locator = new Locator(membership, twins, this.options.subnets, () => channel, this.options.locate, this.logger)
     const objects = new ObjectManager(membership, journal, locator, this.logger)
-    const directories = new DirectoryManager(membership, twins, locator, { partitions: this.options.directoryPartitions }, this.logger)
+    const directories = new DirectoryManager(membership, twins, locator, { partitions: this.options.directoryPartitions, checkMs: this.options.directoryCheckMs }, this.logger)
     const integrity = new Integrity(membership, objects, this.logger)
     const antiEntropy = new AntiEntropy({ membership, directories, objects, selfId: () => this.id, logger: this.logger }, this.options.reconcile)
     objects.beforeFailback = async (member) => { await antiEntropy.reconcileInto(member) }

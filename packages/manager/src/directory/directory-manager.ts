@@ -12,12 +12,16 @@ export type { ChangeResult } from './partition-replicator.js'
 
 // 5 s: how often pending cross-partition moves are looked for (left by a crash, here or in another manager)
 const RECOVERY_INTERVAL_MS = 5000
+// 60 s: how often each partition's twins are compared whole (dir.state)
+export const DEFAULT_DIRECTORY_CHECK_MS = 60_000
 // 10 s: a pending move younger than this may still be under way in another manager
 const RECOVERY_MIN_AGE_MS = 10_000
 
 export interface DirectoryManagerOptions {
   /** How many partitions the namespace is cut into; fixed for the life of a cluster. */
   partitions: number
+  /** ms between two comparisons of each partition's twins, whole (DEFAULT_DIRECTORY_CHECK_MS). */
+  checkMs?: number
 }
 
 interface Fence { path: string, to: string, done: Promise<void> }
@@ -42,10 +46,14 @@ export class DirectoryManager {
   private readonly fences = new Set<Fence>()
   private readonly moving = new Set<string>()
   private timer: NodeJS.Timeout | undefined
+  private checkTimer: NodeJS.Timeout | undefined
+  private readonly checkMs: number
   private recovering: Promise<void> | undefined
 
   constructor (membership: Membership, twins: TwinMap, locator: Locator, options: DirectoryManagerOptions, logger: Logger) {
     if (!Number.isInteger(options.partitions) || options.partitions < 1 || options.partitions > MAX_DIRECTORY_PARTITIONS) throw new TypeError(`directory partitions must be 1 to ${MAX_DIRECTORY_PARTITIONS}`)
+    this.checkMs = options.checkMs ?? DEFAULT_DIRECTORY_CHECK_MS
+    if (!Number.isSafeInteger(this.checkMs) || this.checkMs < 1) throw new TypeError(`directory checkMs must be a positive whole number of ms, not ${this.checkMs}`)
     this.membership = membership
     this.logger = logger
     this.replicators = Array.from({ length: options.partitions }, (_, i) => new PartitionReplicator(i + 1, membership, twins, locator, logger))
@@ -62,11 +70,15 @@ export class DirectoryManager {
     })
     this.timer = setInterval(() => { void this.recover() }, RECOVERY_INTERVAL_MS)
     this.timer.unref()
+    this.checkTimer = setInterval(() => { for (const r of this.replicators) void r.checkState() }, this.checkMs)
+    this.checkTimer.unref()
   }
 
   close (): void {
     clearInterval(this.timer)
+    clearInterval(this.checkTimer)
     this.timer = undefined
+    this.checkTimer = undefined
   }
 
   /** Runs a read on the leader of every partition: what anti-entropy asks of the whole namespace. */

@@ -45,6 +45,11 @@ export class PartitionReplicator {
   /** The member whose request last failed in transport inside a drain, and how often the follower failed in a row. */
   private lastFailed: Member | undefined
   private followerFailures = 0
+  /** Members whose next catch-up empties them first: their state differed from the leader's at the same change. */
+  private readonly rebuildNext = new Set<string>()
+  /** The last follower rebuilt because its state differed, and at which change: one that still differs there is not rebuilt again. */
+  private lastRebuild: { id: string, seq: number } | undefined
+  private checking: Promise<void> | undefined
 
   constructor (partition: number, membership: Membership, twins: TwinMap, locator: Locator, logger: Logger) {
     this.partition = partition
@@ -112,16 +117,29 @@ export class PartitionReplicator {
       }
       let seq = await this.seqOf(member)
       const last = seq > 0 ? await this.changeAt(member, seq) : undefined
-      if (seq > 0 && (last === undefined || !await this.holdsChange(leader, last))) {
+      if (this.rebuildNext.delete(member.id)) {
+        this.logger.warn('directory state differed from the leader\'s: rebuilding it from the leader', { partition: this.partition, member: member.name, seq, leader: leader.name })
+        await member.client.request('dir.reset', {})
+        seq = 0
+      } else if (seq > 0 && (last === undefined || !await this.holdsChange(leader, last))) {
         this.logger.warn('directory log diverged: rebuilding it from the leader', { partition: this.partition, member: member.name, seq, leader: leader.name })
         await member.client.request('dir.reset', {})
         seq = 0
       }
       const started = Date.now()
       const from = seq
-      for (;;) {
+      for (let compared = false; ;) {
         const { changes } = (await leader.client.request('dir.changes', { after: seq, limit: CATCH_UP_PAGE })).body
-        if (changes.length === 0) break
+        if (changes.length === 0) {
+          // Caught up: the same log must give the same store. Compared once, while nothing
+          // is applied to it (it is not in use yet); a store that differs is rebuilt now.
+          if (compared) break
+          compared = true
+          if (await this.compareStates(leader, member) !== 'differ') break
+          await member.client.request('dir.reset', {})
+          seq = 0
+          continue
+        }
         try {
           seq = (await member.client.request('dir.apply', { changes })).body.seq
         } catch (err) {
@@ -140,6 +158,64 @@ export class PartitionReplicator {
       // Out: its next failback catches it up. Still in (the probe answered, or the error was its own): again after a pause.
       const out = isTransportFailure(err) && await this.membership.reportFailure(member, err as Error)
       if (!out) setTimeout(() => { if (member.resyncing) void this.catchUp(member) }, CATCH_UP_RETRY_MS).unref()
+    }
+  }
+
+  /**
+   * Compares the leader's and the follower's whole stores (dir.state); one
+   * that differs at the same change is rebuilt from the leader's log, by the
+   * catch-up path: out, then back with its store emptied first. One check at
+   * a time; skipped while there is no usable pair.
+   */
+  async checkState (): Promise<void> {
+    this.checking ??= (async () => {
+      const leader = this.currentLeader
+      const follower = leader === undefined ? undefined : this.follower(leader)
+      if (leader?.usable !== true || follower?.usable !== true) return
+      if (await this.compareStates(leader, follower) !== 'differ') return
+      this.rebuildNext.add(follower.id)
+      this.followerSeq = undefined
+      this.membership.enterFailover(follower, 'its store differs from the leader\'s at the same change: rebuilt from the leader\'s log')
+      if (!this.membership.requestFailback(follower, false)) this.rebuildNext.delete(follower.id)
+    })().finally(() => { this.checking = undefined })
+    await this.checking
+  }
+
+  /**
+   * Whether two copies at the same change hold the same store. Never while a
+   * change is on its way: the leader's sequence number, then the follower's
+   * state, then the leader's, compared only if all three are at the same
+   * change (otherwise 'moving': replication is under way). A server that
+   * cannot tell (an older one), or an error, is 'unknown'. A follower already
+   * rebuilt at this change that still differs is left as it is ('unknown'):
+   * rebuilding it again would give the same.
+   */
+  private async compareStates (leader: Member, follower: Member): Promise<'same' | 'differ' | 'moving' | 'unknown'> {
+    try {
+      const before = (await leader.client.request('dir.info', {})).body
+      if (before.partition !== this.partition) return 'unknown'
+      const theirs = (await follower.client.request('dir.state', {})).body
+      const ours = (await leader.client.request('dir.state', {})).body
+      if (theirs.seq !== before.seq || ours.seq !== before.seq) return 'moving'
+      if (theirs.digest === ours.digest) return 'same'
+      if (this.lastRebuild?.id === follower.id && this.lastRebuild.seq === ours.seq) {
+        this.logger.warn('directory state still differs from the leader\'s after a rebuild: left as it is', { partition: this.partition, follower: follower.name, seq: ours.seq })
+        return 'unknown'
+      }
+      this.lastRebuild = { id: follower.id, seq: ours.seq }
+      this.logger.warn('directory state differs from the leader\'s at the same change', {
+        partition: this.partition,
+        leader: leader.name,
+        follower: follower.name,
+        seq: ours.seq,
+        entries: { leader: ours.entries, follower: theirs.entries },
+        digest: { leader: ours.digest, follower: theirs.digest }
+      })
+      return 'differ'
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      this.logger.log(code === DirectoryErrorCode.UNSUPPORTED ? 'debug' : 'warn', 'directory state not compared', { partition: this.partition, leader: leader.name, follower: follower.name, error: (err as Error).message })
+      return 'unknown'
     }
   }
 
