@@ -123,6 +123,7 @@ withConfig(withInterface(withMulticast(program.command('manager'), false)), 'man
   .option('--headers-timeout-ms <ms>', 'time for a client to send a request\'s headers (default 10000)')
   .option('--max-connections <n>', 'HTTP connections open at once; more are closed as they arrive (default 1024)')
   .option('--max-searches <n>', 'multicast searches (GET /search) served at once; more are answered 503 with Retry-After (default 8)')
+  .option('--directory-check-ms <ms>', 'how often each directory partition\'s twins are compared whole, a follower that differs rebuilt (default 60000)')
   .option('--reconcile-period-ms <ms>', 'pair anti-entropy: how often each twin pair is compared and repaired (default 60000)')
   .option('--orphan-grace-ms <ms>', 'pair anti-entropy: how old a body no entry names must be before it is removed (default 3600000)')
   .option('--reconcile-mb-per-s <n>', 'pair anti-entropy: MiB copied per second at most, 0: no limit (default 32)')

@@ -90,6 +90,7 @@ export interface ManagerServeOptions extends ServeOptions {
   headersTimeoutMs?: string
   maxConnections?: string
   maxSearches?: string
+  directoryCheckMs?: string
   reconcilePeriodMs?: string
   orphanGraceMs?: string
   reconcileMbPerS?: string
@@ -122,6 +123,7 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     ...(opts.tokensFile === undefined ? {} : { tokens: await readTokensFile(opts.tokensFile) }),
     ...httpLimitOptions(opts),
     reconcile: reconcileOptions(opts),
+    ...(opts.directoryCheckMs === undefined ? {} : { directoryCheckMs: parseInteger(opts.directoryCheckMs, 'directory-check-ms') }),
     logger
   })
   await run(manager, logger, 'HTTP', () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port }))
