@@ -113,7 +113,7 @@ const rows: Array<Array<string | number>> = []
 for (const files of SIZES) {
   for (const m of await scenario(files)) {
     const copied = m.round.copied
-    rows.push([files, m.label, m.wallMs, m.round.exchangedBytes, m.cpuMs, m.round.shardsToCompare, copied.files,
+    rows.push([String(files), m.label, m.wallMs, String(m.round.exchangedBytes), m.cpuMs, String(m.round.shardsToCompare), String(copied.files),
       copied.files === 0 ? '-' : copied.files / (m.wallMs / 1000), copied.files === 0 ? '-' : copied.bytes / 1048576 / (m.wallMs / 1000)])
   }
 }

@@ -18,7 +18,7 @@ export async function tempDir (t: ExecutionContext, prefix = 'mirrorcast-test-')
   const dir = await mkdtemp(join(tmpdir(), prefix))
   // MIRRORCAST_KEEP_TEST_DIRS=1 keeps a failed test's data dirs and logs for a post-mortem.
   t.teardown(async () => {
-    if (process.env.MIRRORCAST_KEEP_TEST_DIRS === '1' && !t.passed) process.stderr.write(`kept ${dir}\n`)
+    if ((process.env.MIRRORCAST_KEEP_TEST_DIRS === '1' && !t.passed) || process.env.MIRRORCAST_KEEP_TEST_DIRS === 'all') process.stderr.write(`kept ${dir}\n`)
     else await rm(dir, { recursive: true, force: true })
   })
   return dir

@@ -21,28 +21,54 @@ const held = new WeakSet<ExecutionContext>()
  * slot is an flock(1) on a file, held by a small child process: if this
  * process dies the kernel frees it, so no slot is ever left taken. A test
  * holds at most one slot however many clusters it starts: no deadlock.
+ * `exclusive`: every slot, taken in slot order (so two such tests never hold
+ * part each), for a test whose cluster must not share the machine's cores
+ * with another: one that asserts nobody is failed over while its directory
+ * servers commit changes of thousands of entries.
  */
-export async function holdClusterSlot (t: ExecutionContext): Promise<void> {
+export async function holdClusterSlot (t: ExecutionContext, options: { exclusive?: boolean } = {}): Promise<void> {
   if (held.has(t)) return
   held.add(t)
   mkdirSync(DIR, { recursive: true })
   const started = Date.now()
+  const holders = options.exclusive === true ? await allSlots() : [await anySlot()]
+  const waited = Date.now() - started
+  if (waited > 1000) t.log(`waited ${(waited / 1000).toFixed(1)} s for ${options.exclusive === true ? 'all' : 'one'} of ${SLOTS} cluster slots`)
+  t.teardown(async () => {
+    await Promise.all(holders.map(async (holder) => {
+      const exited = once(holder, 'exit')
+      holder.stdin?.end()
+      await exited
+    }))
+  })
+}
+
+async function anySlot (): Promise<ChildProcess> {
   for (;;) {
     for (let i = 0; i < SLOTS; i++) {
       const holder = await tryLock(join(DIR, `slot-${i}`))
-      if (holder === undefined) continue
-      const waited = Date.now() - started
-      if (waited > 1000) t.log(`waited ${(waited / 1000).toFixed(1)} s for one of ${SLOTS} cluster slots`)
-      t.teardown(async () => {
-        const exited = once(holder, 'exit')
-        holder.stdin?.end()
-        await exited
-      })
-      return
+      if (holder !== undefined) return holder
     }
-    await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 200))
+    await pause()
   }
 }
+
+async function allSlots (): Promise<ChildProcess[]> {
+  const holders: ChildProcess[] = []
+  for (let i = 0; i < SLOTS; i++) {
+    for (;;) {
+      const holder = await tryLock(join(DIR, `slot-${i}`))
+      if (holder !== undefined) {
+        holders.push(holder)
+        break
+      }
+      await pause()
+    }
+  }
+  return holders
+}
+
+const pause = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 200)) }
 
 /** The holder process once it has the lock, or undefined if another holds it. */
 async function tryLock (file: string): Promise<ChildProcess | undefined> {

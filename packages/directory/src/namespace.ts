@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import {
-  addToShard, baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, PageBudget, parentPath, placeKeySchema, sameChange, SetDigest, shardName, shardOf,
+  baseName, isWithin, MAX_LIST_ENTRIES, normalizePath, PageBudget, parentPath, placeKeySchema, sameChange, SetDigest, shardName, shardOf, sumShards,
   type Change, type Entry, type FileEntry, type NamedBody
 } from '@mirrorcast/wire'
 import { DirectoryError, DirectoryErrorCode } from './errors.js'
@@ -19,8 +19,10 @@ import {
 const ROOT_ID = 0
 // 1: the layout of the anti-entropy index; a store without it, or with another, has it rebuilt at open
 const INDEX_VERSION = 1
-// 4,096: stored keys a state digest hashes between two turns of the event loop
-const STATE_CHUNK = 4096
+// 10 ms: the longest a state digest hashes between two turns of the event loop (checked every
+// 64 keys), so that a busy machine, where each key costs more, does not delay heartbeats either
+const STATE_SLICE_MS = 10
+const STATE_CHECK_KEYS = 64
 // 1,000: changes per page when a twin reads the log
 const DEFAULT_CHANGES_PAGE = 1000
 
@@ -139,6 +141,26 @@ function toEntry (path: string, v: Stored): Entry {
 
 const notFound = (path: string): DirectoryError => new DirectoryError(DirectoryErrorCode.NOT_FOUND, `${path} does not exist`)
 
+/** A sub-database's entry count from LMDB's statistics (mdb_stat, typed `{}` by lmdb-js). */
+function entriesOf (db: Database<unknown, Buffer | string>): number {
+  return (db.getStats() as { entryCount: number }).entryCount
+}
+
+/** What one transaction adds to (or takes from) a place's shard sums and counts. */
+class PlaceDelta {
+  readonly digest = new SetDigest()
+  readonly shards = new Set<number>()
+  files = 0
+  bytes = 0
+
+  add (fileId: string, sign: 1 | -1, size: number): void {
+    this.digest.add(fileId, sign)
+    this.shards.add(shardOf(fileId))
+    this.files += sign
+    this.bytes += sign * size
+  }
+}
+
 /** The file-system namespace of one directory server, in LMDB. */
 export class Namespace {
   private readonly root: RootDatabase
@@ -154,6 +176,8 @@ export class Namespace {
   private readonly staged: Database<number | Stored, string>
   /** The anti-entropy index (see fileKey, shardKey, countKey). */
   private readonly index: Database<Buffer, string>
+  /** The shard sums and counts the open transaction changes, by place (see indexed()). */
+  private batch: Map<string, PlaceDelta> | undefined
   /**
    * Removed files of this server's own changes that did not fit their answer,
    * by sequence number (oldest first), until read. In memory, not in LMDB: not
@@ -193,13 +217,13 @@ export class Namespace {
    * open, for a store written before it (or with another layout).
    */
   rebuildIndex (): void {
-    this.root.transactionSync(() => {
+    this.root.transactionSync(() => this.indexed(() => {
       for (const k of [...this.index.getKeys()]) this.index.removeSync(k)
       for (const { value } of this.nodes.getRange()) if (value.type === 'file') this.indexFile(value, 1)
       for (const { value } of this.outbox.getRange()) for (const file of outboxFiles(value)) this.indexFile(file, 1)
       for (const { value } of this.staged.getRange()) if (isStoredFile(value)) this.indexFile(value, 1)
       this.meta.putSync('indexVersion', INDEX_VERSION)
-    })
+    }))
   }
 
   async close (): Promise<void> {
@@ -211,13 +235,17 @@ export class Namespace {
     return this.meta.get('seq') ?? 0
   }
 
-  /** Entries stored: those of moves under way (out of sight, below their top) included. */
+  /**
+   * Entries stored: those of moves under way (out of sight, below their top)
+   * included. From LMDB's own statistics, not a count of the keys: every
+   * heartbeat announces it, whatever the size of the store.
+   */
   get entryCount (): number {
-    return this.nodes.getCount()
+    return entriesOf(this.nodes)
   }
 
   get pendingMoves (): number {
-    return this.outbox.getCount()
+    return entriesOf(this.outbox)
   }
 
   /** Pending move-outs, oldest first, as many as fit one page. */
@@ -350,8 +378,8 @@ export class Namespace {
    * A sha256 over every stored key and value of the entries, the pending
    * moves, the staged moves and the anti-entropy index, in key order, all
    * read from one snapshot (as of `seq`, whatever commits meanwhile). It
-   * yields to the event loop every STATE_CHUNK keys: a large store does not
-   * hold up the server's other requests.
+   * yields to the event loop every STATE_SLICE_MS: a large store does not
+   * hold up the server's other requests or its heartbeats.
    */
   async stateDigest (options: { signal?: AbortSignal } = {}): Promise<StateDigest> {
     const transaction = this.root.useReadTransaction()
@@ -360,6 +388,7 @@ export class Namespace {
       const hash = createHash('sha256')
       let entries = 0
       let read = 0
+      let sliceStart = performance.now()
       const dbs: Array<[string, Database<unknown, Buffer | string>]> = [
         ['nodes', this.nodes as Database<unknown, Buffer>], ['outbox', this.outbox], ['staged', this.staged], ['anti-entropy', this.index]
       ]
@@ -367,9 +396,10 @@ export class Namespace {
         for (const { key: k, value } of db.getRange({ transaction })) {
           if (name === 'nodes') entries++
           hash.update(`${name}\0${typeof k === 'string' ? k : k.toString('hex')}\0${canonical(value)}\n`)
-          if (++read % STATE_CHUNK === 0) {
+          if (++read % STATE_CHECK_KEYS === 0 && performance.now() - sliceStart > STATE_SLICE_MS) {
             await new Promise<void>((resolve) => setImmediate(resolve))
             options.signal?.throwIfAborted()
+            sliceStart = performance.now()
           }
         }
       }
@@ -462,7 +492,7 @@ export class Namespace {
    * sequence.
    */
   async apply (changes: Change[]): Promise<number> {
-    return await this.root.childTransaction(() => {
+    return await this.root.childTransaction(() => this.indexed(() => {
       for (const change of changes) {
         const current = this.seq
         if (change.seq <= current) {
@@ -476,7 +506,7 @@ export class Namespace {
         this.record(change)
       }
       return this.seq
-    }) as number
+    })) as number
   }
 
   /** Empties everything, in one transaction: a diverged server is rebuilt from its twin's log. */
@@ -498,12 +528,12 @@ export class Namespace {
    * On disk when this resolves.
    */
   private async commit (build: (seq: number, mtime: number) => Change): Promise<ChangeResult> {
-    const { change, removed } = await this.root.childTransaction(() => {
+    const { change, removed } = await this.root.childTransaction(() => this.indexed(() => {
       const change = build(this.seq + 1, Date.now())
       const removed = this.effect(change)
       this.record(change)
       return { change, removed }
-    }) as { change: Change, removed: FileEntry[] }
+    })) as { change: Change, removed: FileEntry[] }
     const answer = removedAnswer(removed)
     if (answer.more === true) this.park(change.seq, removed)
     return { change, ...answer }
@@ -578,9 +608,9 @@ export class Namespace {
     const record = this.outbox.get(intent)
     if (record === undefined) return
     if (record.top?.type === 'dir') {
-      const doomed: Buffer[] = []
+      const doomed: Array<[Buffer, Stored]> = []
       this.collect(record.top.dirId, record.path, doomed, { count: 0 })
-      for (const k of doomed) this.removeNode(k)
+      for (const [k, old] of doomed) this.removeNode(k, old)
     }
     for (const file of outboxFiles(record)) this.indexFile(file, -1)
     this.outbox.removeSync(intent)
@@ -647,7 +677,7 @@ export class Namespace {
   private dropStaged (intent: string): void {
     for (const { key: k, value } of [...this.staged.getRange(intentRange(intent))]) {
       if (k.startsWith(`${intent}:dir:`) && typeof value === 'number') {
-        for (const n of [...this.nodes.getKeys({ start: key(value), end: key(value + 1) })]) this.removeNode(n)
+        for (const { key: n, value: old } of [...this.nodes.getRange({ start: key(value), end: key(value + 1) })]) this.removeNode(Buffer.from(n), old)
       }
       this.removeStaged(k)
     }
@@ -661,9 +691,8 @@ export class Namespace {
     if (value.type === 'file') this.indexFile(value, 1)
   }
 
-  /** Removes an entry, keeping the anti-entropy index in step. */
-  private removeNode (k: Buffer): void {
-    const old = this.nodes.get(k)
+  /** Removes an entry (`old`, when the caller has just read it), keeping the anti-entropy index in step. */
+  private removeNode (k: Buffer, old = this.nodes.get(k)): void {
     if (old === undefined) return
     if (old.type === 'file') this.indexFile(old, -1)
     this.nodes.removeSync(k)
@@ -710,21 +739,51 @@ export class Namespace {
         this.index.removeSync(fk)
       }
       if ((refs === 0) === (next === 0)) continue
-      const sk = shardKey(place, shardOf(file.fileId))
-      const shard = addToShard(this.index.get(sk), file.fileId, sign)
-      if (shard.every((b) => b === 0)) this.index.removeSync(sk)
-      else this.index.putSync(sk, Buffer.from(shard))
-      const counts = this.index.get(countKey(place))
-      const files = (counts === undefined ? 0 : Number(counts.readBigUInt64BE(0))) + sign
-      const bytes = (counts === undefined ? 0 : Number(counts.readBigUInt64BE(8))) + sign * size
-      if (files <= 0) {
-        this.index.removeSync(countKey(place))
-      } else {
-        const c = Buffer.alloc(16)
-        c.writeBigUInt64BE(BigInt(files), 0)
-        c.writeBigUInt64BE(BigInt(Math.max(0, bytes)), 8)
-        this.index.putSync(countKey(place), c)
-      }
+      this.batchOf(place).add(file.fileId, sign, size)
+    }
+  }
+
+  private batchOf (place: string): PlaceDelta {
+    if (this.batch === undefined) throw new Error('the anti-entropy index changes only inside indexed()')
+    let delta = this.batch.get(place)
+    if (delta === undefined) this.batch.set(place, delta = new PlaceDelta())
+    return delta
+  }
+
+  /**
+   * Runs a transaction's body with the index's shard sums and counts gathered
+   * in memory and written once at its end: a change of thousands of files
+   * reads and writes each shard row and count once, not once a file, and
+   * holds the event loop (and this server's heartbeats) that much less.
+   */
+  private indexed<T> (body: () => T): T {
+    this.batch = new Map()
+    try {
+      const out = body()
+      for (const [place, delta] of this.batch) this.writeDelta(place, delta)
+      return out
+    } finally {
+      this.batch = undefined
+    }
+  }
+
+  private writeDelta (place: string, delta: PlaceDelta): void {
+    for (const shard of delta.shards) {
+      const sk = shardKey(place, shard)
+      const sum = sumShards(this.index.get(sk), delta.digest.shard(shard))
+      if (sum.every((b) => b === 0)) this.index.removeSync(sk)
+      else this.index.putSync(sk, Buffer.from(sum))
+    }
+    const counts = this.index.get(countKey(place))
+    const files = (counts === undefined ? 0 : Number(counts.readBigUInt64BE(0))) + delta.files
+    const bytes = (counts === undefined ? 0 : Number(counts.readBigUInt64BE(8))) + delta.bytes
+    if (files <= 0) {
+      this.index.removeSync(countKey(place))
+    } else {
+      const c = Buffer.alloc(16)
+      c.writeBigUInt64BE(BigInt(files), 0)
+      c.writeBigUInt64BE(BigInt(Math.max(0, bytes)), 8)
+      this.index.putSync(countKey(place), c)
     }
   }
 
@@ -758,7 +817,7 @@ export class Namespace {
     if (path === '/') throw new DirectoryError(DirectoryErrorCode.INVALID, 'the root cannot be removed')
     const { parentId, value } = this.resolve(path)
     if (value === undefined) throw notFound(path)
-    const doomed: Buffer[] = [key(parentId, baseName(path))]
+    const doomed: Array<[Buffer, Stored]> = [[key(parentId, baseName(path)), value]]
     const files: { count: number, entries?: FileEntry[] } = { count: 0, ...(report ? { entries: [] } : {}) }
     if (value.type === 'file') {
       files.entries?.push(toEntry(path, value) as FileEntry)
@@ -768,7 +827,7 @@ export class Namespace {
       if (hasChildren && !recursive) throw new DirectoryError(DirectoryErrorCode.NOT_EMPTY, `${path} is not empty`)
       this.collect(value.dirId, path, doomed, files)
     }
-    for (const k of doomed) this.removeNode(k)
+    for (const [k, old] of doomed) this.removeNode(k, old)
     return files.entries ?? []
   }
 
@@ -777,9 +836,9 @@ export class Namespace {
    * built when `files.entries` is given. Refuses trees of more files than one
    * change may report.
    */
-  private collect (dirId: number, path: string, doomed: Buffer[], files: { count: number, entries?: FileEntry[] }): void {
+  private collect (dirId: number, path: string, doomed: Array<[Buffer, Stored]>, files: { count: number, entries?: FileEntry[] }): void {
     for (const { key: k, value } of this.nodes.getRange({ start: key(dirId), end: key(dirId + 1) })) {
-      doomed.push(Buffer.from(k))
+      doomed.push([Buffer.from(k), value])
       // a path is built only for an entry reported (some 4 KiB each in a deep tree)
       const childPath = files.entries === undefined ? path : `${path}/${k.subarray(8).toString('utf8')}`
       if (value.type === 'dir') {

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
 import { RpcClient } from '@mirrorcast/rpc'
-import { SetDigest, shardOf, type Change, type Entry, type FileEntry, type ReconcileStatus } from '@mirrorcast/wire'
+import { SetDigest, shardOf, type Change, type FileEntry, type ReconcileStatus } from '@mirrorcast/wire'
 import { DirectoryServer, LeaseTable, Namespace, type NewFileEntry } from '../src/index.js'
+import { dump } from './helpers.js'
 
 const KEY = Buffer.alloc(32, 6)
 const EAST = 'east/1'
@@ -34,16 +35,6 @@ const file = (path: string, n: number, places = [EAST, WEST], fileId = id(n)): N
   sha256: n.toString(16).padStart(64, '0'),
   replicas: places.map((p, i) => ({ node: `node-${i}`, center: p.split('/')[0] as string, slot: Number(p.split('/')[1]) }))
 })
-
-/** Every entry below a path, depth first. */
-function dump (ns: Namespace, path = '/'): Entry[] {
-  const out: Entry[] = []
-  for (const e of ns.list(path).entries) {
-    out.push(e)
-    if (e.type === 'dir') out.push(...dump(ns, e.path))
-  }
-  return out
-}
 
 /** The set of file ids visible entries place at `place`, with their sizes. */
 function expected (files: FileEntry[], place: string): { digest: SetDigest, files: number, bytes: number } {

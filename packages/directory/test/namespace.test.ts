@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
 import { RpcClient } from '@mirrorcast/rpc'
-import { httpStatusFor, type Change, type Entry } from '@mirrorcast/wire'
+import { httpStatusFor, type Change } from '@mirrorcast/wire'
 import { DirectoryServer, Namespace, type NewFileEntry } from '../src/index.js'
+import { dump } from './helpers.js'
 
 const KEY = Buffer.alloc(32, 5)
 
@@ -26,16 +27,6 @@ async function code (p: Promise<unknown> | (() => unknown)): Promise<string | un
     return (err as { code?: string }).code
   }
   return undefined
-}
-
-/** Every entry below a path, depth first: a namespace's whole visible state. */
-function dump (ns: Namespace, path = '/'): Entry[] {
-  const out: Entry[] = []
-  for (const e of ns.list(path).entries) {
-    out.push(e)
-    if (e.type === 'dir') out.push(...dump(ns, e.path))
-  }
-  return out
 }
 
 test('put, stat, list with pages, mkdir with and without parents', async (t) => {

@@ -1,2 +1,3 @@
 export * from './member-process.js'
 export * from './data-dir-lock.js'
+export * from './loop-watch.js'

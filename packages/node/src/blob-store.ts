@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto'
-import { link, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
+import { link, lstat, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -22,6 +22,8 @@ const FORMAT_VERSION = 1
 const FOOTER_BYTES = 56
 // 1 s: how long a free-space reading is trusted (less what was written since)
 const FREE_SPACE_TTL_MS = 1000
+// 64: lstat calls a shard listing has in flight at once
+const LIST_STATS = 64
 
 export interface BlobInfo {
   size: number
@@ -32,12 +34,21 @@ export interface BlobRead extends BlobInfo {
   offset: number
   length: number
   body: AsyncGenerator<Buffer>
+  /** Closes the file, whether `body` ran to its end, stopped early or never started (its reply failed first). */
+  close: () => Promise<void>
 }
 
 const FILE_ID = /^[0-9a-f]{32}$/
 
 function blockCount (size: number): number {
   return Math.ceil(size / BLOCK_BYTES)
+}
+
+/** The body size of a blob file of `fileSize` bytes (body, a digest a block, the footer), if any body gives that length. */
+export function bodySizeOf (fileSize: number): number | undefined {
+  const blocks = Math.ceil(Math.max(0, fileSize - FOOTER_BYTES) / (BLOCK_BYTES + DIGEST_BYTES))
+  const size = fileSize - FOOTER_BYTES - blocks * DIGEST_BYTES
+  return size >= 0 && blockCount(size) === blocks ? size : undefined
 }
 
 /*
@@ -221,11 +232,15 @@ export class BlobStore {
     }
   }
 
-  private async * quarantineOnCorruption (fileId: string, body: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
-    for (;;) {
-      const next = await this.corruptionQuarantines(fileId, body.next())
-      if (next.done === true) return
-      yield next.value
+  private async * quarantineOnCorruption (fileId: string, body: AsyncGenerator<Buffer>, close: () => Promise<void>): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        const next = await this.corruptionQuarantines(fileId, body.next())
+        if (next.done === true) return
+        yield next.value
+      }
+    } finally {
+      await close()
     }
   }
 
@@ -260,7 +275,13 @@ export class BlobStore {
       await fh?.close()
       throw new NodeError(NodeErrorCode.BAD_RANGE, `range ${offset}+${len} is outside file ${fileId} of ${footer.size} bytes`)
     }
-    return { size: footer.size, sha256: footer.sha256, offset, length: len, body: this.quarantineOnCorruption(fileId, readVerified(fh, fileId, footer, offset, len)) }
+    const body = readVerified(fh, fileId, footer, offset, len)
+    let closing: Promise<void> | undefined
+    const close = async (): Promise<void> => {
+      await body.return(undefined)
+      await (closing ??= fh?.close() ?? Promise.resolve())
+    }
+    return { size: footer.size, sha256: footer.sha256, offset, length: len, body: this.quarantineOnCorruption(fileId, body, close), close }
   }
 
   /**
@@ -340,37 +361,33 @@ export class BlobStore {
   }
 
   /**
-   * The bodies of one shard after `after`, in id order, with their footers'
-   * size and sha256 and their mtime, as many as fit one page. A body whose
-   * footer cannot be read is left out: its scrub or a read quarantines it.
+   * The bodies of one shard after `after`, in id order, with their sizes and
+   * mtimes, as many as fit one page: from the file's length (which gives the
+   * body's size, see bodySizeOf), one lstat a body and LIST_STATS at once,
+   * not a read of every footer. A file of no blob's length is left out; a
+   * body damaged within is the scrub's to find.
    */
   async list (shard: number, after?: string): Promise<{ files: HeldBody[], more: boolean }> {
     const ids = (await this.shardIds(shardName(shard))).filter((id) => after === undefined || id > after).sort()
     const budget = new PageBudget()
     const files: HeldBody[] = []
-    for (const id of ids) {
-      const held = await this.held(id)
-      if (held === undefined) continue
-      if (!budget.admit(held)) return { files, more: true }
-      files.push(held)
+    for (let at = 0; at < ids.length; at += LIST_STATS) {
+      for (const held of await Promise.all(ids.slice(at, at + LIST_STATS).map(async (id) => await this.held(id)))) {
+        if (held === undefined) continue
+        if (!budget.admit(held)) return { files, more: true }
+        files.push(held)
+      }
     }
     return { files, more: false }
   }
 
   private async held (fileId: string): Promise<HeldBody | undefined> {
-    let fh: FileHandle
     try {
-      fh = await open(this.path(fileId), 'r')
+      const st = await lstat(this.path(fileId))
+      const size = st.isFile() ? bodySizeOf(st.size) : undefined
+      return size === undefined ? undefined : { fileId, size, mtime: Math.floor(st.mtimeMs) }
     } catch {
       return undefined
-    }
-    try {
-      const { size, sha256 } = await readFooter(fh, fileId)
-      return { fileId, size, sha256, mtime: Math.floor((await fh.stat()).mtimeMs) }
-    } catch {
-      return undefined
-    } finally {
-      await fh.close()
     }
   }
 
@@ -425,21 +442,22 @@ export interface SeededBody { fileId: string, size: number, sha256: string }
  * into a node's data dir in the store's format, without fsync, fast enough for
  * 100,000 bodies. With a count, new bodies of `size` bytes; with a list, the
  * same bodies again (their content follows from their id), e.g. on the twin.
+ * Returns them in the order given.
  */
 export async function seedBodies (dataDir: string, what: number | SeededBody[], size = 1024): Promise<SeededBody[]> {
   const bodies = typeof what === 'number' ? Array.from({ length: what }, () => ({ fileId: randomBytes(16).toString('hex'), size, sha256: '' })) : what
   await Promise.all(Array.from({ length: DIGEST_SHARDS }, async (_, i) => await mkdir(join(dataDir, BLOBS_DIR, shardName(i)), { recursive: true })))
-  const out: SeededBody[] = []
+  const written = new Map<string, SeededBody>()
   await eachLimited(bodies, 16, async (b) => {
     const fh = await open(blobPath(dataDir, b.fileId), 'wx')
     try {
       const { sha256 } = await writeBody(fh, b.size, Readable.from([seedContent(b.fileId, b.size)]))
-      out.push({ fileId: b.fileId, size: b.size, sha256 })
+      written.set(b.fileId, { fileId: b.fileId, size: b.size, sha256 })
     } finally {
       await fh.close()
     }
   })
-  return out
+  return bodies.map((b) => written.get(b.fileId) as SeededBody)
 }
 
 function seedContent (fileId: string, size: number): Buffer {

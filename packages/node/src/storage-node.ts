@@ -2,7 +2,7 @@ import type { RequestContext } from '@mirrorcast/rpc'
 import type { Holding, SearchKind } from '@mirrorcast/discovery'
 import { MemberProcess, type MemberProcessOptions } from '@mirrorcast/member'
 import { INLINE_BODY_BYTES, pageFrom, type AnyEnvelope, type MessageType } from '@mirrorcast/wire'
-import { BlobStore } from './blob-store.js'
+import { BlobStore, type BlobRead } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 import { Scrubber, type ScrubOptions } from './scrubber.js'
 
@@ -64,21 +64,12 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
       }
       case 'blob.get': {
         const read = await this.store.get(req.body.fileId, req.body.offset, req.body.length)
-        const head = { fileId: req.body.fileId, size: read.size, sha256: read.sha256, offset: read.offset, length: read.length }
-        if (read.length <= INLINE_BODY_BYTES) {
-          // Every block is verified before it is yielded, so the whole range is read (and checked) before the reply.
-          const blocks: Buffer[] = []
-          for await (const block of read.body) blocks.push(block)
-          // One block as verified (its digest signs the frame); several only for a range across a block edge.
-          await ctx.reply('blob.get.ok', { ...head, inline: true }, blocks.length === 1 ? blocks[0] : Buffer.concat(blocks))
-          return
+        try {
+          await this.sendBody(ctx, req.body.fileId, read)
+        } finally {
+          // the reply may fail (the session closed) before the body is read at all
+          await read.close()
         }
-        await ctx.reply('blob.get.ok', head)
-        for await (const block of read.body) {
-          // One verified block (at most 1 MiB) a frame.
-          await ctx.sendChunk(block)
-        }
-        await ctx.end()
         return
       }
       case 'blob.stat':
@@ -107,5 +98,21 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
       default:
         throw new NodeError(NodeErrorCode.UNSUPPORTED, `a storage node does not serve ${req.t}`)
     }
+  }
+
+  private async sendBody (ctx: RequestContext, fileId: string, read: BlobRead): Promise<void> {
+    const head = { fileId, size: read.size, sha256: read.sha256, offset: read.offset, length: read.length }
+    if (read.length <= INLINE_BODY_BYTES) {
+      // Every block is verified before it is yielded, so the whole range is read (and checked) before the reply.
+      const blocks: Buffer[] = []
+      for await (const block of read.body) blocks.push(block)
+      // One block as verified (its digest signs the frame); several only for a range across a block edge.
+      await ctx.reply('blob.get.ok', { ...head, inline: true }, blocks.length === 1 ? blocks[0] : Buffer.concat(blocks))
+      return
+    }
+    await ctx.reply('blob.get.ok', head)
+    // One verified block (at most 1 MiB) a frame.
+    for await (const block of read.body) await ctx.sendChunk(block)
+    await ctx.end()
   }
 }

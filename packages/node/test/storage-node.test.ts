@@ -149,3 +149,21 @@ test('a half-sent frame on a raw socket is dropped without harm', async (t) => {
   await new Promise((resolve) => socket.once('close', resolve))
   t.is((await client.request('node.stats', {})).body.id, node.id)
 })
+
+test('a download the client drops mid-body, or before its first block, leaves no file open on the node', async (t) => {
+  const { node, client } = await startNode(t)
+  const id = newId()
+  await put(client, id, randomBytes(8 * BLOCK_BYTES))
+  const openFiles = async (): Promise<number> => (await readdir('/proc/self/fd')).length
+  await get(client, id)
+  const before = await openFiles()
+  for (let i = 0; i < 10; i++) {
+    const reader = new RpcClient({ key: KEY, selfId: `reader-${i}`, host: '127.0.0.1', port: node.port })
+    const { body } = await reader.download('blob.get', { fileId: id, offset: 0 })
+    // the first download reads one block, the others none
+    if (i === 0) await body.next()
+    await reader.close()
+  }
+  await until(async () => await openFiles() <= before, { what: `the node to close the files of dropped downloads (${before} open before)` })
+  t.is((await get(client, id)).length, 8 * BLOCK_BYTES, 'and it goes on serving')
+})

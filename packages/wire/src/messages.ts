@@ -109,7 +109,7 @@ export const leaseNameSchema = z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9
 const leaseSchema = z.object({ name: leaseNameSchema, holder: idSchema, expiresInMs: uintSchema, status: reconcileStatusSchema.optional() })
 export type Lease = z.infer<typeof leaseSchema>
 /** A body a node holds, for anti-entropy: its footer's size and sha256, and when it was last written. */
-export const heldBodySchema = z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema, mtime: uintSchema })
+export const heldBodySchema = z.object({ fileId: fileIdSchema, size: uintSchema, mtime: uintSchema })
 export type HeldBody = z.infer<typeof heldBodySchema>
 export const namedBodySchema = z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema })
 export type NamedBody = z.infer<typeof namedBodySchema>

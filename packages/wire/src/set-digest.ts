@@ -87,11 +87,11 @@ export class SetDigest {
   }
 }
 
-/** Adds a file id's hash to a shard's 16 stored bytes (`sign` -1 takes it out): what a store keeps per shard. */
-export function addToShard (bytes: Uint8Array | undefined, fileId: string, sign: 1 | -1): Uint8Array {
-  const lanes = new Uint32Array(LANES)
-  if (bytes !== undefined) new Uint8Array(lanes.buffer).set(bytes)
-  const h = memberHash(fileId)
-  for (let i = 0; i < LANES; i++) lanes[i] = (lanes[i] as number) + sign * (h[i] as number)
-  return new Uint8Array(lanes.buffer)
+/** The sum of two shards' 16 bytes (a stored shard, or none, plus a change's shard of a SetDigest): what a store keeps per shard. */
+export function sumShards (stored: Uint8Array | undefined, delta: Uint8Array): Uint8Array {
+  const a = new Uint32Array(LANES)
+  if (stored !== undefined) new Uint8Array(a.buffer).set(stored)
+  const b = new Uint32Array(new Uint8Array(delta).buffer)
+  for (let i = 0; i < LANES; i++) a[i] = (a[i] as number) + (b[i] as number)
+  return new Uint8Array(a.buffer)
 }

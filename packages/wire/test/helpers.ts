@@ -54,7 +54,7 @@ export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
   'blob.digest': {},
   'blob.digest.ok': { files: 2, digest: Buffer.alloc(4096, 3) },
   'blob.list': { shard: 1, after: FILE_ID },
-  'blob.list.ok': { files: [{ fileId: FILE_ID, size: 5, sha256: SHA, mtime: 7 }], more: false },
+  'blob.list.ok': { files: [{ fileId: FILE_ID, size: 5, mtime: 7 }], more: false },
   'dir.put': { entry: { type: 'file', path: '/a/b.txt', fileId: FILE_ID, size: 10, sha256: SHA, replicas: [] } },
   'dir.mkdir': { path: '/a', parents: true },
   'dir.rename': { path: '/a', to: '/b' },
