@@ -46,7 +46,7 @@ export async function holdClusterSlot (t: ExecutionContext, options: { exclusive
 async function anySlot (): Promise<ChildProcess> {
   for (;;) {
     for (let i = 0; i < SLOTS; i++) {
-      const holder = await tryLock(join(DIR, `slot-${i}`))
+      const holder = await tryLock(slotFile(i))
       if (holder !== undefined) return holder
     }
     await pause()
@@ -56,18 +56,14 @@ async function anySlot (): Promise<ChildProcess> {
 async function allSlots (): Promise<ChildProcess[]> {
   const holders: ChildProcess[] = []
   for (let i = 0; i < SLOTS; i++) {
-    for (;;) {
-      const holder = await tryLock(join(DIR, `slot-${i}`))
-      if (holder !== undefined) {
-        holders.push(holder)
-        break
-      }
-      await pause()
-    }
+    let holder: ChildProcess | undefined
+    while ((holder = await tryLock(slotFile(i))) === undefined) await pause()
+    holders.push(holder)
   }
   return holders
 }
 
+const slotFile = (i: number): string => join(DIR, `slot-${i}`)
 const pause = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 200)) }
 
 /** The holder process once it has the lock, or undefined if another holds it. */

@@ -276,10 +276,10 @@ export class BlobStore {
       throw new NodeError(NodeErrorCode.BAD_RANGE, `range ${offset}+${len} is outside file ${fileId} of ${footer.size} bytes`)
     }
     const body = readVerified(fh, fileId, footer, offset, len)
-    let closing: Promise<void> | undefined
+    // A generator never started runs no `finally`: the file is closed here too (closing twice is a no-op).
     const close = async (): Promise<void> => {
       await body.return(undefined)
-      await (closing ??= fh?.close() ?? Promise.resolve())
+      await fh?.close()
     }
     return { size: footer.size, sha256: footer.sha256, offset, length: len, body: this.quarantineOnCorruption(fileId, body, close), close }
   }
@@ -447,17 +447,16 @@ export interface SeededBody { fileId: string, size: number, sha256: string }
 export async function seedBodies (dataDir: string, what: number | SeededBody[], size = 1024): Promise<SeededBody[]> {
   const bodies = typeof what === 'number' ? Array.from({ length: what }, () => ({ fileId: randomBytes(16).toString('hex'), size, sha256: '' })) : what
   await Promise.all(Array.from({ length: DIGEST_SHARDS }, async (_, i) => await mkdir(join(dataDir, BLOBS_DIR, shardName(i)), { recursive: true })))
-  const written = new Map<string, SeededBody>()
-  await eachLimited(bodies, 16, async (b) => {
+  const out = bodies.map((b) => ({ ...b }))
+  await eachLimited(out, 16, async (b) => {
     const fh = await open(blobPath(dataDir, b.fileId), 'wx')
     try {
-      const { sha256 } = await writeBody(fh, b.size, Readable.from([seedContent(b.fileId, b.size)]))
-      written.set(b.fileId, { fileId: b.fileId, size: b.size, sha256 })
+      b.sha256 = (await writeBody(fh, b.size, Readable.from([seedContent(b.fileId, b.size)]))).sha256
     } finally {
       await fh.close()
     }
   })
-  return bodies.map((b) => written.get(b.fileId) as SeededBody)
+  return out
 }
 
 function seedContent (fileId: string, size: number): Buffer {
