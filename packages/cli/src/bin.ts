@@ -23,7 +23,8 @@ const program = new Command('mirrorcast')
 /** Multicast settings: the same on every process of a cluster. */
 function withMulticast (cmd: Command, member: boolean): Command {
   cmd.option('--cluster <name>', 'cluster name (datagrams of other clusters are dropped)')
-    .option('--group <ip>', 'multicast group (default 239.192.77.1)')
+    .option('--group <ip>', 'multicast group of the announcements, which managers join (default 239.192.77.1)')
+    .option('--search-group <ip>', 'multicast group of the searches, which storage nodes and directory servers join (default 239.192.77.2)')
     .option('--mcast-port <port>', 'multicast UDP port (default 7700)')
     .option('--heartbeat-ms <ms>', 'announce period (default 100)')
     .option('--no-multicast', 'join and send nothing to the group: announce to static peers only, no multicast search, no DNS-SD')
@@ -60,14 +61,23 @@ const withClient = async (command: (client: MirrorcastClient) => Promise<void>):
 const logLevel = (): string | undefined => program.opts<{ logLevel?: string }>().logLevel
 
 /** What `up` passes on to its manager. */
-interface UpManagerFlags { mapping?: boolean, multicastSearch?: boolean, pointToPoint?: boolean, reconcilePeriodMs?: string, orphanGraceMs?: string, reconcileMbPerS?: string }
+interface UpManagerFlags {
+  mapping?: boolean
+  multicastSearch?: boolean
+  pointToPoint?: boolean
+  reconcilePeriodMs?: string
+  orphanGraceMs?: string
+  reconcileMbPerS?: string
+  maxAnnounceRate?: string
+}
 const upManagerArgs = (o: UpManagerFlags): string[] => [
   ...(o.mapping === false ? ['--no-mapping'] : []),
   ...(o.multicastSearch === false ? ['--no-multicast-search'] : []),
   ...(o.pointToPoint === false ? ['--no-point-to-point'] : []),
   ...(o.reconcilePeriodMs === undefined ? [] : ['--reconcile-period-ms', o.reconcilePeriodMs]),
   ...(o.orphanGraceMs === undefined ? [] : ['--orphan-grace-ms', o.orphanGraceMs]),
-  ...(o.reconcileMbPerS === undefined ? [] : ['--reconcile-mb-per-s', o.reconcileMbPerS])
+  ...(o.reconcileMbPerS === undefined ? [] : ['--reconcile-mb-per-s', o.reconcileMbPerS]),
+  ...(o.maxAnnounceRate === undefined ? [] : ['--max-announce-rate', o.maxAnnounceRate])
 ]
 
 withMulticast(program.command('up'), false)
@@ -86,6 +96,7 @@ withMulticast(program.command('up'), false)
   .option('--reconcile-period-ms <ms>', 'manager: pair anti-entropy: how often each twin pair is compared and repaired (default 60000)')
   .option('--orphan-grace-ms <ms>', 'manager: pair anti-entropy: how old a body no entry names must be before it is removed (default 3600000)')
   .option('--reconcile-mb-per-s <n>', 'manager: pair anti-entropy: MiB copied per second at most, 0: no limit (default 32)')
+  .option('--max-announce-rate <n>', 'manager: announcements a second the whole cluster may send; past it every member is asked for a longer heartbeat (default 1000)')
   .action(async (o: UpOptions & UpManagerFlags) => {
     const managerArgs = upManagerArgs(o)
     await up({ ...o, managerArgs, ...(logLevel() === undefined ? {} : { logLevel: logLevel() }) })
@@ -127,6 +138,7 @@ withConfig(withInterface(withMulticast(program.command('manager'), false)), 'man
   .option('--reconcile-period-ms <ms>', 'pair anti-entropy: how often each twin pair is compared and repaired (default 60000)')
   .option('--orphan-grace-ms <ms>', 'pair anti-entropy: how old a body no entry names must be before it is removed (default 3600000)')
   .option('--reconcile-mb-per-s <n>', 'pair anti-entropy: MiB copied per second at most, 0: no limit (default 32)')
+  .option('--max-announce-rate <n>', 'announcements a second the whole cluster may send; past it every member is asked for a longer heartbeat (default 1000)')
   .option('--center-subnets <list>', 'each center\'s subnet, e.g. east=10.1.0.0/16,west=10.2.0.0/16 (twins differ only in it)')
   .option('--no-mapping', 'do not locate twins by the subnet/slot mapping')
   .option('--no-multicast-search', 'do not locate files by multicast search')

@@ -15,6 +15,7 @@ interface Service {
 export interface MulticastFlags {
   cluster?: string
   group?: string
+  searchGroup?: string
   mcastPort?: string
   interface?: string
   ttl?: string
@@ -37,6 +38,7 @@ export function presenceOptions (f: MulticastFlags): Omit<PresenceOptions, 'key'
   return {
     ...(f.cluster === undefined ? {} : { cluster: f.cluster }),
     ...(f.group === undefined ? {} : { group: f.group }),
+    ...(f.searchGroup === undefined ? {} : { searchGroup: f.searchGroup }),
     ...(f.mcastPort === undefined ? {} : { port: parseInteger(f.mcastPort, 'mcast-port') }),
     ...(f.interface === undefined ? {} : { interface: f.interface }),
     ...(f.ttl === undefined ? {} : { ttl: parseInteger(f.ttl, 'ttl') }),
@@ -54,6 +56,7 @@ export function multicastArgv (f: MulticastFlags): string[] {
   const add = (flag: string, v: string | undefined): void => { if (v !== undefined) out.push(flag, v) }
   add('--cluster', f.cluster)
   add('--group', f.group)
+  add('--search-group', f.searchGroup)
   add('--mcast-port', f.mcastPort)
   add('--interface', f.interface)
   add('--ttl', f.ttl)
@@ -94,6 +97,7 @@ export interface ManagerServeOptions extends ServeOptions {
   reconcilePeriodMs?: string
   orphanGraceMs?: string
   reconcileMbPerS?: string
+  maxAnnounceRate?: string
 }
 
 export async function serveNode (role: 'storage' | 'directory', opts: MemberServeOptions): Promise<void> {
@@ -111,6 +115,7 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     key,
     multicast: presenceOptions(opts),
     ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: parseInteger(opts.heartbeatMs, 'heartbeat-ms') }),
+    ...(opts.maxAnnounceRate === undefined ? {} : { maxAnnounceRate: parseInteger(opts.maxAnnounceRate, 'max-announce-rate') }),
     centers: opts.localTwins === true ? [parseCenter(opts.centers)] : parseCenters(opts.centers),
     twins: opts.localTwins === true ? 'local' : 'centers',
     directoryPartitions: parseInteger(opts.directoryPartitions, 'directory-partitions'),

@@ -18,6 +18,7 @@ const common = {
   'log-level': z.enum(['error', 'warn', 'info', 'debug', 'silent']).optional(),
   cluster: z.string().regex(CLUSTER_NAME_PATTERN, 'must be lowercase letters, digits and dashes').optional(),
   group: z.ipv4().optional(),
+  'search-group': z.ipv4().optional(),
   'mcast-port': port.min(1).optional(),
   interface: z.ipv4().optional(),
   ttl: z.number().int().min(0).max(255).optional(),
@@ -55,6 +56,7 @@ const manager = z.strictObject({
   /** How often the twins of each directory partition are compared whole (dir.state), ms. */
   'directory-check-ms': z.number().int().min(10).max(86_400_000).optional(),
   'center-subnets': z.record(name, cidr).optional(),
+  'max-announce-rate': z.number().int().min(1).max(1_000_000).optional(),
   host: z.ipv4().optional(),
   port: port.optional(),
   'max-file-bytes': z.number().int().positive().optional(),

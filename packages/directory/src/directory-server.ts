@@ -8,6 +8,9 @@ import { DirectoryError, DirectoryErrorCode } from './errors.js'
 import { LeaseTable } from './leases.js'
 import { Namespace } from './namespace.js'
 
+// 1 s: how stale the entry count in a heartbeat may be
+const ENTRY_COUNT_TTL_MS = 1000
+
 export interface DirectoryServerOptions extends MemberProcessOptions {
   /**
    * Which part of the namespace this server holds (1 to the cluster's number
@@ -19,6 +22,7 @@ export interface DirectoryServerOptions extends MemberProcessOptions {
 /** A directory server: one partition of the namespace in LMDB, served over the node protocol. */
 export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
   private ns: Namespace | undefined
+  private counted = { files: 0, at: 0 }
   /** Anti-entropy leases: in memory, so a restart frees them. */
   private readonly leases = new LeaseTable()
   readonly partition: number
@@ -45,7 +49,10 @@ export class DirectoryServer extends MemberProcess<DirectoryServerOptions> {
   }
 
   protected load (): { free: number, files: number } {
-    return { free: 0, files: this.ns?.entryCount ?? 0 }
+    // The count is read from the store once a second, not at every heartbeat.
+    const now = Date.now()
+    if (this.ns !== undefined && now - this.counted.at >= ENTRY_COUNT_TTL_MS) this.counted = { files: this.ns.entryCount, at: now }
+    return { free: 0, files: this.counted.files }
   }
 
   /** Answers searches for an entry it holds, or for its partition (with its sequence number). */

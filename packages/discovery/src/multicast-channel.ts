@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { RemoteInfo } from 'node:dgram'
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised'
-import { decodeDatagram, encodeDatagram, isWireError, type AnyEnvelope, type MessageBody } from '@mirrorcast/wire'
+import { AnnouncementEncoder, DatagramDecoder, encodeDatagram, isWireError, type AnyEnvelope, type MessageBody } from '@mirrorcast/wire'
 import { resolveMulticastOptions, type MulticastOptions, type Peer, type ResolvedMulticastOptions } from './options.js'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 import { ReplayWindows } from './replay-window.js'
@@ -10,17 +10,20 @@ export type DropReason = 'bad-mac' | 'missing-mac' | 'oversize' | 'malformed' | 
 
 export interface Dropped { reason: DropReason, from: string }
 
-export type DatagramType = 'announce' | 'goodbye' | 'search' | 'search.reply'
+export type DatagramType = 'announce' | 'goodbye' | 'search' | 'search.reply' | 'cadence'
+
+/** Which socket a datagram came in on: a group's, or the unicast one (replies, static peers). */
+export type Via = 'group' | 'unicast'
 
 export interface ChannelEvents {
-  message: [msg: AnyEnvelope, rinfo: RemoteInfo]
+  message: [msg: AnyEnvelope, rinfo: RemoteInfo, via: Via]
   drop: [reason: DropReason, rinfo: RemoteInfo]
 }
 
 // 1 MiB: room for a burst of search replies from hundreds of nodes
 const RECV_BUFFER_BYTES = 1024 * 1024
-// 1,024 senders remembered for replay checks; the one silent the longest is forgotten first
-const MAX_TRACKED_SENDERS = 1024
+// 4,096 senders remembered for replay checks (a window is 32 bytes); the one silent the longest is forgotten first
+const MAX_TRACKED_SENDERS = 4096
 
 const DROP_REASON_BY_CODE: Record<string, DropReason> = {
   ERR_WIRE_BAD_MAC: 'bad-mac',
@@ -31,21 +34,25 @@ const DROP_REASON_BY_CODE: Record<string, DropReason> = {
 }
 
 /**
- * The multicast protocol's socket pair: one socket joined to the group (bound
- * to the group address, so it hears nothing else), one unicast socket on the
+ * The multicast protocol's sockets: one per group the channel joins (bound to
+ * the group's address, so it hears nothing else), and one unicast socket on the
  * interface that sends everything and receives direct replies and static
- * peers' announcements. With multicast off there is only the unicast socket.
+ * peers' announcements. Announcements and searches have groups of their own, so
+ * that a storage node, which joins only the searches' group, is never woken by
+ * the heartbeats of the cluster. With multicast off there is only the unicast socket.
  * Every datagram is signed; one that fails the MAC, names another cluster, is
  * stale or replayed is dropped and counted, never trusted nor thrown.
  */
 export class MulticastChannel extends EventEmitter<ChannelEvents> {
   readonly options: ResolvedMulticastOptions
   readonly selfId: string
-  private group: SocketAsPromised | undefined
+  private groups: SocketAsPromised[] = []
   private unicast: SocketAsPromised | undefined
   // Starts at the clock in µs: a restarted sender's numbers stay above its old ones.
   private seq = Date.now() * 1000
   private readonly windows: ReplayWindows
+  private readonly announcements: AnnouncementEncoder
+  private readonly decoder: DatagramDecoder
   readonly dropped: Record<DropReason, number> = { 'bad-mac': 0, 'missing-mac': 0, oversize: 0, malformed: 0, 'unknown-type': 0, 'unknown-version': 0, 'foreign-cluster': 0, replayed: 0, stale: 0 }
   /** Source addresses of the last refused datagrams, by reason (for diagnostics). */
   readonly droppedFrom = new Map<DropReason, Set<string>>()
@@ -56,6 +63,8 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
     this.selfId = selfId
     this.options = resolveMulticastOptions(options)
     this.windows = new ReplayWindows({ maxAgeMs: 2 * this.options.maxSkewMs, maxSenders: MAX_TRACKED_SENDERS })
+    this.announcements = new AnnouncementEncoder(this.options.key, selfId)
+    this.decoder = new DatagramDecoder(this.options.key, MAX_TRACKED_SENDERS)
   }
 
   /** Where direct replies to this member go. */
@@ -67,33 +76,37 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
 
   async start (): Promise<void> {
     if (this.unicast !== undefined) return
-    const { group: address, port, interface: iface, ttl, multicast, peerPort } = this.options
+    const { interface: iface, ttl, multicast, peerPort } = this.options
     const unicast = DgramAsPromised.createSocket({ type: 'udp4' })
     this.unicast = unicast
-    this.listen(unicast)
+    this.listen(unicast, 'unicast')
     await unicast.bind(peerPort, iface)
     unicast.setRecvBufferSize(RECV_BUFFER_BYTES)
     if (!multicast) return
-    const group = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: true })
-    this.group = group
-    this.listen(group)
-    await group.bind(port, address)
-    group.addMembership(address, iface)
-    group.setRecvBufferSize(RECV_BUFFER_BYTES)
+    for (const name of this.options.join) await this.joinGroup(name === 'announcements' ? this.options.group : this.options.searchGroup)
     unicast.setMulticastInterface(iface)
     unicast.setMulticastTTL(ttl)
     unicast.setMulticastLoopback(true)
   }
 
-  private listen (s: SocketAsPromised): void {
-    s.socket.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo))
+  private async joinGroup (address: string): Promise<void> {
+    const group = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: true })
+    this.groups.push(group)
+    this.listen(group, 'group')
+    await group.bind(this.options.port, address)
+    group.addMembership(address, this.options.interface)
+    group.setRecvBufferSize(RECV_BUFFER_BYTES)
+  }
+
+  private listen (s: SocketAsPromised, via: Via): void {
+    s.socket.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo, via))
     // A socket error (e.g. EHOSTUNREACH on send) is the network's, not a crash of ours.
     s.socket.on('error', (err) => this.options.logger.warn('multicast socket error', { error: err.message }))
   }
 
   async close (): Promise<void> {
-    const sockets = [this.group, this.unicast]
-    this.group = undefined
+    const sockets = [...this.groups, this.unicast]
+    this.groups = []
     this.unicast = undefined
     await Promise.all(sockets.map(async (s) => {
       if (s === undefined) return
@@ -102,10 +115,10 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
     }))
   }
 
-  /** Sends a signed datagram to the group; refused when multicast is off. */
-  async multicast<T extends DatagramType> (t: T, body: MessageBody<T>): Promise<void> {
+  /** Sends a signed datagram to the searches' group; refused when multicast is off. */
+  async multicast<T extends 'search' | 'cadence'> (t: T, body: MessageBody<T>): Promise<void> {
     if (!this.options.multicast) throw new DiscoveryError(DiscoveryErrorCode.MULTICAST_OFF, 'multicast is off (--no-multicast): nothing can be sent to the group, so there is no multicast search')
-    await this.send(this.encode(t, body), [{ address: this.options.group, port: this.options.port }])
+    await this.send(this.encode(t, body), [{ address: this.options.searchGroup, port: this.options.port }])
   }
 
   /**
@@ -116,6 +129,31 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
   async announce<T extends 'announce' | 'goodbye'> (t: T, body: MessageBody<T>): Promise<void> {
     const { multicast, group, port, peers } = this.options
     await this.send(this.encode(t, body), multicast ? [{ address: group, port }, ...peers] : peers)
+  }
+
+  /**
+   * The heartbeat's path, run ten times a second by every member: `announce`
+   * without a promise per destination. `done` gets the first error once every
+   * destination was tried.
+   */
+  heartbeat (body: MessageBody<'announce'>, done: (err: Error | undefined) => void): void {
+    const socket = this.unicast?.socket
+    if (socket === undefined) {
+      done(new DiscoveryError(DiscoveryErrorCode.NOT_STARTED, 'multicast channel not started'))
+      return
+    }
+    const buf = this.announcements.encode(body, ++this.seq)
+    const { multicast, group, port, peers } = this.options
+    const to = multicast ? [{ address: group, port }, ...peers] : peers
+    let left = to.length
+    let first: Error | undefined
+    if (left === 0) done(undefined)
+    for (const d of to) {
+      socket.send(buf, d.port, d.address, (err) => {
+        first ??= err ?? undefined
+        if (--left === 0) done(first)
+      })
+    }
   }
 
   /** Sends a signed datagram to one member (search replies). */
@@ -136,11 +174,11 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
     if (failed !== undefined) throw failed.reason
   }
 
-  private onDatagram (buf: Buffer, rinfo: RemoteInfo): void {
+  private onDatagram (buf: Buffer, rinfo: RemoteInfo, via: Via): void {
     this.received++
     let msg: AnyEnvelope
     try {
-      msg = decodeDatagram(this.options.key, buf)
+      msg = this.decoder.decode(buf)
     } catch (err) {
       const code = isWireError(err) ? err.code : ''
       this.drop(DROP_REASON_BY_CODE[code] ?? 'malformed', rinfo)
@@ -160,7 +198,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
       this.drop('replayed', rinfo)
       return
     }
-    this.emit('message', msg, rinfo)
+    this.emit('message', msg, rinfo, via)
   }
 
   private drop (reason: DropReason, rinfo: RemoteInfo): void {

@@ -5,7 +5,10 @@ import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 
 // 239.192.0.0/14 is organisation-local scope (RFC 2365): never routed off a site
 export const DEFAULT_GROUP = '239.192.77.1'
-// 7700: UDP port of the cluster's multicast group
+// 239.192.77.2: searches (and the managers' cadence) go to a group of their own, which storage
+// nodes and directory servers join instead of the announcements' group: they never hear heartbeats
+export const DEFAULT_SEARCH_GROUP = '239.192.77.2'
+// 7700: UDP port of the cluster's multicast groups
 export const DEFAULT_MULTICAST_PORT = 7700
 // 127.0.0.1: multicast stays on this host unless an operator names a LAN interface
 export const DEFAULT_INTERFACE = '127.0.0.1'
@@ -21,11 +24,22 @@ export interface Peer {
   port: number
 }
 
+/** The two groups: announcements (heartbeats, goodbyes) and searches (searches, cadence). */
+export type GroupName = 'announcements' | 'searches'
+
 export interface MulticastOptions {
   key: Uint8Array
   /** Cluster name: datagrams of another cluster are dropped and counted. */
   cluster?: string
+  /** The announcements' group. */
   group?: string
+  /** The searches' group. */
+  searchGroup?: string
+  /**
+   * The groups this channel joins (it may send to both either way): managers hear the
+   * announcements, members the searches. Both by default.
+   */
+  join?: readonly GroupName[]
   port?: number
   /** Address of the interface to send and join on. */
   interface?: string
@@ -49,6 +63,8 @@ export interface ResolvedMulticastOptions {
   key: Uint8Array
   cluster: string
   group: string
+  searchGroup: string
+  join: ReadonlySet<GroupName>
   port: number
   interface: string
   ttl: number
@@ -65,8 +81,10 @@ export function resolveMulticastOptions (o: MulticastOptions): ResolvedMulticast
   const cluster = o.cluster ?? DEFAULT_CLUSTER
   if (!clusterSchema.safeParse(cluster).success) fail(`cluster name ${JSON.stringify(cluster)} must be lowercase letters, digits and dashes`)
   const group = o.group ?? DEFAULT_GROUP
-  const first = Number(group.split('.')[0])
-  if (!isIPv4(group) || first < 224 || first > 239) fail(`multicast group ${group} is not an IPv4 multicast address (224.0.0.0/4)`)
+  const searchGroup = o.searchGroup ?? DEFAULT_SEARCH_GROUP
+  for (const g of [group, searchGroup]) if (!isMulticast(g)) fail(`multicast group ${g} is not an IPv4 multicast address (224.0.0.0/4)`)
+  if (group === searchGroup) fail(`the search group must differ from the announcements' group (${group}): members would hear every heartbeat`)
+  const join = new Set<GroupName>(o.join ?? ['announcements', 'searches'])
   const iface = o.interface ?? DEFAULT_INTERFACE
   if (!isIPv4(iface)) fail(`interface ${iface} must be the IPv4 address of an interface`)
   const port = o.port ?? DEFAULT_MULTICAST_PORT
@@ -79,7 +97,12 @@ export function resolveMulticastOptions (o: MulticastOptions): ResolvedMulticast
   for (const p of peers) if (!isIPv4(p.address) || !validPort(p.port)) fail(`static peer ${p.address}:${p.port} must be an IPv4 address and a port 1 to 65535`)
   const peerPort = o.peerPort ?? (!multicast || peers.length > 0 ? port : 0)
   if (peerPort !== 0 && !validPort(peerPort)) fail(`peer port ${peerPort} must be 1 to 65535`)
-  return { key: o.key, cluster, group, port, interface: iface, ttl, maxSkewMs, multicast, peers, peerPort, logger: o.logger ?? silentLogger() }
+  return { key: o.key, cluster, group, searchGroup, join, port, interface: iface, ttl, maxSkewMs, multicast, peers, peerPort, logger: o.logger ?? silentLogger() }
+}
+
+function isMulticast (address: string): boolean {
+  const first = Number(address.split('.')[0])
+  return isIPv4(address) && first >= 224 && first <= 239
 }
 
 function validPort (port: number): boolean {

@@ -1,3 +1,4 @@
+import type { AnyEnvelope } from '@mirrorcast/wire'
 import { Announcer, type AnnounceInfo } from './announcer.js'
 import { DnsSdAdvertiser } from './dns-sd.js'
 import { MulticastChannel } from './multicast-channel.js'
@@ -17,9 +18,11 @@ export interface PresenceOptions extends MulticastOptions {
 }
 
 /**
- * Everything a storage node or directory server does on the multicast group:
- * announce itself every heartbeat, answer searches for what it holds, and
- * advertise a DNS-SD service instance.
+ * Everything a storage node or directory server does on the multicast groups:
+ * announce itself every heartbeat (at the managers' cadence), answer searches
+ * for what it holds, and advertise a DNS-SD service instance. It joins the
+ * searches' group only: the cluster's heartbeats are for managers, and
+ * hearing them would cost every member more the larger the cluster.
  */
 export class MemberPresence {
   readonly channel: MulticastChannel
@@ -29,7 +32,7 @@ export class MemberPresence {
 
   constructor (options: PresenceOptions, info: () => AnnounceInfo, lookup: (kind: SearchKind, key: string) => Promise<Holding | undefined>) {
     const first = info()
-    this.channel = new MulticastChannel(first.id, options)
+    this.channel = new MulticastChannel(first.id, { ...options, join: ['searches'] })
     const { multicast, peers } = this.channel.options
     if (!multicast && peers.length === 0) throw new DiscoveryError(DiscoveryErrorCode.BAD_OPTIONS, 'multicast is off and no static peers are listed: no manager would ever hear this member')
     this.announcer = new Announcer(this.channel, info, options.heartbeatMs)
@@ -51,7 +54,17 @@ export class MemberPresence {
       })
   }
 
+  private readonly onMessage = (msg: AnyEnvelope): void => {
+    if (msg.t === 'cadence') this.announcer.follow(msg.from, msg.body.heartbeatMs)
+  }
+
+  /** The period this member announces at now. */
+  get heartbeatMs (): number {
+    return this.announcer.heartbeatMs
+  }
+
   async start (): Promise<void> {
+    this.channel.on('message', this.onMessage)
     await this.channel.start()
     this.responder.start()
     await this.announcer.start()
@@ -60,6 +73,7 @@ export class MemberPresence {
 
   /** Says goodbye on the group and over DNS-SD, then closes the sockets. */
   async close (): Promise<void> {
+    this.channel.off('message', this.onMessage)
     this.responder.close()
     await this.announcer.close()
     await this.dnsSd?.close()

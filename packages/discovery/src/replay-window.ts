@@ -5,20 +5,40 @@ const WINDOW = 256
  * Anti-replay as in IPsec: a number is accepted once, if it is newer than the
  * newest seen or inside the window behind it. Datagrams from one sender reach
  * two sockets (group and unicast) and may be reordered, so "strictly
- * increasing" would drop real ones.
+ * increasing" would drop real ones. The window is a ring of bits indexed by
+ * the number modulo its size: a datagram costs a few word operations, not a
+ * walk over what was seen.
  */
 export class ReplayWindow {
   private newest = -1
-  private readonly seen = new Set<number>()
+  private readonly bits = new Uint32Array(WINDOW / 32)
 
   accept (seq: number): boolean {
-    if (seq <= this.newest - WINDOW || this.seen.has(seq)) return false
-    this.seen.add(seq)
     if (seq > this.newest) {
+      if (this.newest < 0 || seq - this.newest >= WINDOW) this.bits.fill(0)
+      else for (let s = this.newest + 1; s < seq; s++) this.clear(s)
       this.newest = seq
-      for (const s of this.seen) if (s <= this.newest - WINDOW) this.seen.delete(s)
+      this.set(seq)
+      return true
     }
+    if (this.newest - seq >= WINDOW || this.has(seq)) return false
+    this.set(seq)
     return true
+  }
+
+  private has (seq: number): boolean {
+    const i = seq % WINDOW
+    return ((this.bits[i >>> 5] as number) & (1 << (i & 31))) !== 0
+  }
+
+  private set (seq: number): void {
+    const i = seq % WINDOW
+    this.bits[i >>> 5] = (this.bits[i >>> 5] as number) | (1 << (i & 31))
+  }
+
+  private clear (seq: number): void {
+    const i = seq % WINDOW
+    this.bits[i >>> 5] = (this.bits[i >>> 5] as number) & ~(1 << (i & 31))
   }
 }
 

@@ -43,8 +43,10 @@ export interface RosterEvents {
 export const DEFAULT_SUSPECT_PHI = 3
 // phi 8: one chance in 10⁸: dead (≈0.9 s of silence at a 100 ms heartbeat)
 export const DEFAULT_DEAD_PHI = 8
-// 50 ms: how often phi is evaluated; bounds the detection delay it adds
+// 50 ms: the least time between two evaluations of phi
 export const DEFAULT_TICK_MS = 50
+// 1 s: the most; each evaluation is otherwise timed for when the earliest member would cross a threshold
+const MAX_TICK_MS = 1000
 // 200 ms: a tick this much later than due means this process stood still (event loop blocked,
 // CPU starved, SIGSTOP); every member then looks silent, though its datagrams wait unread
 export const LOCAL_PAUSE_MS = 200
@@ -71,6 +73,8 @@ export class Roster extends EventEmitter<RosterEvents> {
   private readonly logger: Logger
   private timer: NodeJS.Timeout | undefined
   private lastTick: number | undefined
+  // when the scheduled evaluation is due (this clock); undefined for one called by hand
+  private dueAt: number | undefined
   private channel: MulticastChannel | undefined
   private readonly onMessage = (msg: AnyEnvelope): void => {
     if (msg.t === 'announce') this.observe(msg.body)
@@ -87,16 +91,21 @@ export class Roster extends EventEmitter<RosterEvents> {
     this.logger = options.logger ?? silentLogger()
   }
 
-  /** Listens on a channel and evaluates the detector every tick. */
+  /**
+   * Listens on a channel and evaluates the detector when the first member
+   * could cross a threshold (at most every 50 ms, at least every second): a
+   * manager wakes a few times a second for its detector, whatever the size of
+   * the cluster, and still finds a silence as soon as it is long enough.
+   */
   start (channel: MulticastChannel): void {
-    if (this.timer !== undefined) return
+    if (this.channel !== undefined) return
     this.channel = channel
     channel.on('message', this.onMessage)
-    this.timer = setInterval(() => this.tick(), this.tickMs)
+    this.schedule(this.tickMs)
   }
 
   close (): void {
-    clearInterval(this.timer)
+    clearTimeout(this.timer)
     this.timer = undefined
     this.channel?.off('message', this.onMessage)
     this.channel = undefined
@@ -110,6 +119,36 @@ export class Roster extends EventEmitter<RosterEvents> {
     return this.members.get(id)?.member
   }
 
+  private schedule (delayMs: number): void {
+    clearTimeout(this.timer)
+    const delay = Math.min(MAX_TICK_MS, Math.max(this.tickMs, Math.ceil(delayMs)))
+    this.dueAt = this.now() + delay
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.tick()
+      if (this.channel !== undefined) this.schedule(this.untilNextCrossing())
+    }, delay)
+  }
+
+  /** ms until the first member that is not dead could reach its next threshold. */
+  private untilNextCrossing (): number {
+    const now = this.now()
+    let soonest = MAX_TICK_MS
+    for (const { member, detector } of this.members.values()) {
+      if (member.state === 'dead') continue
+      const threshold = member.state === 'healthy' ? this.suspectPhi : this.deadPhi
+      soonest = Math.min(soonest, member.lastHeard + detector.silenceToReach(threshold) - now)
+    }
+    return soonest
+  }
+
+  /** A new detector may cross before the evaluation scheduled: move it earlier. */
+  private watch (detector: PhiAccrualDetector, now: number): void {
+    if (this.channel === undefined || this.dueAt === undefined) return
+    const at = now + detector.silenceToReach(this.suspectPhi)
+    if (at < this.dueAt) this.schedule(at - now)
+  }
+
   observe (a: Announcement): void {
     const now = this.now()
     const known = this.members.get(a.id)
@@ -118,12 +157,14 @@ export class Roster extends EventEmitter<RosterEvents> {
       const detector = new PhiAccrualDetector(a.heartbeatMs)
       detector.heartbeat(now)
       this.members.set(a.id, { member, detector })
+      this.watch(detector, now)
       this.logger.info('member joined', { member: a.id, role: a.role, center: a.center, slot: a.slot, address: `${a.address}:${a.port}`, bootId: a.bootId })
       this.emit('join', member)
       return
     }
     const { member } = known
     const restarted = member.bootId !== a.bootId
+    const repaced = member.heartbeatMs !== a.heartbeatMs
     const previousBootId = member.bootId
     const moved = member.address !== a.address || member.port !== a.port
     Object.assign(member, {
@@ -140,9 +181,12 @@ export class Roster extends EventEmitter<RosterEvents> {
       scrub: a.scrub,
       lastHeard: now
     })
-    if (restarted) {
-      // A new process: its timing history says nothing about the old one.
+    // A new process, or a new period: the timing history says nothing about what comes.
+    if (restarted || repaced) {
       known.detector = new PhiAccrualDetector(a.heartbeatMs)
+      this.watch(known.detector, now)
+    }
+    if (restarted) {
       member.restarts++
       this.logger.warn('member restarted', { member: a.id, previousBootId, bootId: a.bootId })
       this.emit('restart', member, previousBootId)
@@ -181,9 +225,12 @@ export class Roster extends EventEmitter<RosterEvents> {
    */
   private pausedHere (now: number): boolean {
     const last = this.lastTick
+    const due = this.dueAt ?? (last === undefined ? undefined : last + this.tickMs)
     this.lastTick = now
-    if (last === undefined || now - last - this.tickMs <= LOCAL_PAUSE_MS) return false
-    this.logger.warn('this process stood still: failure verdicts wait for the datagrams it has not read', { pausedMs: now - last - this.tickMs })
+    this.dueAt = undefined
+    if (due === undefined || now - due <= LOCAL_PAUSE_MS) return false
+    // the next evaluation comes 50 ms on at the soonest: the datagrams waiting are read first
+    this.logger.warn('this process stood still: failure verdicts wait for the datagrams it has not read', { pausedMs: now - due })
     return true
   }
 

@@ -1,12 +1,12 @@
 import test from 'ava'
 import { createSocket } from 'node:dgram'
-import { until } from '@mirrorcast/testkit'
+import { randomGroupPort, until } from '@mirrorcast/testkit'
 import { encodeDatagram } from '@mirrorcast/wire'
 import { MulticastChannel, search, SearchResponder, type DropReason } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 7)
 const OTHER_KEY = Buffer.alloc(32, 8)
-const randomPort = (): number => 20000 + Math.floor(Math.random() * 40000)
+const randomPort = randomGroupPort
 
 async function channel (t: import('ava').ExecutionContext, id: string, port: number, options: { key?: Buffer, cluster?: string } = {}): Promise<MulticastChannel> {
   const c = new MulticastChannel(id, { key: options.key ?? KEY, port, ...(options.cluster === undefined ? {} : { cluster: options.cluster }) })
@@ -25,9 +25,9 @@ test('forged, foreign-cluster, replayed, stale and oversize datagrams are droppe
   const foreign = await channel(t, 'foreign', port, { cluster: 'elsewhere' })
   const heard: string[] = []
   listener.on('message', (m) => heard.push(`${m.t}:${m.from}`))
-  await good.multicast('announce', { ...info, id: 'good', cluster: 'mirrorcast' })
-  await forger.multicast('announce', { ...info, id: 'forger', cluster: 'mirrorcast' })
-  await foreign.multicast('announce', { ...info, id: 'foreign', cluster: 'elsewhere' })
+  await good.announce('announce', { ...info, id: 'good', cluster: 'mirrorcast' })
+  await forger.announce('announce', { ...info, id: 'forger', cluster: 'mirrorcast' })
+  await foreign.announce('announce', { ...info, id: 'foreign', cluster: 'elsewhere' })
   await until(() => heard.length >= 1 && listener.dropped['bad-mac'] >= 1 && listener.dropped['foreign-cluster'] >= 1, { what: 'the good datagram heard, the forged and the foreign one dropped' })
   t.deepEqual(heard, ['announce:good'])
 

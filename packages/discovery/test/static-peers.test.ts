@@ -1,10 +1,10 @@
 import test from 'ava'
-import { until } from '@mirrorcast/testkit'
+import { randomGroupPort, until } from '@mirrorcast/testkit'
 import type { AnyEnvelope } from '@mirrorcast/wire'
 import { Announcer, MemberPresence, MulticastChannel, parsePeers, Roster, search } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 7)
-const randomPort = (): number => 20000 + Math.floor(Math.random() * 40000)
+const randomPort = randomGroupPort
 const info = { role: 'storage' as const, center: 'east', slot: 1, address: '127.1.0.1', port: 9, bootId: 'b1', free: 1, files: 0 }
 
 test('parsePeers reads address[:port] lists and names a bad entry', (t) => {

@@ -4,7 +4,7 @@ import { MAX_DIRECTORY_PARTITIONS } from '@mirrorcast/wire'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { loadOrCreateMemberId, newBootId } from '@mirrorcast/rpc'
 import { DataDirLock } from '@mirrorcast/member'
-import { Announcer, MulticastChannel, Roster, search, type MulticastOptions } from '@mirrorcast/discovery'
+import { Announcer, Cadence, DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_ANNOUNCE_RATE, MulticastChannel, Roster, search, type MulticastOptions } from '@mirrorcast/discovery'
 import { SubnetMap, TwinMap, type TwinMode } from '@mirrorcast/topology'
 import { Locator, type LocateOptions } from './cluster/locator.js'
 import { Authorizer, type AccessToken } from './http/auth.js'
@@ -26,6 +26,11 @@ export interface ManagerOptions {
   /** The multicast group where members announce themselves (the key is taken from above). */
   multicast?: Omit<MulticastOptions, 'key' | 'logger'>
   heartbeatMs?: number
+  /**
+   * Announcements a second the whole cluster may send (default 1,000): past 100 members at 100 ms,
+   * the manager asks every member for a longer period, so heartbeat traffic stays bounded.
+   */
+  maxAnnounceRate?: number
   /** [primary center, backup center]; for local twins, the one center. */
   centers?: string[]
   /** Twins in two centers (default) or in one (`local`: slots 1↔2, 3↔4…). */
@@ -92,6 +97,7 @@ export class Manager {
       host: DEFAULT_HTTP_HOST,
       port: DEFAULT_HTTP_PORT,
       multicast: {},
+      maxAnnounceRate: DEFAULT_MAX_ANNOUNCE_RATE,
       locate: {},
       tokens: [],
       reconcile: {},
@@ -139,7 +145,8 @@ export class Manager {
     this.id = this.options.dataDir === undefined ? `mgr-${randomBytes(6).toString('hex')}` : await loadOrCreateMemberId(this.options.dataDir, 'mgr')
     this.logger = this.options.logger.child({ component: 'manager', nodeId: this.id })
     const { key, twinMap: twins } = this.options
-    const channel = new MulticastChannel(this.id, { ...this.options.multicast, key, logger: this.logger })
+    // The announcements' group only: search replies come by unicast.
+    const channel = new MulticastChannel(this.id, { ...this.options.multicast, join: ['announcements'], key, logger: this.logger })
     const roster = new Roster({ logger: this.logger })
     const membership = new Membership({ key, selfId: this.id, twins, roster, logger: this.logger })
     const journal = new RepairJournal(this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'repair-journal'))
@@ -177,6 +184,7 @@ export class Manager {
     const http = new HttpServer({ host: this.options.host, port: this.options.port, auth: this.auth, router: new Router(api.routes()), limits: this.options.httpLimits, logger: this.logger })
     const bootId = newBootId()
     const announcer = new Announcer(channel, () => ({ id: this.id, role: 'manager', center: twins.primary, slot: 1, address: this.options.host, port: http.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
+    const cadence = new Cadence(channel, roster, announcer, { baseMs: this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, maxRate: this.options.maxAnnounceRate })
     this.http = http
     try {
       await this.lifecycle.start([
@@ -189,7 +197,8 @@ export class Manager {
         { name: 'http', start: async () => { await http.start() }, stop: async () => { await http.close() } },
         { name: 'multicast channel', start: async () => { await channel.start() }, stop: async () => { await channel.close() } },
         { name: 'roster', start: () => { roster.start(channel) }, stop: () => { roster.close() } },
-        { name: 'announcer', start: async () => { await announcer.start() }, stop: async () => { await announcer.close() } }
+        { name: 'announcer', start: async () => { await announcer.start() }, stop: async () => { await announcer.close() } },
+        { name: 'cadence', start: () => { cadence.start() }, stop: () => { cadence.close() } }
       ])
     } catch (err) {
       this.http = undefined

@@ -1,3 +1,2 @@
 export * from './member-process.js'
 export * from './data-dir-lock.js'
-export * from './loop-watch.js'

@@ -3,7 +3,6 @@ import { loadOrCreateMemberId, newBootId, resolveMemberOptions, RpcServer, type 
 import type { AnyEnvelope, MessageType } from '@mirrorcast/wire'
 import { MemberPresence, type AnnounceInfo, type Holding, type PresenceOptions, type SearchKind } from '@mirrorcast/discovery'
 import { DataDirLock } from './data-dir-lock.js'
-import { LoopWatch } from './loop-watch.js'
 
 export interface MemberProcessOptions extends MemberOptions {
   maxFrameBytes?: number
@@ -25,7 +24,6 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
   private server: RpcServer | undefined
   private presence: MemberPresence | undefined
   private lock: DataDirLock | undefined
-  private loopWatch: LoopWatch | undefined
   private readonly role: 'storage' | 'directory'
   id = ''
   bootId = ''
@@ -80,8 +78,6 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
         async (kind, key) => await this.holds(kind, key))
       await this.presence.start()
     }
-    this.loopWatch = new LoopWatch(this.logger)
-    this.loopWatch.start()
   }
 
   async close (): Promise<void> {
@@ -92,8 +88,6 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
   /** Stops what runs, then closes the store, then lets the dir go: the lock is released last, once nothing uses the dir. */
   private async stop (): Promise<void> {
     const { server, presence, lock } = this
-    this.loopWatch?.close()
-    this.loopWatch = undefined
     this.server = undefined
     this.presence = undefined
     this.lock = undefined

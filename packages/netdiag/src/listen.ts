@@ -40,7 +40,7 @@ const RATE_WARN = 0.5
  * test search; the caller closes it.
  */
 export async function listen (s: DiagSettings): Promise<{ channel: MulticastChannel, heard: Heard }> {
-  const channel = new MulticastChannel(`netdiag-${randomBytes(4).toString('hex')}`, { key: s.key, cluster: s.cluster, group: s.group, port: s.port, interface: s.interface, ttl: s.ttl, maxSkewMs: Number.MAX_SAFE_INTEGER, peerPort: 0 })
+  const channel = new MulticastChannel(`netdiag-${randomBytes(4).toString('hex')}`, { key: s.key, cluster: s.cluster, group: s.group, searchGroup: s.searchGroup, port: s.port, interface: s.interface, ttl: s.ttl, maxSkewMs: Number.MAX_SAFE_INTEGER, peerPort: 0 })
   const heard: Heard = { members: new Map(), drops: new Map() }
   channel.on('message', (msg, rinfo) => observe(heard, msg, rinfo.address))
   channel.on('drop', (reason, rinfo) => {

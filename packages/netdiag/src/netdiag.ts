@@ -37,5 +37,5 @@ export async function runDiagnostics (s: DiagSettings): Promise<Report> {
 }
 
 function describe (s: DiagSettings): Record<string, unknown> {
-  return { source: s.source, cluster: s.cluster, group: s.group, port: s.port, interface: s.interface, ttl: s.ttl, multicast: s.multicast, peers: s.peers.map((p) => `${p.address}:${p.port}`), centers: s.centers, centerSubnets: s.centerSubnets, listenSeconds: s.listenMs / 1000, fileId: s.fileId, manager: s.managerUrl, underReplicatedWarnSeconds: s.underReplicatedWarnMs / 1000 }
+  return { source: s.source, cluster: s.cluster, group: s.group, searchGroup: s.searchGroup, port: s.port, interface: s.interface, ttl: s.ttl, multicast: s.multicast, peers: s.peers.map((p) => `${p.address}:${p.port}`), centers: s.centers, centerSubnets: s.centerSubnets, listenSeconds: s.listenMs / 1000, fileId: s.fileId, manager: s.managerUrl, underReplicatedWarnSeconds: s.underReplicatedWarnMs / 1000 }
 }

@@ -27,7 +27,7 @@ export function summarize (checks: Check[]): Record<Status, number> {
 /** The report for a terminal: one line a check, the advice indented under it. */
 export function formatText (report: Report): string {
   const s = report.settings
-  const lines = [`mirrorcast netdiag: cluster "${String(s.cluster)}", group ${String(s.group)}:${String(s.port)} on ${String(s.interface)}${s.multicast === false ? ' (multicast off)' : ''}, listened ${String(s.listenSeconds)} s (${String(s.source)})`]
+  const lines = [`mirrorcast netdiag: cluster "${String(s.cluster)}", groups ${String(s.group)} (announcements) and ${String(s.searchGroup)} (searches), port ${String(s.port)}, on ${String(s.interface)}${s.multicast === false ? ' (multicast off)' : ''}, listened ${String(s.listenSeconds)} s (${String(s.source)})`]
   const width = Math.max(...report.checks.map((c) => c.check.length))
   for (const c of report.checks) {
     lines.push(`${c.status.padEnd(4)}  ${c.check.padEnd(width)}  ${c.subject === undefined ? '' : `${c.subject}: `}${c.message}`)

@@ -16,7 +16,7 @@ export interface Expected {
 }
 
 /** What the diagnostics need to know of a cluster: its discovery settings (`port` is the multicast port), and more. */
-export interface DiagSettings extends Pick<ResolvedMulticastOptions, 'key' | 'cluster' | 'group' | 'port' | 'interface' | 'ttl' | 'multicast' | 'peers'> {
+export interface DiagSettings extends Pick<ResolvedMulticastOptions, 'key' | 'cluster' | 'group' | 'searchGroup' | 'port' | 'interface' | 'ttl' | 'multicast' | 'peers'> {
   /** [primary, backup] (one center with local twins); when unknown, the centers heard. */
   centers?: string[]
   /** Twins are neighbouring slots of one center (claims 6, 16, 26). */
@@ -64,6 +64,7 @@ export async function settingsFromConfig (file: string, extras: DiagExtras = {})
     key: await readClusterKeyFile(keyFile),
     cluster: config.cluster,
     group: config.group,
+    searchGroup: config['search-group'],
     port: config['mcast-port'],
     interface: config.interface,
     ttl: config.ttl,
@@ -106,6 +107,7 @@ export async function settingsFromUpDir (dir: string, extras: DiagExtras = {}): 
     key: await readClusterKeyFile(join(dir, 'cluster.key')),
     cluster: flag('--cluster'),
     group: flag('--group'),
+    searchGroup: flag('--search-group'),
     port: number('--mcast-port'),
     interface: flag('--interface'),
     ttl: number('--ttl'),
@@ -124,6 +126,7 @@ interface Gathered {
   key: Uint8Array
   cluster: string | undefined
   group: string | undefined
+  searchGroup: string | undefined
   port: number | undefined
   interface: string | undefined
   ttl: number | undefined
@@ -143,6 +146,7 @@ function build (p: Gathered, extras: DiagExtras): DiagSettings {
     key: p.key,
     ...(p.cluster === undefined ? {} : { cluster: p.cluster }),
     ...(p.group === undefined ? {} : { group: p.group }),
+    ...(p.searchGroup === undefined ? {} : { searchGroup: p.searchGroup }),
     ...(p.port === undefined ? {} : { port: p.port }),
     ...(p.interface === undefined ? {} : { interface: p.interface }),
     ...(p.ttl === undefined ? {} : { ttl: p.ttl })
@@ -159,6 +163,7 @@ function build (p: Gathered, extras: DiagExtras): DiagSettings {
     key: p.key,
     cluster: resolved.cluster,
     group: resolved.group,
+    searchGroup: resolved.searchGroup,
     port: resolved.port,
     interface: resolved.interface,
     ttl: resolved.ttl,

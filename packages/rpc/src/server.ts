@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net'
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { CommonErrorCode, DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
@@ -96,6 +96,7 @@ export class RequestContext {
 export class RpcServer {
   private readonly options: Required<Omit<RpcServerOptions, 'logger'>> & { logger: Logger }
   private server: Server | undefined
+  private listeningPort: number | undefined
   private readonly channels = new Set<Channel>()
   private readonly streamingRequests: ReadonlySet<MessageType>
   /** Sockets still in their handshake, by source address. */
@@ -119,10 +120,10 @@ export class RpcServer {
     this.streamingRequests = new Set(options.streamingRequests ?? [])
   }
 
+  /** The port listened on (read once at start: every heartbeat asks). */
   get port (): number {
-    const address = this.server?.address()
-    if (address === null || address === undefined || typeof address === 'string') throw new Error('server is not listening')
-    return address.port
+    if (this.listeningPort === undefined) throw new Error('server is not listening')
+    return this.listeningPort
   }
 
   get identity (): Identity {
@@ -135,12 +136,14 @@ export class RpcServer {
     this.server = server
     server.listen(this.options.port, this.options.host)
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
+    this.listeningPort = (server.address() as AddressInfo).port
   }
 
   async close (): Promise<void> {
     const server = this.server
     if (server === undefined) return
     this.server = undefined
+    this.listeningPort = undefined
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
     await Promise.all([...this.channels].map(async (c) => await c.close()))
     await closed

@@ -1,9 +1,10 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { Packr } from 'msgpackr'
 import type { z } from 'zod'
 import { sha256Of } from './digests.js'
 import { WireError, WireErrorCode } from './errors.js'
-import { idSchema, isMessageType, messageSchemas, uintSchema, type MessageBody, type MessageType } from './messages.js'
+import { isMessageType, messageSchemas, type MessageBody, type MessageType } from './messages.js'
+import { checkAnnounce, isSenderId, isWholeNumber, type FastCheck } from './fast-checks.js'
 
 export const PROTOCOL_VERSION = 1
 export const MAC_BYTES = 32 // HMAC-SHA256 output
@@ -23,6 +24,17 @@ const MAX_HEADER_DEPTH = 16
 // Bytes after the header: a body chunk always may carry them; these only when marked `inline`.
 const PAYLOAD_TYPES: ReadonlySet<MessageType> = new Set(['chunk'])
 const INLINE_TYPES: ReadonlySet<MessageType> = new Set(['blob.put', 'blob.get.ok'])
+
+// The messages checked by hand rather than by their zod schema: see fast-checks.ts.
+const FAST_CHECKS: { [T in MessageType]?: FastCheck<T> } = { announce: checkAnnounce }
+
+/** A body checked against its type's schema: the fast check where there is one, zod otherwise. */
+function checkBody (t: MessageType, body: unknown): { ok: true, value: unknown } | { ok: false, error: string } {
+  const fast = FAST_CHECKS[t] as FastCheck<MessageType> | undefined
+  if (fast !== undefined) return fast(body)
+  const parsed = messageSchemas[t].safeParse(body)
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, error: describeIssue(parsed.error) }
+}
 
 /** What every datagram and frame says besides its body. */
 export interface Envelope<T extends MessageType = MessageType> {
@@ -67,9 +79,18 @@ export function encodedBytes (value: unknown): number {
  * session it is sent on and the node's block checksum (see digests.ts).
  */
 function mac (key: Uint8Array, context: Uint8Array, signed: Uint8Array, payload: Uint8Array | undefined): Buffer {
-  const h = createHmac('sha256', key).update(context).update(signed)
+  const h = createHmac('sha256', keyObject(key)).update(context).update(signed)
   if (payload !== undefined && payload.length > 0) h.update(sha256Of(payload))
   return h.digest()
+}
+
+// A raw key is imported into OpenSSL on every createHmac; a KeyObject once per key.
+const keyObjects = new WeakMap<Uint8Array, KeyObject>()
+
+function keyObject (key: Uint8Array): KeyObject {
+  let k = keyObjects.get(key)
+  if (k === undefined) keyObjects.set(key, k = createSecretKey(key))
+  return k
 }
 
 /**
@@ -102,8 +123,8 @@ export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: Outgoi
  */
 function checkOutgoing (msg: OutgoingMessage): void {
   if (!isMessageType(msg.t)) throw new WireError(WireErrorCode.INVALID_OUTGOING, `unknown message type ${show(msg.t, 40)} not sent`)
-  const body = messageSchemas[msg.t].safeParse(msg.body)
-  if (!body.success) throw new WireError(WireErrorCode.INVALID_OUTGOING, `${msg.t} not sent: ${describeIssue(body.error)}`.slice(0, 300))
+  const body = checkBody(msg.t, msg.body)
+  if (!body.ok) throw new WireError(WireErrorCode.INVALID_OUTGOING, `${msg.t} not sent: ${body.error}`.slice(0, 300))
   if ((msg.payload?.length ?? 0) > 0 && !mayCarryPayload(msg.t, msg.body)) {
     throw new WireError(WireErrorCode.INVALID_OUTGOING, `${msg.t} may not carry a payload`)
   }
@@ -288,18 +309,16 @@ function parseHeader (header: Buffer, payload: Buffer): AnyEnvelope {
     throw new WireError(WireErrorCode.UNKNOWN_TYPE, `unknown message type ${show(h.t, 40)}`)
   }
   const t = h.t
-  const from = idSchema.safeParse(h.f)
-  const ts = uintSchema.safeParse(h.ts)
-  const seq = uintSchema.safeParse(h.s)
-  if (!from.success || !ts.success || !seq.success) {
+  const { f: from, ts, s: seq } = h
+  if (!isSenderId(from) || !isWholeNumber(ts) || !isWholeNumber(seq)) {
     throw new WireError(WireErrorCode.INVALID_FIELD, `${t}: sender id, timestamp or sequence number missing or invalid`)
   }
-  const body = messageSchemas[t].safeParse(h.b)
-  if (!body.success) {
-    throw new InvalidBodyError(t, from.data, seq.data, `${t}: ${describeIssue(body.error)}`.slice(0, 300))
+  const body = checkBody(t, h.b)
+  if (!body.ok) {
+    throw new InvalidBodyError(t, from, seq, `${t}: ${body.error}`.slice(0, 300))
   }
-  if (payload.length > 0 && !mayCarryPayload(t, body.data)) {
+  if (payload.length > 0 && !mayCarryPayload(t, body.value)) {
     throw new WireError(WireErrorCode.MALFORMED, `${t} carries ${payload.length} unexpected payload bytes`)
   }
-  return { t, from: from.data, ts: ts.data, seq: seq.data, body: body.data, payload } as AnyEnvelope
+  return { t, from, ts, seq, body: body.value, payload } as AnyEnvelope
 }

@@ -301,6 +301,11 @@ export const messageSchemas = {
     replyPort: portSchema.min(1),
     windowMs: uintSchema.max(10_000)
   }),
+  /**
+   * A manager's word to every member on the search group: announce every `heartbeatMs`. It grows with the
+   * number of members heard (`members`) so that the announcements of the whole cluster stay within a rate.
+   */
+  cadence: z.object({ cluster: clusterSchema, heartbeatMs: uintSchema.min(10).max(60_000), members: uintSchema }),
   'search.reply': z.object({
     cluster: clusterSchema,
     queryId: z.string().regex(/^[0-9a-f]{16,32}$/),

@@ -94,6 +94,7 @@ export const sampleBodies: { [T in MessageType]: MessageBody<T> } = {
   announce: { cluster: 'c1', ...member, heartbeatMs: 500, free: 1, files: 2 },
   goodbye: { cluster: 'c1', id: 'node-1', role: 'storage', bootId: 'b00t' },
   search: { cluster: 'c1', queryId: '0123456789abcdef', kind: 'blob', key: FILE_ID, center: 'east', replyAddress: '10.0.0.2', replyPort: 5000, windowMs: 100 },
+  cadence: { cluster: 'c1', heartbeatMs: 250, members: 180 },
   'search.reply': { cluster: 'c1', queryId: '0123456789abcdef', ...member, size: 5, sha256: SHA, version: 1 }
 }
 

@@ -1,0 +1,37 @@
+import test from 'ava'
+import { checkAnnounce, messageSchemas } from '../src/index.js'
+
+const valid = { cluster: 'mirrorcast', id: 'node-0123456789abcdef', role: 'storage', center: 'east', slot: 3, address: '10.1.0.3', port: 8701, bootId: 'b-42', heartbeatMs: 100, free: 123_456_789_012, files: 12, quarantined: 1, scrub: { passes: 2, files: 10, bytes: 4096, corrupt: 0 } }
+
+// What a sender may put in a field: every JSON-ish kind, edges of the numeric bounds, and strings the patterns refuse.
+const CANDIDATES: unknown[] = [
+  undefined, null, true, 0, -0, 1, -1, 1.5, 65535, 65536, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 2, NaN, Infinity, -Infinity,
+  '', 'a', 'East', 'east', '1east', 'e'.repeat(32), 'e'.repeat(33), 'x'.repeat(64), 'x'.repeat(65), 'has space', 'ok-id_1.2:3/4', 'é',
+  'storage', 'manager', 'witness', [], [1], {}, { passes: 1, files: 1, bytes: 1, corrupt: 1 }, { passes: -1, files: 1, bytes: 1, corrupt: 1 },
+  { passes: 1, files: 1, bytes: 1 }, { passes: 1, files: 1, bytes: 1, corrupt: 1, extra: 'x' }
+]
+
+function zod (body: unknown): { ok: boolean, value?: unknown } {
+  const r = messageSchemas.announce.safeParse(body)
+  return r.success ? { ok: true, value: r.data } : { ok: false }
+}
+
+function fast (body: unknown): { ok: boolean, value?: unknown } {
+  const r = checkAnnounce(body)
+  return r.ok ? { ok: true, value: r.value } : { ok: false }
+}
+
+test('the hand-written announcement check gives the zod schema\'s verdict and value for every field and value tried', (t) => {
+  let cases = 0
+  for (const field of [...Object.keys(valid), 'unknown']) {
+    for (const candidate of CANDIDATES) {
+      const body: Record<string, unknown> = { ...valid, [field]: candidate }
+      if (candidate === undefined) delete body[field]
+      t.deepEqual(fast(body), zod(body), `${field} = ${JSON.stringify(candidate)}`)
+      cases++
+    }
+  }
+  for (const whole of [null, 'announce', 7, [], [valid]]) t.deepEqual(fast(whole), zod(whole))
+  t.true(cases > 500)
+  t.true(fast(valid).ok, 'the valid body is accepted')
+})
