@@ -13,24 +13,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { launchUp } from '@mirrorcast/cli'
-import { printTable, withTempDir } from './lib.js'
+import { cpuNs, printTable, withTempDir } from './lib.js'
 
 const SETTLE_MS = Number(process.env.IDLE_SETTLE_MS ?? 30_000)
 const WINDOW_MS = Number(process.env.IDLE_WINDOW_MS ?? 30_000)
 const FLOOR_SETTLE_MS = 5000
-
-/** CPU time a process's threads have run, in ns (the scheduler's own count: finer than utime and stime's 10 ms ticks). */
-export async function cpuNs (pid: number): Promise<number> {
-  let ns = 0
-  for (const task of await readdir(`/proc/${pid}/task`).catch(() => [])) {
-    ns += Number((await readFile(`/proc/${pid}/task/${task}/schedstat`, 'utf8').catch(() => '0')).split(' ')[0])
-  }
-  return ns
-}
 
 /** % of one core each process used over `windowMs`. */
 async function measure (pids: number[], windowMs: number): Promise<number[]> {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { MirrorcastClient } from '@mirrorcast/client'
@@ -67,4 +67,13 @@ export async function transfer (client: MirrorcastClient, method: string, path: 
   for await (const chunk of res.body) bytes += (chunk as Buffer).length
   if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status}`)
   return bytes
+}
+
+/** CPU time a process's threads have run, in ns (the scheduler's own count: finer than utime and stime's 10 ms ticks). */
+export async function cpuNs (pid: number): Promise<number> {
+  let ns = 0
+  for (const task of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+    ns += Number((await readFile(`/proc/${pid}/task/${task}/schedstat`, 'utf8').catch(() => '0')).split(' ')[0])
+  }
+  return ns
 }

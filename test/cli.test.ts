@@ -94,6 +94,8 @@ test('mirrorcast search asks the backup center first, then the primary; failover
   const back = await cli(c.url, 'failback', home?.node ?? '')
   t.regex(back.stdout, /: (resyncing|healthy)$/m)
   await until(async () => (await clientOf(c.url).cluster()).nodes.every((n) => n.status === 'healthy'), { what: 'the node back' })
+  const { discovery, nodes } = await clientOf(c.url).cluster()
+  t.deepEqual(discovery, { members: nodes.length + 1, heartbeatMs: 100, maxAnnounceRate: 1000 }, 'the manager hears every member and keeps the default period')
   const round = await cli(c.url, 'reconcile', '--pair', String(home?.slot ?? 0))
   t.is(round.code, 0, round.stderr)
   t.regex(round.stdout, new RegExp(`^${home?.slot ?? 0}\\s+\\d+/\\d+\\s+0 \\(0 B\\)\\s+0 \\(0 B\\)\\s+0\\s+0 \\(0 B\\)`, 'm'), 'a pair in sync: nothing copied, removed or lost')

@@ -153,6 +153,8 @@ export interface ClusterView {
   centers: string[]
   twins: 'centers' | 'local'
   directoryPartitions: number
+  /** Members the manager hears (itself included) and the heartbeat period its cadence asks of them. */
+  discovery: { members: number, heartbeatMs: number, maxAnnounceRate: number }
   nodes: MemberView[]
   pairs: PairView[]
   integrity: { restored: number, failed: number }

@@ -10,6 +10,27 @@ export const LATE_HEARTBEAT_WARN_MS = 300
 export const CADENCE_TTL_MS = 30_000
 
 /**
+ * The rule a member follows managers' cadences by: the longest period heard from
+ * a manager in the last 30 s, never below the configured one.
+ */
+export class CadenceFollower {
+  private readonly cadences = new Map<string, { heartbeatMs: number, at: number }>()
+
+  constructor (readonly configuredMs: number) {}
+
+  /** The period to announce at, once `manager` asked for `heartbeatMs`. */
+  follow (manager: string, heartbeatMs: number, now = Date.now()): number {
+    this.cadences.set(manager, { heartbeatMs, at: now })
+    let period = this.configuredMs
+    for (const [id, c] of this.cadences) {
+      if (now - c.at > CADENCE_TTL_MS) this.cadences.delete(id)
+      else period = Math.max(period, c.heartbeatMs)
+    }
+    return period
+  }
+}
+
+/**
  * Sends this member's announcement every heartbeat and a goodbye on close.
  * `info` is asked each time, so free space and file counts stay current.
  * Announcements go to the group and to every static peer.
@@ -25,7 +46,7 @@ export class Announcer {
   /** The period asked for: the shortest this member announces at. */
   readonly configuredMs: number
   private periodMs: number
-  private readonly cadences = new Map<string, { heartbeatMs: number, at: number }>()
+  private readonly cadence: CadenceFollower
   private timer: NodeJS.Timeout | undefined
   private due = 0
   // Logged when sending starts or stops failing, not every heartbeat.
@@ -38,6 +59,7 @@ export class Announcer {
     this.info = info
     this.configuredMs = heartbeatMs
     this.periodMs = heartbeatMs
+    this.cadence = new CadenceFollower(heartbeatMs)
   }
 
   /** The period announcements go out at now. */
@@ -66,12 +88,7 @@ export class Announcer {
    * the first longer gap.
    */
   follow (manager: string, heartbeatMs: number, now = Date.now()): void {
-    this.cadences.set(manager, { heartbeatMs, at: now })
-    let period = this.configuredMs
-    for (const [id, c] of this.cadences) {
-      if (now - c.at > CADENCE_TTL_MS) this.cadences.delete(id)
-      else period = Math.max(period, c.heartbeatMs)
-    }
+    const period = this.cadence.follow(manager, heartbeatMs, now)
     if (period === this.periodMs) return
     this.channel.options.logger.info('heartbeat period changed', { from: this.periodMs, to: period, reason: 'cadence of the managers' })
     this.periodMs = period

@@ -175,7 +175,7 @@ export class Manager {
       },
       searchOrder: twins.searchOrder(twins.primary),
       centers: twins.centers,
-      cluster: async () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions },
+      cluster: async () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions, discovery: { members: cadence.members, heartbeatMs: cadence.heartbeatMs, maxAnnounceRate: cadence.maxRate } },
         membership, integrity.stats, await antiEntropy.view()),
       reconcile: async (pair) => await antiEntropy.runNow(pair),
       maxFileBytes: this.options.maxFileBytes,
@@ -184,7 +184,7 @@ export class Manager {
     const http = new HttpServer({ host: this.options.host, port: this.options.port, auth: this.auth, router: new Router(api.routes()), limits: this.options.httpLimits, logger: this.logger })
     const bootId = newBootId()
     const announcer = new Announcer(channel, () => ({ id: this.id, role: 'manager', center: twins.primary, slot: 1, address: this.options.host, port: http.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
-    const cadence = new Cadence(channel, roster, announcer, { baseMs: this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, maxRate: this.options.maxAnnounceRate })
+    const cadence: Cadence = new Cadence(channel, roster, announcer, { baseMs: this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, maxRate: this.options.maxAnnounceRate })
     this.http = http
     try {
       await this.lifecycle.start([

@@ -33,6 +33,8 @@ export interface ClusterInfo {
   centers: string[]
   twins: string
   directoryPartitions: number
+  /** What the manager hears on the announcements' group, and the period its cadence asks of every member. */
+  discovery: { members: number, heartbeatMs: number, maxAnnounceRate: number }
 }
 
 /** `GET /cluster`: every member, every twin pair with its replication, the integrity counters. */
