@@ -131,7 +131,22 @@ async function until<T> (what: () => Promise<T | undefined>, limitMs: number): P
   return undefined
 }
 
-interface Row { count: number, periodMs: number, managerCpu: number, nodeCpu: number, datagramsPerS: number, kBPerS: number, detectP50: number, detectMax: number, undetected: number, falseDeaths: number, observedS: number, searchP50: number, searchP99: number, lost: number }
+interface Row {
+  count: number
+  periodMs: number
+  managerCpu: number
+  nodeCpu: number
+  datagramsPerS: number
+  kBPerS: number
+  detectP50: number
+  detectMax: number
+  undetected: number
+  falseDeaths: number
+  observedS: number
+  searchP50: number
+  searchP99: number
+  lost: number
+}
 
 async function benchOne (count: number, falsePositiveS: number): Promise<Row> {
   return await withTempDir('mirrorcast-sim-', async (tmp) => {

@@ -175,8 +175,13 @@ export class Manager {
       },
       searchOrder: twins.searchOrder(twins.primary),
       centers: twins.centers,
-      cluster: async () => clusterView({ manager: { id: this.id, url: this.url }, centers: twins.centers, twins: twins.mode, directoryPartitions: this.options.directoryPartitions, discovery: { members: cadence.members, heartbeatMs: cadence.heartbeatMs, maxAnnounceRate: cadence.maxRate } },
-        membership, integrity.stats, await antiEntropy.view()),
+      cluster: async () => clusterView({
+        manager: { id: this.id, url: this.url },
+        centers: twins.centers,
+        twins: twins.mode,
+        directoryPartitions: this.options.directoryPartitions,
+        discovery: { members: cadence.members, heartbeatMs: cadence.heartbeatMs, maxAnnounceRate: cadence.maxRate }
+      }, membership, integrity.stats, await antiEntropy.view()),
       reconcile: async (pair) => await antiEntropy.runNow(pair),
       maxFileBytes: this.options.maxFileBytes,
       maxSearches: this.options.httpLimits.maxSearches

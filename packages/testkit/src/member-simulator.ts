@@ -61,14 +61,18 @@ export class MemberSimulator {
     const now = Date.now()
     this.members = Array.from({ length: options.count }, (_, i) => {
       const id = `${prefix}-${i}`
-      return { id, bootId: randomBytes(6).toString('hex'), center: i % 2 === 0 ? 'east' : 'west', slot: 1 + Math.floor(i / 2), seq: now * 1000, encoder: new AnnouncementEncoder(options.key, id), nextAt: now + Math.random() * this.periodMs, stopped: false }
+      const center = i % 2 === 0 ? 'east' : 'west'
+      const nextAt = now + Math.random() * this.periodMs
+      return { id, bootId: randomBytes(6).toString('hex'), center, slot: 1 + Math.floor(i / 2), seq: now * 1000, encoder: new AnnouncementEncoder(options.key, id), nextAt, stopped: false }
     })
     this.channel = new MulticastChannel(`${prefix}-listener`, { ...this.multicastOptions(), join: ['searches'] })
   }
 
   private multicastOptions (): MulticastOptions {
-    const { key, cluster, group, searchGroup, port, interface: iface, logger } = this.options
-    return { key, ...(cluster === undefined ? {} : { cluster }), ...(group === undefined ? {} : { group }), ...(searchGroup === undefined ? {} : { searchGroup }), ...(port === undefined ? {} : { port }), ...(iface === undefined ? {} : { interface: iface }), ...(logger === undefined ? {} : { logger }) }
+    const { key, ...rest } = this.options
+    const { cluster, group, searchGroup, port, logger } = rest
+    const given = Object.entries({ cluster, group, searchGroup, port, interface: rest.interface, logger }).filter(([, v]) => v !== undefined)
+    return { key, ...Object.fromEntries(given) }
   }
 
   /** The period the members announce at now. */
@@ -138,7 +142,8 @@ export class MemberSimulator {
   }
 
   private announcement (m: SimulatedMember): MessageBody<'announce'> {
-    return { cluster: this.channel.options.cluster, id: m.id, role: this.options.role, center: m.center, slot: m.slot, address: this.channel.options.interface, port: 1, bootId: m.bootId, heartbeatMs: this.periodMs, free: 0, files: 0 }
+    const { cluster, interface: address } = this.channel.options
+    return { cluster, id: m.id, role: this.options.role, center: m.center, slot: m.slot, address, port: 1, bootId: m.bootId, heartbeatMs: this.periodMs, free: 0, files: 0 }
   }
 
   private answer (q: MessageBody<'search'>): void {
