@@ -15,6 +15,7 @@ port = 8701
 dns-sd = true
 cluster = "prod"
 group = "239.192.77.1"
+search-group = "239.192.77.2"
 mcast-port = 7700
 interface = "10.1.0.3"
 ttl = 1
@@ -46,6 +47,8 @@ body-idle-timeout-ms = 60_000
 headers-timeout-ms = 5_000
 max-connections = 4096
 max-searches = 4
+max-announce-rate = 2000
+search-group = "239.192.77.2"
 `
 
 test('a node and a manager file with every key are read with their types', (t) => {
@@ -54,7 +57,7 @@ test('a node and a manager file with every key are read with their types', (t) =
   t.deepEqual(Object.keys(node).sort(), keysOf('node').sort(), 'the example uses every node key')
   const manager = parseConfig(MANAGER, 'mgr.toml')
   t.like(manager, { role: 'manager', centers: ['east', 'west'], 'center-subnets': { east: '10.1.0.0/16', west: '10.2.0.0/16' }, 'max-file-bytes': 1_000_000, 'multicast-search': false })
-  t.like(manager, { 'body-idle-timeout-ms': 60_000, 'headers-timeout-ms': 5_000, 'max-connections': 4096, 'max-searches': 4 })
+  t.like(manager, { 'body-idle-timeout-ms': 60_000, 'headers-timeout-ms': 5_000, 'max-connections': 4096, 'max-searches': 4, 'max-announce-rate': 2000, 'search-group': '239.192.77.2' })
 })
 
 test('the manager\'s HTTP limits are whole numbers within their bounds', (t) => {

@@ -49,7 +49,9 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
   private groups: SocketAsPromised[] = []
   private unicast: SocketAsPromised | undefined
   // Starts at the clock in µs: a restarted sender's numbers stay above its old ones.
-  private seq = Date.now() * 1000
+  // Announcements and goodbyes count apart from the rest (searches, replies, cadences): the gaps
+  // a listener sees between a member's announcements are then lost heartbeats, nothing else.
+  private seq = { announcements: Date.now() * 1000, others: Date.now() * 1000 }
   private readonly windows: ReplayWindows
   private readonly announcements: AnnouncementEncoder
   private readonly decoder: DatagramDecoder
@@ -142,7 +144,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
       done(new DiscoveryError(DiscoveryErrorCode.NOT_STARTED, 'multicast channel not started'))
       return
     }
-    const buf = this.announcements.encode(body, ++this.seq)
+    const buf = this.announcements.encode(body, ++this.seq.announcements)
     const { multicast, group, port, peers } = this.options
     const to = multicast ? [{ address: group, port }, ...peers] : peers
     let left = to.length
@@ -162,7 +164,8 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
   }
 
   private encode<T extends DatagramType> (t: T, body: MessageBody<T>): Buffer {
-    return encodeDatagram(this.options.key, { t, from: this.selfId, seq: ++this.seq, body })
+    const seq = t === 'announce' || t === 'goodbye' ? ++this.seq.announcements : ++this.seq.others
+    return encodeDatagram(this.options.key, { t, from: this.selfId, seq, body })
   }
 
   /** Tries every destination; the first failure is thrown once all were tried. */
@@ -194,7 +197,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
       this.drop('stale', rinfo)
       return
     }
-    if (!this.windows.accept(msg.from, msg.seq)) {
+    if (!this.windows.accept(msg.t === 'announce' || msg.t === 'goodbye' ? msg.from : `${msg.from}\u0000others`, msg.seq)) {
       this.drop('replayed', rinfo)
       return
     }

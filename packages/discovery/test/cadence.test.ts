@@ -35,8 +35,8 @@ test('a member hears searches and cadences, never the cluster\'s heartbeats; a m
   await until(() => roster.list().length >= 21, { what: 'the manager heard the member and the 20 simulated ones' })
   const heardBefore = presence.channel.received
   const managerBefore = mgr.received
-  await new Promise((resolve) => setTimeout(resolve, 1000))
-  t.true(mgr.received - managerBefore > 300, `the manager hears every heartbeat (${mgr.received - managerBefore} in 1 s)`)
+  // 500 more heartbeats of the 21 members heard by the manager (about a second and a half)
+  await until(() => mgr.received - managerBefore >= 500, { what: 'the manager hearing 500 more heartbeats' })
   t.is(presence.channel.received, heardBefore, 'the member heard none of them')
   const { replies } = await search(mgr, { kind: 'blob', key: 'a'.repeat(32), windowMs: 50, timeoutMs: 1000 })
   t.deepEqual(replies.map((r) => [r.reply.id, r.reply.size]), [['n1', 7]], 'and still answers searches')
@@ -97,4 +97,29 @@ test('a heartbeat that goes out late because the event loop was held is logged, 
   while (Date.now() < until);
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.true(warnings.some((w) => w.message === 'event loop held: heartbeats were late' && w.lateMs >= 350), JSON.stringify(warnings))
+})
+
+test('with multicast off, a member heard only as a static peer gets the cadence by unicast', async (t) => {
+  const port = randomGroupPort()
+  const channel = new MulticastChannel('mgr-peer', { key: KEY, port, interface: '127.0.0.1', multicast: false })
+  const roster = new Roster()
+  const announcer = new Announcer(channel, () => ({ ...info, id: 'mgr-peer', role: 'manager' }), 100)
+  // 5 announcements a second for the manager and one member: 400 ms
+  const cadence = new Cadence(channel, roster, announcer, { baseMs: 100, maxRate: 5 })
+  await channel.start()
+  roster.start(channel)
+  await announcer.start()
+  cadence.start()
+  t.teardown(async () => {
+    cadence.close()
+    await announcer.close()
+    roster.close()
+    await channel.close()
+  })
+  const presence = new MemberPresence({ key: KEY, port, peerPort: 0, interface: '127.1.0.1', multicast: false, peers: [{ address: '127.0.0.1', port }] }, () => ({ ...info, id: 'n-peer' }), async () => undefined)
+  await presence.start()
+  t.teardown(async () => { await presence.close() })
+  await until(() => presence.heartbeatMs === 400, { what: 'the static peer at the cadence', timeoutMs: 10_000 })
+  await until(() => roster.get('n-peer')?.heartbeatMs === 400, { what: 'the manager hears the longer period' })
+  t.is(roster.get('n-peer')?.state, 'healthy')
 })
