@@ -5,8 +5,8 @@ import { Announcer, Cadence, MemberPresence, MulticastChannel, PhiAccrualDetecto
 const KEY = Buffer.alloc(32, 7)
 const info = { role: 'storage' as const, center: 'east', slot: 1, address: '127.1.0.1', port: 9, bootId: 'b1', free: 1, files: 0 }
 
-async function manager (t: import('ava').ExecutionContext, port: number, maxRate: number): Promise<{ channel: MulticastChannel, roster: Roster, cadence: Cadence }> {
-  const channel = new MulticastChannel('mgr-test', { key: KEY, port, join: ['announcements'] })
+async function manager (t: import('ava').ExecutionContext, port: number, maxRate: number, options: { multicast?: false, interface?: string } = {}): Promise<{ channel: MulticastChannel, roster: Roster, cadence: Cadence }> {
+  const channel = new MulticastChannel('mgr-test', { key: KEY, port, join: ['announcements'], ...options })
   const roster = new Roster()
   const announcer = new Announcer(channel, () => ({ ...info, id: 'mgr-test', role: 'manager' }), 100)
   const cadence = new Cadence(channel, roster, announcer, { baseMs: 100, maxRate })
@@ -101,21 +101,8 @@ test('a heartbeat that goes out late because the event loop was held is logged, 
 
 test('with multicast off, a member heard only as a static peer gets the cadence by unicast', async (t) => {
   const port = randomGroupPort()
-  const channel = new MulticastChannel('mgr-peer', { key: KEY, port, interface: '127.0.0.1', multicast: false })
-  const roster = new Roster()
-  const announcer = new Announcer(channel, () => ({ ...info, id: 'mgr-peer', role: 'manager' }), 100)
   // 5 announcements a second for the manager and one member: 400 ms
-  const cadence = new Cadence(channel, roster, announcer, { baseMs: 100, maxRate: 5 })
-  await channel.start()
-  roster.start(channel)
-  await announcer.start()
-  cadence.start()
-  t.teardown(async () => {
-    cadence.close()
-    await announcer.close()
-    roster.close()
-    await channel.close()
-  })
+  const { roster } = await manager(t, port, 5, { multicast: false, interface: '127.0.0.1' })
   const presence = new MemberPresence({ key: KEY, port, peerPort: 0, interface: '127.1.0.1', multicast: false, peers: [{ address: '127.0.0.1', port }] }, () => ({ ...info, id: 'n-peer' }), async () => undefined)
   await presence.start()
   t.teardown(async () => { await presence.close() })
