@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { launchUp } from '@mirrorcast/cli'
 import { MulticastChannel, search } from '@mirrorcast/discovery'
-import { MemberSimulator } from '@mirrorcast/testkit'
+import { MemberSimulator, until } from '@mirrorcast/testkit'
 import { readClusterKeyFile } from '@mirrorcast/wire'
 import { cpuNs, percentile, printTable, withTempDir } from './lib.js'
 
@@ -121,16 +121,6 @@ async function stateChanges (dir: string): Promise<Array<{ member: string, to: s
   })
 }
 
-async function until<T> (what: () => Promise<T | undefined>, limitMs: number): Promise<T | undefined> {
-  const end = Date.now() + limitMs
-  while (Date.now() < end) {
-    const v = await what()
-    if (v !== undefined) return v
-    await sleep(20)
-  }
-  return undefined
-}
-
 interface Row {
   count: number
   periodMs: number
@@ -195,7 +185,9 @@ async function benchOne (count: number, falsePositiveS: number): Promise<Row> {
         const index = Math.floor(Math.random() * count)
         const { stopped: id, at } = await sim.ask<{ stopped: string, at: number }>({ stop: index })
         stopped.add(id)
-        const dead = await until(async () => (await stateChanges(dir)).find((c) => c.member === id && c.to === 'dead' && c.at >= at), 30_000)
+        let dead: { at: number } | undefined
+        const found = async (): Promise<boolean> => { dead = (await stateChanges(dir)).find((c) => c.member === id && c.to === 'dead' && c.at >= at); return dead !== undefined }
+        await until(found, { what: `${id} found dead`, timeoutMs: 30_000, intervalMs: 20 }).catch(() => {})
         if (dead === undefined) undetected++
         else detections.push(dead.at - at)
         if (dead === undefined) say(`${id} was not found dead within 30 s`)

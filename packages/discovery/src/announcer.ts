@@ -43,8 +43,6 @@ export class CadenceFollower {
 export class Announcer {
   private readonly channel: MulticastChannel
   private readonly info: () => AnnounceInfo
-  /** The period asked for: the shortest this member announces at. */
-  readonly configuredMs: number
   private periodMs: number
   private readonly cadence: CadenceFollower
   private timer: NodeJS.Timeout | undefined
@@ -57,7 +55,6 @@ export class Announcer {
     if (!Number.isInteger(heartbeatMs) || heartbeatMs < 10 || heartbeatMs > 60_000) throw new TypeError('heartbeat must be 10 to 60000 ms')
     this.channel = channel
     this.info = info
-    this.configuredMs = heartbeatMs
     this.periodMs = heartbeatMs
     this.cadence = new CadenceFollower(heartbeatMs)
   }

@@ -20,7 +20,6 @@ export interface CadenceOptions {
   baseMs: number
   /** Announcements a second the whole cluster may send at most. */
   maxRate?: number
-  now?: () => number
 }
 
 /**
@@ -36,9 +35,7 @@ export class Cadence {
   private readonly announcer: Announcer
   private readonly baseMs: number
   readonly maxRate: number
-  private readonly now: () => number
   private periodMs: number
-  private startedAt = 0
   private timer: NodeJS.Timeout | undefined
   // where members heard by unicast only can be reached: the source of their announcements
   private readonly unicastMembers = new Map<string, { address: string, port: number }>()
@@ -56,7 +53,6 @@ export class Cadence {
     this.announcer = announcer
     this.baseMs = options.baseMs
     this.maxRate = maxRate
-    this.now = options.now ?? Date.now
     this.periodMs = options.baseMs
   }
 
@@ -74,21 +70,22 @@ export class Cadence {
 
   start (): void {
     if (this.timer !== undefined) return
-    this.startedAt = this.now()
     this.channel.on('message', this.onMessage)
-    this.timer = setInterval(() => { this.tick() }, CADENCE_REPEAT_MS)
-    setTimeout(() => { if (this.timer !== undefined) this.tick() }, WARM_UP_MS).unref()
+    this.timer = setTimeout(() => {
+      this.tick()
+      this.timer = setInterval(() => { this.tick() }, CADENCE_REPEAT_MS)
+    }, WARM_UP_MS)
   }
 
   close (): void {
+    // clearInterval clears a timeout too: whichever of the two is armed
     clearInterval(this.timer)
     this.timer = undefined
     this.channel.off('message', this.onMessage)
   }
 
-  /** Re-evaluates the period and sends it; every few seconds, or by hand in a test. */
-  tick (): void {
-    if (this.now() - this.startedAt < WARM_UP_MS) return
+  /** Re-evaluates the period and sends it, every few seconds once warmed up. */
+  private tick (): void {
     const members = this.members
     const wanted = Math.min(60_000, Math.max(this.baseMs, Math.ceil(members * 1000 / this.maxRate / 10) * 10))
     if (wanted > this.periodMs || wanted < this.periodMs * SHORTEN_BELOW) {

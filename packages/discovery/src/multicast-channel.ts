@@ -25,6 +25,9 @@ const RECV_BUFFER_BYTES = 1024 * 1024
 // 4,096 senders remembered for replay checks (a window is 32 bytes); the one silent the longest is forgotten first
 const MAX_TRACKED_SENDERS = 4096
 
+/** Announcements and goodbyes: sent to the announcements' group and every static peer, numbered apart. */
+const isAnnouncement = (t: string): boolean => t === 'announce' || t === 'goodbye'
+
 const DROP_REASON_BY_CODE: Record<string, DropReason> = {
   ERR_WIRE_BAD_MAC: 'bad-mac',
   ERR_WIRE_MISSING_MAC: 'missing-mac',
@@ -55,6 +58,8 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
   private readonly windows: ReplayWindows
   private readonly announcements: AnnouncementEncoder
   private readonly decoder: DatagramDecoder
+  // where announcements go: the group (multicast on) and every static peer
+  private readonly announceTo: Peer[]
   readonly dropped: Record<DropReason, number> = { 'bad-mac': 0, 'missing-mac': 0, oversize: 0, malformed: 0, 'unknown-type': 0, 'unknown-version': 0, 'foreign-cluster': 0, replayed: 0, stale: 0 }
   /** Source addresses of the last refused datagrams, by reason (for diagnostics). */
   readonly droppedFrom = new Map<DropReason, Set<string>>()
@@ -67,6 +72,8 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
     this.windows = new ReplayWindows({ maxAgeMs: 2 * this.options.maxSkewMs, maxSenders: MAX_TRACKED_SENDERS })
     this.announcements = new AnnouncementEncoder(this.options.key, selfId)
     this.decoder = new DatagramDecoder(this.options.key, MAX_TRACKED_SENDERS)
+    const { multicast, group, port, peers } = this.options
+    this.announceTo = multicast ? [{ address: group, port }, ...peers] : peers
   }
 
   /** Where direct replies to this member go. */
@@ -129,8 +136,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
    * count lost heartbeats from the gaps between the numbers it hears.
    */
   async announce<T extends 'announce' | 'goodbye'> (t: T, body: MessageBody<T>): Promise<void> {
-    const { multicast, group, port, peers } = this.options
-    await this.send(this.encode(t, body), multicast ? [{ address: group, port }, ...peers] : peers)
+    await this.send(this.encode(t, body), this.announceTo)
   }
 
   /**
@@ -145,8 +151,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
       return
     }
     const buf = this.announcements.encode(body, ++this.seq.announcements)
-    const { multicast, group, port, peers } = this.options
-    const to = multicast ? [{ address: group, port }, ...peers] : peers
+    const to = this.announceTo
     let left = to.length
     let first: Error | undefined
     if (left === 0) done(undefined)
@@ -164,7 +169,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
   }
 
   private encode<T extends DatagramType> (t: T, body: MessageBody<T>): Buffer {
-    const seq = t === 'announce' || t === 'goodbye' ? ++this.seq.announcements : ++this.seq.others
+    const seq = isAnnouncement(t) ? ++this.seq.announcements : ++this.seq.others
     return encodeDatagram(this.options.key, { t, from: this.selfId, seq, body })
   }
 
@@ -197,7 +202,7 @@ export class MulticastChannel extends EventEmitter<ChannelEvents> {
       this.drop('stale', rinfo)
       return
     }
-    if (!this.windows.accept(msg.t === 'announce' || msg.t === 'goodbye' ? msg.from : `${msg.from}\u0000others`, msg.seq)) {
+    if (!this.windows.accept(isAnnouncement(msg.t) ? msg.from : `${msg.from}\u0000others`, msg.seq)) {
       this.drop('replayed', rinfo)
       return
     }

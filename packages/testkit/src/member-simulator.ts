@@ -23,7 +23,8 @@ interface SimulatedMember {
   bootId: string
   center: string
   slot: number
-  seq: number
+  /** Numbered as a channel numbers them: announcements and goodbyes apart from replies. */
+  seq: { announcements: number, others: number }
   encoder: AnnouncementEncoder
   nextAt: number
   stopped: boolean
@@ -63,7 +64,7 @@ export class MemberSimulator {
       const id = `${prefix}-${i}`
       const center = i % 2 === 0 ? 'east' : 'west'
       const nextAt = now + Math.random() * this.periodMs
-      return { id, bootId: randomBytes(6).toString('hex'), center, slot: 1 + Math.floor(i / 2), seq: now * 1000, encoder: new AnnouncementEncoder(options.key, id), nextAt, stopped: false }
+      return { id, bootId: randomBytes(6).toString('hex'), center, slot: 1 + Math.floor(i / 2), seq: { announcements: now * 1000, others: now * 1000 }, encoder: new AnnouncementEncoder(options.key, id), nextAt, stopped: false }
     })
     this.channel = new MulticastChannel(`${prefix}-listener`, { ...this.multicastOptions(), join: ['searches'] })
   }
@@ -108,7 +109,7 @@ export class MemberSimulator {
   stop (i: number, how: 'silent' | 'goodbye' = 'silent'): string {
     const m = this.member(i)
     m.stopped = true
-    if (how === 'goodbye') this.send(encodeDatagram(this.options.key, { t: 'goodbye', from: m.id, seq: ++m.seq, body: { cluster: this.channel.options.cluster, id: m.id, role: this.options.role, bootId: m.bootId } }), this.channel.options.group)
+    if (how === 'goodbye') this.send(encodeDatagram(this.options.key, { t: 'goodbye', from: m.id, seq: ++m.seq.announcements, body: { cluster: this.channel.options.cluster, id: m.id, role: this.options.role, bootId: m.bootId } }), this.channel.options.group)
     return m.id
   }
 
@@ -137,7 +138,7 @@ export class MemberSimulator {
       if (m.stopped || m.nextAt > now) continue
       // the next one is due a period on; a simulator that fell behind does not send a burst to catch up
       m.nextAt = Math.max(m.nextAt + this.periodMs, now)
-      this.send(m.encoder.encode(this.announcement(m), ++m.seq, now), this.channel.options.group)
+      this.send(m.encoder.encode(this.announcement(m), ++m.seq.announcements, now), this.channel.options.group)
     }
   }
 
@@ -154,7 +155,7 @@ export class MemberSimulator {
         this.replies.delete(timer)
         const { id, center, slot, bootId } = m
         const reply: MessageBody<'search.reply'> = { cluster: this.channel.options.cluster, queryId: q.queryId, id, role: this.options.role, center, slot, address: this.channel.options.interface, port: 1, bootId, size: 0 }
-        this.send(encodeDatagram(this.options.key, { t: 'search.reply', from: m.id, seq: ++m.seq, body: reply }), q.replyAddress, q.replyPort)
+        this.send(encodeDatagram(this.options.key, { t: 'search.reply', from: m.id, seq: ++m.seq.others, body: reply }), q.replyAddress, q.replyPort)
         this.sent.replies++
       }, Math.random() * q.windowMs)
       this.replies.add(timer)

@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr'
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { DATAGRAM_CONTEXT, decodeDatagram, DEFAULT_MAX_DATAGRAM_BYTES, ENVELOPE_OVERHEAD, MAC_BYTES, PROTOCOL_VERSION, type AnyEnvelope, type Envelope } from './codec.js'
+import { timingSafeEqual } from 'node:crypto'
+import { DATAGRAM_CONTEXT, decodeDatagram, DEFAULT_MAX_DATAGRAM_BYTES, ENVELOPE_OVERHEAD, mac, MAC_BYTES, PROTOCOL_VERSION, type AnyEnvelope, type Envelope } from './codec.js'
 import { WireError, WireErrorCode } from './errors.js'
 import { checkAnnounce } from './fast-checks.js'
 import type { MessageBody } from './messages.js'
@@ -39,12 +39,12 @@ function sameAnnouncement (a: Announce, b: Announce): boolean {
 
 /** One member's announcements, signed: the body packed and checked once per change. */
 export class AnnouncementEncoder {
-  private readonly key: KeyObject
+  private readonly key: Uint8Array
   private readonly prefix: Buffer
   private last: { body: Announce, bytes: Buffer } | undefined
 
   constructor (key: Uint8Array, from: string) {
-    this.key = createSecretKey(key)
+    this.key = key
     this.prefix = prefixFor(from)
   }
 
@@ -65,7 +65,7 @@ export class AnnouncementEncoder {
     at = out.writeDoubleBE(seq, at + 1)
     at += BODY_KEY.copy(out, at)
     this.last.bytes.copy(out, at)
-    createHmac('sha256', this.key).update(DATAGRAM_CONTEXT).update(out.subarray(MAC_BYTES)).digest().copy(out, 0)
+    mac(this.key, DATAGRAM_CONTEXT, out.subarray(MAC_BYTES), undefined).copy(out, 0)
     return out
   }
 }
@@ -77,21 +77,19 @@ export class AnnouncementEncoder {
  * without msgpack. Anything else takes the full path.
  */
 export class DatagramDecoder {
-  private readonly key: KeyObject
-  private readonly rawKey: Uint8Array
+  private readonly key: Uint8Array
   private readonly known = new Map<string, { prefix: Buffer, bytes: Buffer, body: Announce }>()
   private readonly maxSenders: number
 
   constructor (key: Uint8Array, maxSenders = 4096) {
-    this.rawKey = key
-    this.key = createSecretKey(key)
+    this.key = key
     this.maxSenders = maxSenders
   }
 
   decode (buf: Buffer): AnyEnvelope {
     const fast = this.recognise(buf)
     if (fast !== undefined) return fast
-    const msg = decodeDatagram(this.rawKey, buf)
+    const msg = decodeDatagram(this.key, buf)
     if (msg.t === 'announce') this.remember(msg, buf)
     return msg
   }
@@ -103,7 +101,7 @@ export class DatagramDecoder {
     if (known === undefined) return undefined
     const bodyAt = bodyOffset(buf, known.prefix)
     if (bodyAt === undefined || !buf.subarray(bodyAt).equals(known.bytes)) return undefined
-    const expected = createHmac('sha256', this.key).update(DATAGRAM_CONTEXT).update(buf.subarray(MAC_BYTES)).digest()
+    const expected = mac(this.key, DATAGRAM_CONTEXT, buf.subarray(MAC_BYTES), undefined)
     // a MAC that fails here fails on the full path too, which says why
     if (!timingSafeEqual(expected, buf.subarray(0, MAC_BYTES))) return undefined
     const at = ENVELOPE_OVERHEAD + known.prefix.length

@@ -4,7 +4,7 @@ import type { z } from 'zod'
 import { sha256Of } from './digests.js'
 import { WireError, WireErrorCode } from './errors.js'
 import { isMessageType, messageSchemas, type MessageBody, type MessageType } from './messages.js'
-import { checkAnnounce, isSenderId, isWholeNumber, type FastCheck } from './fast-checks.js'
+import { checkAnnounce, isId, isUint, type FastCheck } from './fast-checks.js'
 
 export const PROTOCOL_VERSION = 1
 export const MAC_BYTES = 32 // HMAC-SHA256 output
@@ -78,7 +78,7 @@ export function encodedBytes (value: unknown): number {
  * payload: a body is hashed once per buffer, and that one pass serves every
  * session it is sent on and the node's block checksum (see digests.ts).
  */
-function mac (key: Uint8Array, context: Uint8Array, signed: Uint8Array, payload: Uint8Array | undefined): Buffer {
+export function mac (key: Uint8Array, context: Uint8Array, signed: Uint8Array, payload: Uint8Array | undefined): Buffer {
   const h = createHmac('sha256', keyObject(key)).update(context).update(signed)
   if (payload !== undefined && payload.length > 0) h.update(sha256Of(payload))
   return h.digest()
@@ -310,7 +310,7 @@ function parseHeader (header: Buffer, payload: Buffer): AnyEnvelope {
   }
   const t = h.t
   const { f: from, ts, s: seq } = h
-  if (!isSenderId(from) || !isWholeNumber(ts) || !isWholeNumber(seq)) {
+  if (!isId(from) || !isUint(ts) || !isUint(seq)) {
     throw new WireError(WireErrorCode.INVALID_FIELD, `${t}: sender id, timestamp or sequence number missing or invalid`)
   }
   const body = checkBody(t, h.b)

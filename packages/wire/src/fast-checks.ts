@@ -14,8 +14,10 @@ export type FastCheck<T extends MessageType> = (value: unknown) => { ok: true, v
 const ID_PATTERN = /^[A-Za-z0-9._:/-]+$/
 const ROLES: ReadonlySet<unknown> = new Set(['storage', 'directory', 'manager'])
 
-const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
-const isId = (v: unknown): v is string => typeof v === 'string' && v.length >= 1 && v.length <= MAX_ID_LENGTH && ID_PATTERN.test(v)
+/** A whole number ≥ 0, as `uintSchema`. */
+export const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+/** An id, as `idSchema` (senders, members, boots). */
+export const isId = (v: unknown): v is string => typeof v === 'string' && v.length >= 1 && v.length <= MAX_ID_LENGTH && ID_PATTERN.test(v)
 const isInt = (v: unknown, min: number, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
 
 type Announce = MessageBody<'announce'>
@@ -50,7 +52,3 @@ export const checkAnnounce: FastCheck<'announce'> = (value) => {
   if (scrub !== undefined) out.scrub = scrub
   return { ok: true, value: out }
 }
-
-/** The envelope's sender id and numbers, checked as `idSchema` and `uintSchema` would. */
-export const isSenderId = isId
-export const isWholeNumber = isUint
