@@ -1,23 +1,30 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { link, lstat, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
+import { crc32 } from 'node:zlib'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { DIGEST_SHARDS, FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, PageBudget, SetDigest, sha256Of, shardName, writeAll, writevAll, type HeldBody, type Quarantined } from '@mirrorcast/wire'
+import { DIGEST_SHARDS, FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, PageBudget, SetDigest, shardName, writeAll, writevAll, type HeldBody, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
+import { BODY_UNCACHED_BYTES, PageCache } from './page-cache.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
 /*
- * One blob file holds the body, then a trailer of per-block sha256 digests,
- * then a fixed footer. Body and checksums live in one file, so one rename makes
- * both durable together, and a read can verify each block before it sends it.
+ * One blob file holds the body, then a trailer of per-block checksums, then a
+ * fixed footer with the body's sha256. Body and checksums live in one file, so
+ * one rename makes both durable together, and a read can verify each block
+ * before it sends it. Format 2 checks a block with its CRC-32 (a tenth of
+ * sha256's cost; bit rot, not an adversary, is what it catches), format 1 with
+ * its sha256; both are read, format 2 is written. A checksum takes a 32-byte
+ * slot in both, so a file's length gives its body's size whatever its format.
  */
 // 1 MiB blocks: a corrupt byte is caught before any of its block leaves the node
 export const BLOCK_BYTES = 1024 * 1024
 const DIGEST_BYTES = 32
 const MAGIC = Buffer.from('MCBLOB01')
-const FORMAT_VERSION = 1
+const FORMAT_VERSION = 2
+const SHA256_BLOCKS_VERSION = 1
 // magic(8) version(4) blockSize(4) size(8) sha256(32)
 const FOOTER_BYTES = 56
 // 1 s: how long a free-space reading is trusted (less what was written since)
@@ -97,6 +104,7 @@ export class BlobStore {
   /** Bodies found corrupt, set aside under quarantine/ until a good copy replaces them (or their file is deleted). */
   readonly quarantined = new Map<string, Quarantined>()
   private readonly dirSyncer = new DirSyncer()
+  private readonly pageCache: PageCache
   private freeReading = { bytes: 0, at: 0, writtenSince: 0 }
   files = 0
   bytes = 0
@@ -107,6 +115,7 @@ export class BlobStore {
     this.tmpDir = join(dir, TMP_DIR)
     this.quarantineDir = join(dir, QUARANTINE_DIR)
     this.logger = logger
+    this.pageCache = new PageCache(logger)
   }
 
   /** Creates the layout, removes temp files a crash left, and counts what is stored. */
@@ -158,6 +167,7 @@ export class BlobStore {
     try {
       const written = await writeBody(fh, size, source)
       await fh.datasync()
+      if (size >= BODY_UNCACHED_BYTES) this.pageCache.drop(fh.fd, 0, 0)
       await fh.close()
       closed = true
       this.freeReading.writtenSince += size
@@ -275,7 +285,9 @@ export class BlobStore {
       await fh?.close()
       throw new NodeError(NodeErrorCode.BAD_RANGE, `range ${offset}+${len} is outside file ${fileId} of ${footer.size} bytes`)
     }
-    const body = readVerified(fh, fileId, footer, offset, len)
+    const uncached = fh !== undefined && footer.size >= BODY_UNCACHED_BYTES
+    const dropBehind = uncached ? (start: number, length: number) => this.pageCache.drop(fh.fd, start, length) : undefined
+    const body = readVerified(fh, fileId, footer, offset, len, dropBehind)
     // A generator never started runs no `finally`: the file is closed here too (closing twice is a no-op).
     const close = async (): Promise<void> => {
       await body.return(undefined)
@@ -486,8 +498,8 @@ const MAX_WRITES_IN_FLIGHT_BYTES = 8 * 1024 * 1024
  */
 async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Buffer>): Promise<{ sha256: string }> {
   const whole = createHash('sha256')
-  const digests = Buffer.allocUnsafe(blockCount(size) * DIGEST_BYTES)
-  let block: Hash = createHash('sha256')
+  const digests = Buffer.alloc(blockCount(size) * DIGEST_BYTES)
+  let crc = 0
   let inBlock = 0
   let received = 0
   let blocks = 0
@@ -503,20 +515,16 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
       void write.finally(() => inFlight.delete(write))
       inFlightBytes += chunk.length
       received += chunk.length
+      // The one hash pass over the body; the blocks' CRCs cost a tenth of it.
       whole.update(chunk)
-      if (inBlock === 0 && chunk.length <= BLOCK_BYTES && (chunk.length === BLOCK_BYTES || received === size)) {
-        // A whole block in one chunk (how the manager sends): its digest was taken when its frame was verified.
-        sha256Of(chunk).copy(digests, blocks++ * DIGEST_BYTES)
-        continue
-      }
       for (let at = 0; at < chunk.length;) {
         const take = Math.min(BLOCK_BYTES - inBlock, chunk.length - at)
-        block.update(chunk.subarray(at, at + take))
+        crc = crc32(take === chunk.length ? chunk : chunk.subarray(at, at + take), crc)
         inBlock += take
         at += take
         if (inBlock === BLOCK_BYTES) {
-          block.digest().copy(digests, blocks++ * DIGEST_BYTES)
-          block = createHash('sha256')
+          digests.writeUInt32BE(crc, blocks++ * DIGEST_BYTES)
+          crc = 0
           inBlock = 0
         }
       }
@@ -527,7 +535,7 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
   }
   if (failure !== undefined) throw failure
   if (received !== size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload ended after ${received} of ${size} bytes`)
-  if (inBlock > 0) block.digest().copy(digests, blocks++ * DIGEST_BYTES)
+  if (inBlock > 0) digests.writeUInt32BE(crc, blocks++ * DIGEST_BYTES)
   const sha256 = whole.digest()
   const footer = Buffer.alloc(FOOTER_BYTES)
   MAGIC.copy(footer, 0)
@@ -539,7 +547,14 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
   return { sha256: sha256.toString('hex') }
 }
 
+/** Whether `block` matches its checksum slot, by the file's format. */
+function blockIntact (version: number, block: Buffer, slot: Buffer): boolean {
+  if (version === SHA256_BLOCKS_VERSION) return createHash('sha256').update(block).digest().equals(slot)
+  return crc32(block) === slot.readUInt32BE(0)
+}
+
 interface Footer {
+  version: number
   size: number
   sha256: string
   blockSize: number
@@ -566,17 +581,18 @@ function parseFooter (footer: Buffer, fileSize: number, fileId: string): Footer 
   const corrupt = (why: string): NodeError => new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: ${why}`)
   if (fileSize < FOOTER_BYTES) throw corrupt('shorter than its footer')
   if (!footer.subarray(0, 8).equals(MAGIC)) throw corrupt('bad footer magic')
-  if (footer.readUInt32BE(8) !== FORMAT_VERSION) throw corrupt(`unknown format ${footer.readUInt32BE(8)}`)
+  const version = footer.readUInt32BE(8)
+  if (version !== FORMAT_VERSION && version !== SHA256_BLOCKS_VERSION) throw corrupt(`unknown format ${version}`)
   const blockSize = footer.readUInt32BE(12)
   const size = Number(footer.readBigUInt64BE(16))
   if (blockSize !== BLOCK_BYTES || !Number.isSafeInteger(size)) throw corrupt('bad footer fields')
   const digests = Math.ceil(size / blockSize)
   if (size + digests * DIGEST_BYTES + FOOTER_BYTES !== fileSize) throw corrupt(`file is ${fileSize} bytes, its footer says ${size} of body`)
-  return { size, sha256: footer.subarray(24, 56).toString('hex'), blockSize, digests }
+  return { version, size, sha256: footer.subarray(24, 56).toString('hex'), blockSize, digests }
 }
 
-/** `fh` is undefined when `footer.whole` holds the whole file. */
-async function * readVerified (fh: FileHandle | undefined, fileId: string, footer: Footer, offset: number, length: number): AsyncGenerator<Buffer> {
+/** `fh` is undefined when `footer.whole` holds the whole file; `dropBehind` is told each block read from it. */
+async function * readVerified (fh: FileHandle | undefined, id: string, footer: Footer, offset: number, length: number, dropBehind?: (start: number, bytes: number) => void): AsyncGenerator<Buffer> {
   try {
     if (length === 0) return
     const end = offset + length
@@ -593,6 +609,7 @@ async function * readVerified (fh: FileHandle | undefined, fileId: string, foote
       // A fresh buffer per block: the previous one may still sit in a socket's queue.
       const buf = Buffer.allocUnsafe(blockLength)
       const { bytesRead } = await (fh as FileHandle).read(buf, 0, blockLength, start)
+      dropBehind?.(start, blockLength)
       return buf.subarray(0, bytesRead)
     }
     // The next block is read from disk while this one is verified and sent.
@@ -603,12 +620,10 @@ async function * readVerified (fh: FileHandle | undefined, fileId: string, foote
       next?.catch(() => {})
       const start = b * footer.blockSize
       const blockLength = Math.min(footer.blockSize, footer.size - start)
-      const digest = sha256Of(buf)
-      if (buf.length !== blockLength || !digest.equals(digests.subarray((b - first) * DIGEST_BYTES, (b - first + 1) * DIGEST_BYTES))) {
+      if (buf.length !== blockLength || !blockIntact(footer.version, buf, digests.subarray((b - first) * DIGEST_BYTES, (b - first + 1) * DIGEST_BYTES))) {
         await next?.catch(() => {})
-        throw new NodeError(NodeErrorCode.CORRUPT, `file ${fileId} is corrupt: block ${b} (bytes ${start}-${start + blockLength - 1}) fails its checksum`)
+        throw new NodeError(NodeErrorCode.CORRUPT, `file ${id} is corrupt: block ${b} (bytes ${start}-${start + blockLength - 1}) fails its checksum`)
       }
-      // A whole block goes on as the very buffer verified: its digest also signs its frame.
       const from = Math.max(offset, start) - start
       const to = Math.min(end, start + blockLength) - start
       yield from === 0 && to === buf.length ? buf : buf.subarray(from, to)

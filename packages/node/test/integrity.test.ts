@@ -1,11 +1,11 @@
 import test, { type ExecutionContext } from 'ava'
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RpcClient } from '@mirrorcast/rpc'
-import { flipByte, quarantinePath, until } from '@mirrorcast/testkit'
-import { StorageNode, type ScrubOptions } from '../src/index.js'
+import { blobPath, flipByte, quarantinePath, until } from '@mirrorcast/testkit'
+import { BLOCK_BYTES, StorageNode, type ScrubOptions } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 5)
 const newId = (): string => randomBytes(16).toString('hex')
@@ -74,4 +74,33 @@ test('a read that meets a bad block fails with ERR_NODE_CORRUPT and quarantines 
   await node.close()
   await node.start()
   t.is(node.store.quarantined.size, 0)
+})
+
+/** A blob file as the first format wrote it: the body, a sha256 per 1 MiB block, the footer (format 1). */
+function formatOneBlob (body: Buffer): Buffer {
+  const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest()
+  const blocks = Array.from({ length: Math.ceil(body.length / BLOCK_BYTES) }, (_, i) => sha(body.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)))
+  const footer = Buffer.alloc(56)
+  footer.write('MCBLOB01', 0, 'latin1')
+  footer.writeUInt32BE(1, 8)
+  footer.writeUInt32BE(BLOCK_BYTES, 12)
+  footer.writeBigUInt64BE(BigInt(body.length), 16)
+  sha(body).copy(footer, 24)
+  return Buffer.concat([body, ...blocks, footer])
+}
+
+test('bodies stored by the first format (a sha256 a block) are still served, verified block by block, and scrubbed', async (t) => {
+  const { node, client, dir } = await startNode(t, { bytesPerSecond: 0 })
+  const fileId = newId()
+  const body = randomBytes(BLOCK_BYTES + 300_000)
+  await writeFile(blobPath(dir, fileId), formatOneBlob(body))
+  const { body: got } = await client.download('blob.get', { fileId, offset: 0 })
+  const chunks: Buffer[] = []
+  for await (const chunk of got) chunks.push(chunk)
+  t.true(Buffer.concat(chunks).equals(body))
+  t.is((await client.request('blob.stat', { fileId })).body.sha256, createHash('sha256').update(body).digest('hex'))
+  await flipByte(dir, fileId, BLOCK_BYTES + 5)
+  const err = await t.throwsAsync(async () => { for await (const chunk of (await client.download('blob.get', { fileId, offset: BLOCK_BYTES })).body) t.truthy(chunk) })
+  t.is((err as { code?: string }).code, 'ERR_NODE_CORRUPT', 'the second block fails its sha256')
+  t.is(node.store.quarantined.size, 1)
 })

@@ -5,8 +5,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { RpcClient } from '@mirrorcast/rpc'
-import { flipByte, until } from '@mirrorcast/testkit'
-import { BLOCK_BYTES, StorageNode } from '../src/index.js'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { silentLogger } from '@mirrorcast/logger'
+import { blobPath, flipByte, until } from '@mirrorcast/testkit'
+import { BLOCK_BYTES, BODY_UNCACHED_BYTES, PageCache, StorageNode } from '../src/index.js'
+
+const execFileAsync = promisify(execFile)
 
 const KEY = Buffer.alloc(32, 3)
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -166,4 +171,24 @@ test('a download the client drops mid-body, or before its first block, leaves no
   }
   await until(async () => await openFiles() <= before, { what: `the node to close the files of dropped downloads (${before} open before)` })
   t.is((await get(client, id)).length, 8 * BLOCK_BYTES, 'and it goes on serving')
+})
+
+/** Bytes of `file` in the page cache, by util-linux's fincore. */
+async function resident (file: string): Promise<number> {
+  const { stdout } = await execFileAsync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file])
+  return Number(stdout.trim())
+}
+
+test('a large body leaves the page cache once durable and behind each block read; a small one stays cached', async (t) => {
+  t.true(new PageCache(silentLogger()).available, 'the page-cache addon is built (npm install builds it)')
+  const { client, dir } = await startNode(t)
+  const large = newId()
+  const small = newId()
+  const body = randomBytes(BODY_UNCACHED_BYTES + 2 * BLOCK_BYTES + 123)
+  await put(client, large, body)
+  await put(client, small, randomBytes(200_000))
+  t.true(await resident(blobPath(dir, large)) < BLOCK_BYTES, 'at most the trailer\'s pages of a large body stay cached')
+  t.true(await resident(blobPath(dir, small)) >= 200_000, 'a small body stays cached')
+  t.true((await get(client, large)).equals(body))
+  t.true(await resident(blobPath(dir, large)) < BLOCK_BYTES, 'a read drops each block behind it')
 })

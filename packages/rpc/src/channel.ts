@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
-import { decodeMessage, encodeMessage, FrameDecoder, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { decodeSigned, encodeSigned, FrameDecoder, hmacAuth, sessionAuth, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, type AnyEnvelope, type MessageAuth, type MessageBody, type MessageType } from '@mirrorcast/wire'
 import { RpcError, RpcErrorCode } from './errors.js'
 
 // Contexts the MACs are computed under: the client's open, the server's hello (bound to the
-// client's nonce), then one per direction bound to both nonces, so a frame of one session or
-// one direction never verifies in another (a server's frame reflected back to it fails).
+// client's nonce), both HMAC-SHA256; then one per direction bound to both nonces, from which
+// that direction's GMAC key is derived, so a frame of one session or one direction never
+// verifies in another (a server's frame reflected back to it fails).
 const OPEN_CONTEXT = Buffer.from('mirrorcast-open-v2')
 const HELLO_CONTEXT = Buffer.from('mirrorcast-hello-v2')
 const SESSION_CONTEXT = Buffer.from('mirrorcast-session-v2')
@@ -66,8 +67,8 @@ export class Channel {
   readonly socket: Socket
   private readonly options: ChannelOptions
   private readonly decoder: FrameDecoder
-  private sendContext: Buffer = OPEN_CONTEXT
-  private recvContext: Buffer = OPEN_CONTEXT
+  private sendAuth: MessageAuth
+  private recvAuth: MessageAuth
   private authenticated = false
   private refusalCode: string = RpcErrorCode.BAD_REPLY
   private sendSeq = 0
@@ -82,12 +83,15 @@ export class Channel {
   private lastHeard = Date.now()
   private lastSent = Date.now()
   private discarding = false
+  /** Frames that came behind a handshake frame, kept undecoded until the session's keys are in place. */
+  private held: Buffer[] | undefined
   /** Identity the peer gave in its hello or open. */
   peerId = ''
 
   constructor (socket: Socket, options: ChannelOptions) {
     this.socket = socket
     this.options = options
+    this.sendAuth = this.recvAuth = hmacAuth(options.key, OPEN_CONTEXT)
     this.decoder = new FrameDecoder(Math.min(options.maxFrameBytes, options.handshakeFrameBytes ?? DEFAULT_HANDSHAKE_FRAME_BYTES))
     socket.setNoDelay(true)
     socket.on('data', (data: Buffer) => this.onData(data))
@@ -108,7 +112,7 @@ export class Channel {
   async openAsClient (): Promise<MessageBody<'hello'>> {
     const clientNonce = randomBytes(NONCE_BYTES)
     // set before the open leaves: the hello may be read as soon as it is sent
-    this.recvContext = Buffer.concat([HELLO_CONTEXT, clientNonce])
+    this.recvAuth = hmacAuth(this.options.key, Buffer.concat([HELLO_CONTEXT, clientNonce]))
     await this.send('open', { nonce: clientNonce })
     const hello = await this.expect('hello')
     this.established(hello.from, RpcErrorCode.BAD_REPLY, sessionContext('c2s', clientNonce, hello.body.nonce), sessionContext('s2c', clientNonce, hello.body.nonce))
@@ -119,7 +123,7 @@ export class Channel {
   async acceptAsServer (hello: Omit<MessageBody<'hello'>, 'nonce'>): Promise<void> {
     const open = await this.expect('open')
     const serverNonce = randomBytes(NONCE_BYTES)
-    this.sendContext = Buffer.concat([HELLO_CONTEXT, open.body.nonce])
+    this.sendAuth = hmacAuth(this.options.key, Buffer.concat([HELLO_CONTEXT, open.body.nonce]))
     // send() encodes before its first await: the hello is MAC'd under the hello context,
     // and the session's contexts are in place before the client's first request can arrive
     const sent = this.send('hello', { ...hello, nonce: serverNonce })
@@ -131,12 +135,19 @@ export class Channel {
   private established (peerId: string, refusalCode: string, sendContext: Buffer, recvContext: Buffer): void {
     this.peerId = peerId
     this.refusalCode = refusalCode
-    this.sendContext = sendContext
-    this.recvContext = recvContext
+    this.sendAuth = sessionAuth(this.options.key, sendContext)
+    this.recvAuth = sessionAuth(this.options.key, recvContext)
     this.sendSeq = 0
     this.recvSeq = 0
     this.authenticated = true
     this.decoder.setLimit(this.options.maxFrameBytes)
+    const held = this.held ?? []
+    this.held = undefined
+    try {
+      for (const frame of held) this.deliver(frame)
+    } catch (err) {
+      this.fail(err as Error)
+    }
   }
 
   /**
@@ -147,7 +158,7 @@ export class Channel {
   async send<T extends MessageType> (t: T, body: MessageBody<T>, payload?: Uint8Array): Promise<void> {
     if (this.failure !== undefined) throw this.failure
     const seq = this.sendSeq + 1
-    const [head, data] = encodeMessage(this.options.key, this.sendContext, { t, from: this.options.selfId, seq, body, ...(payload === undefined ? {} : { payload }) }, true)
+    const [head, data] = encodeSigned(this.sendAuth, { t, from: this.options.selfId, seq, body, ...(payload === undefined ? {} : { payload }) }, true)
     const frameBytes = head.length - 4 + (data?.length ?? 0)
     if (frameBytes > this.options.maxFrameBytes) {
       throw new WireError(WireErrorCode.INVALID_OUTGOING, `${t} of ${frameBytes} bytes not sent: above the frame limit of ${this.options.maxFrameBytes}`)
@@ -314,7 +325,10 @@ export class Channel {
   private onData (data: Buffer): void {
     if (this.failure !== undefined || this.discarding) return
     try {
-      for (const frame of this.decoder.push(data)) this.deliver(frame)
+      for (const frame of this.decoder.push(data)) {
+        if (this.held !== undefined) this.held.push(frame)
+        else this.deliver(frame)
+      }
     } catch (err) {
       this.fail(err as Error)
     }
@@ -329,6 +343,7 @@ export class Channel {
   private deliver (frame: Buffer): void {
     const msg = this.decode(frame)
     this.lastHeard = Date.now()
+    if (!this.authenticated) this.held = []
     const { seq, from } = msg instanceof RefusedFrame ? msg.refused : msg
     if (seq !== ++this.recvSeq) {
       throw new RpcError(RpcErrorCode.PROTOCOL, `frame ${seq} from ${this.describe()} out of order (expected ${this.recvSeq})`)
@@ -352,7 +367,7 @@ export class Channel {
 
   private decode (frame: Buffer): AnyEnvelope | RefusedFrame {
     try {
-      return decodeMessage(this.options.key, this.recvContext, frame, this.options.maxFrameBytes)
+      return decodeSigned(this.recvAuth, frame, this.options.maxFrameBytes, this.recvSeq + 1)
     } catch (err) {
       if (err instanceof InvalidBodyError && this.authenticated) return new RefusedFrame(err)
       throw err

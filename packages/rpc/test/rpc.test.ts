@@ -339,6 +339,8 @@ test('frames replayed from another session are refused as a bad MAC and the sess
   // without the key: the whole captured stream, replayed on a new connection. The open is
   // answered (it carries nothing fresh), the request is MAC'd under the old session's nonces.
   const replayer = await rawSocket(t, server.port)
+  // read (and drop) the hello: a socket whose data is never read never sees its end
+  replayer.resume()
   replayer.write(Buffer.concat(captured))
   await within(once(replayer, 'close'), 5000, 'the server to drop the replaying session')
   await until(() => state.dropped(WireErrorCode.BAD_MAC), { what: 'the bad MAC in the log' })

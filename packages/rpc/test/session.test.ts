@@ -1,12 +1,12 @@
 import test, { type ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
-import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { connect, createServer, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { encodeMessage, FRAME_LENGTH_BYTES, MAC_BYTES, WireErrorCode, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { encodeSigned, FRAME_LENGTH_BYTES, WireErrorCode, type AnyEnvelope, type MessageAuth, type MessageBody, type MessageType } from '@mirrorcast/wire'
 import { until } from '@mirrorcast/testkit'
 import { recordingLogger, type LogEntry } from './fixtures/recording-logger.js'
 import { CHUNK_BYTES, Channel, RemoteError, RpcClient, RpcErrorCode, RpcServer, isTransportFailure, type RequestContext, type RpcClientOptions, type RpcServerOptions } from '../src/index.js'
@@ -111,10 +111,11 @@ async function rawChannel (t: ExecutionContext, port: number): Promise<Channel> 
  * member of another version (or a bug) would send it.
  */
 function tampered<T extends MessageType> (channel: Channel, t: T, body: MessageBody<T>, from: string, to: string): Buffer {
-  const c = channel as unknown as { sendContext: Buffer, sendSeq: number, options: { selfId: string } }
-  const [head] = encodeMessage(KEY, c.sendContext, { t, from: c.options.selfId, seq: ++c.sendSeq, body }, true)
+  const c = channel as unknown as { sendAuth: MessageAuth, sendSeq: number, options: { selfId: string } }
+  const seq = ++c.sendSeq
+  const [head] = encodeSigned(c.sendAuth, { t, from: c.options.selfId, seq, body }, true)
   head.write(to, head.indexOf(from), 'latin1')
-  createHmac('sha256', KEY).update(c.sendContext).update(head.subarray(FRAME_LENGTH_BYTES + MAC_BYTES)).digest().copy(head, FRAME_LENGTH_BYTES)
+  c.sendAuth.sign(head.subarray(FRAME_LENGTH_BYTES + c.sendAuth.macBytes), undefined, seq).copy(head, FRAME_LENGTH_BYTES)
   return head
 }
 

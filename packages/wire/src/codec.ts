@@ -1,4 +1,4 @@
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { createCipheriv, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { Packr } from 'msgpackr'
 import type { z } from 'zod'
 import { sha256Of } from './digests.js'
@@ -10,7 +10,7 @@ export const PROTOCOL_VERSION = 1
 export const MAC_BYTES = 32 // HMAC-SHA256 output
 // 4 bytes: a frame's header (a listing or change-log page) can be far above 64 KiB
 const HEADER_LENGTH_BYTES = 4
-/** What a message takes besides its header and payload: the MAC and the header's length. */
+/** The most a message takes besides its header and payload: the longest MAC (HMAC's) and the header's length. */
 export const ENVELOPE_OVERHEAD = MAC_BYTES + HEADER_LENGTH_BYTES
 export const FRAME_LENGTH_BYTES = 4
 // 1,200 bytes: fits any LAN MTU after IP and UDP headers, so a datagram is never fragmented
@@ -75,8 +75,8 @@ export function encodedBytes (value: unknown): number {
 
 /**
  * HMAC-SHA256 over the context, the signed header and the sha256 of the
- * payload: a body is hashed once per buffer, and that one pass serves every
- * session it is sent on and the node's block checksum (see digests.ts).
+ * payload: a payload is hashed once per buffer, however many messages it is
+ * signed in (see digests.ts).
  */
 export function mac (key: Uint8Array, context: Uint8Array, signed: Uint8Array, payload: Uint8Array | undefined): Buffer {
   const h = createHmac('sha256', keyObject(key)).update(context).update(signed)
@@ -94,24 +94,88 @@ function keyObject (key: Uint8Array): KeyObject {
 }
 
 /**
- * Encodes one signed message as `[length u32]? mac(32) headerLength(u32) header payload`.
- * Returns the head and the payload apart so a stream can write both without a copy.
- * The MAC covers `context` (the session's nonces for frames), header and the payload's sha256.
+ * How a message is signed. Datagrams and a session's handshake use HMAC-SHA256
+ * under a context (`hmacAuth`); a session's frames after it use GMAC under a
+ * key of their own (`sessionAuth`), which signs a 1 MiB payload for a tenth of
+ * what hashing it costs.
+ */
+export interface MessageAuth {
+  /** Bytes of the MAC at the start of each message. */
+  readonly macBytes: number
+  /** The MAC of the signed part (header length and header) and the payload; `seq` is the message's number in its session. */
+  sign: (signed: Uint8Array, payload: Uint8Array | undefined, seq: number) => Buffer
+}
+
+/** HMAC-SHA256 over `context`, the signed part and the payload's sha256 (see mac()). */
+export function hmacAuth (key: Uint8Array, context: Uint8Array): MessageAuth {
+  return { macBytes: MAC_BYTES, sign: (signed, payload) => mac(key, context, signed, payload) }
+}
+
+// 16 bytes: AES-GCM's tag
+const GMAC_BYTES = 16
+const GMAC_KEY_CONTEXT = Buffer.from('mirrorcast-gmac-key-v1')
+
+/**
+ * GMAC (AES-256-GCM with the message as additional data and nothing
+ * encrypted) under a key derived from the cluster key and `context`, which
+ * names one direction of one session (both sides' random nonces): the key
+ * never signs for another session. The IV is the message's sequence number,
+ * which a session never repeats in a direction: GCM's one requirement. A
+ * receiver passes the number it expects next, so a frame moved elsewhere in
+ * the stream fails its MAC.
+ */
+export function sessionAuth (key: Uint8Array, context: Uint8Array): MessageAuth {
+  const aesKey = createSecretKey(mac(key, GMAC_KEY_CONTEXT, context, undefined))
+  const iv = Buffer.alloc(12)
+  return {
+    macBytes: GMAC_BYTES,
+    sign: (signed, payload, seq) => {
+      iv.writeBigUInt64BE(BigInt(seq), 4)
+      const gcm = createCipheriv('aes-256-gcm', aesKey, iv)
+      gcm.setAAD(signed)
+      if (payload !== undefined && payload.length > 0) gcm.setAAD(payload)
+      gcm.final()
+      return gcm.getAuthTag()
+    }
+  }
+}
+
+// One HMAC auth per key and context buffer: datagrams are encoded by the thousand.
+const hmacAuths = new WeakMap<Uint8Array, WeakMap<Uint8Array, MessageAuth>>()
+
+function hmacAuthOf (key: Uint8Array, context: Uint8Array): MessageAuth {
+  let byContext = hmacAuths.get(key)
+  if (byContext === undefined) hmacAuths.set(key, byContext = new WeakMap())
+  let auth = byContext.get(context)
+  if (auth === undefined) byContext.set(context, auth = hmacAuth(key, context))
+  return auth
+}
+
+/**
+ * Encodes one message signed with HMAC-SHA256 under `key` and `context` (see encodeSigned).
  */
 export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: OutgoingMessage, withLength: boolean): [Buffer, Uint8Array | undefined] {
+  return encodeSigned(hmacAuthOf(key, context), msg, withLength)
+}
+
+/**
+ * Encodes one signed message as `[length u32]? mac headerLength(u32) header payload`.
+ * Returns the head and the payload apart so a stream can write both without a copy.
+ */
+export function encodeSigned (auth: MessageAuth, msg: OutgoingMessage, withLength: boolean): [Buffer, Uint8Array | undefined] {
   checkOutgoing(msg)
   const header = packr.pack({ v: PROTOCOL_VERSION, t: msg.t, f: msg.from, ts: msg.ts ?? Date.now(), s: msg.seq, b: msg.body })
   const payloadLength = msg.payload?.length ?? 0
-  if (ENVELOPE_OVERHEAD + header.length + payloadLength > MAX_MESSAGE_BYTES) {
-    throw new WireError(WireErrorCode.OVERSIZE, `message of ${ENVELOPE_OVERHEAD + header.length + payloadLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
+  const overhead = auth.macBytes + HEADER_LENGTH_BYTES
+  if (overhead + header.length + payloadLength > MAX_MESSAGE_BYTES) {
+    throw new WireError(WireErrorCode.OVERSIZE, `message of ${overhead + header.length + payloadLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
   }
   const prefix = withLength ? FRAME_LENGTH_BYTES : 0
-  const head = Buffer.allocUnsafe(prefix + ENVELOPE_OVERHEAD + header.length)
-  if (withLength) head.writeUInt32BE(ENVELOPE_OVERHEAD + header.length + payloadLength, 0)
-  head.writeUInt32BE(header.length, prefix + MAC_BYTES)
-  header.copy(head, prefix + ENVELOPE_OVERHEAD)
-  const signed = head.subarray(prefix + MAC_BYTES)
-  mac(key, context, signed, msg.payload).copy(head, prefix)
+  const head = Buffer.allocUnsafe(prefix + overhead + header.length)
+  if (withLength) head.writeUInt32BE(overhead + header.length + payloadLength, 0)
+  head.writeUInt32BE(header.length, prefix + auth.macBytes)
+  header.copy(head, prefix + overhead)
+  auth.sign(head.subarray(prefix + auth.macBytes), msg.payload, msg.seq).copy(head, prefix)
   return [head, msg.payload]
 }
 
@@ -169,27 +233,37 @@ export function encodeDatagram (key: Uint8Array, msg: OutgoingMessage, maxBytes 
 export const DATAGRAM_CONTEXT = Buffer.from('mirrorcast-datagram-v1')
 
 /**
- * Decodes one message (without its length prefix). The MAC is checked before
- * anything is parsed: nothing from an unauthenticated sender reaches msgpack.
+ * Decodes one message (without its length prefix) signed with HMAC-SHA256
+ * under `key` and `context` (see decodeSigned).
  */
 export function decodeMessage (key: Uint8Array, context: Uint8Array, buf: Buffer, maxBytes: number): AnyEnvelope {
+  return decodeSigned(hmacAuthOf(key, context), buf, maxBytes, 0)
+}
+
+/**
+ * Decodes one message (without its length prefix). The MAC is checked before
+ * anything is parsed: nothing from an unauthenticated sender reaches msgpack.
+ * `seq` is the number the receiver expects (a session's; 0 where the MAC does not use it).
+ */
+export function decodeSigned (auth: MessageAuth, buf: Buffer, maxBytes: number, seq: number): AnyEnvelope {
   if (buf.length > maxBytes) {
     throw new WireError(WireErrorCode.OVERSIZE, `message of ${buf.length} bytes exceeds ${maxBytes}`)
   }
-  if (buf.length < ENVELOPE_OVERHEAD) {
+  const overhead = auth.macBytes + HEADER_LENGTH_BYTES
+  if (buf.length < overhead) {
     throw new WireError(WireErrorCode.MISSING_MAC, `message of ${buf.length} bytes is too short to carry a MAC`)
   }
-  const headerLength = buf.readUInt32BE(MAC_BYTES)
-  const headerEnd = ENVELOPE_OVERHEAD + headerLength
+  const headerLength = buf.readUInt32BE(auth.macBytes)
+  const headerEnd = overhead + headerLength
   if (headerEnd > buf.length) {
     throw new WireError(WireErrorCode.TRUNCATED, `header of ${headerLength} bytes does not fit in a message of ${buf.length}`)
   }
   const payload = buf.subarray(headerEnd)
-  const expected = mac(key, context, buf.subarray(MAC_BYTES, headerEnd), payload)
-  if (!timingSafeEqual(expected, buf.subarray(0, MAC_BYTES))) {
+  const expected = auth.sign(buf.subarray(auth.macBytes, headerEnd), payload, seq)
+  if (!timingSafeEqual(expected, buf.subarray(0, auth.macBytes))) {
     throw new WireError(WireErrorCode.BAD_MAC, 'message MAC does not verify under the cluster key')
   }
-  return parseHeader(buf.subarray(ENVELOPE_OVERHEAD, headerEnd), payload)
+  return parseHeader(buf.subarray(overhead, headerEnd), payload)
 }
 
 export function decodeDatagram (key: Uint8Array, buf: Buffer, maxBytes = DEFAULT_MAX_DATAGRAM_BYTES): AnyEnvelope {

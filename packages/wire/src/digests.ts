@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
 
-// Digests by buffer identity: a payload's sha256 is computed once, whoever asks
-// for it (the MAC of its frame, the block checksum of a node), and forgotten
-// with the buffer. A buffer must not change after its digest was taken; none
+// Digests by buffer identity: a payload's sha256 is computed once, however
+// many HMACs sign it, and forgotten with the buffer. A buffer must not change after its digest was taken; none
 // of the payloads here does (they are handed on, never written into).
 const known = new WeakMap<Uint8Array, Buffer>()
 

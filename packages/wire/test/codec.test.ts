@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { Packr } from 'msgpackr'
 import {
   DATAGRAM_CONTEXT, DEFAULT_MAX_DATAGRAM_BYTES, DEFAULT_MAX_FRAME_BYTES, FRAME_LENGTH_BYTES, MAC_BYTES, MAX_LIST_ENTRIES, MAX_PATH_LENGTH, MESSAGE_TYPES, PROTOCOL_VERSION,
-  FrameDecoder, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, decodeDatagram, decodeMessage, encodeDatagram, encodeMessage, generateClusterKey, httpStatusFor, messageSchemas,
+  FrameDecoder, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, decodeDatagram, decodeMessage, decodeSigned, encodeDatagram, encodeMessage, encodeSigned,
+  generateClusterKey, sessionAuth, httpStatusFor, messageSchemas,
   parseClusterKey, readClusterKeyFile, writeClusterKeyFile, type FileEntry, type MessageType, type OutgoingMessage, type WireErrorCodeValue
 } from '../src/index.js'
 import { FRAME_ONLY, HEADER_LENGTH_BYTES, prng, sampleBodies, signRaw } from './helpers.js'
@@ -177,6 +178,26 @@ test('a wrong key or a wrong context is ERR_WIRE_BAD_MAC', (t) => {
   // a datagram is not a frame of any session, nor the reverse
   t.is(code(t, () => decodeMessage(key, context, datagram, DEFAULT_MAX_FRAME_BYTES)), WireErrorCode.BAD_MAC)
   t.is(code(t, () => decodeDatagram(key, bytes)), WireErrorCode.BAD_MAC)
+})
+
+test('a session frame is signed with GMAC under its direction\'s key: it verifies only under that key and at its own sequence number, and any flipped bit fails', (t) => {
+  const auth = sessionAuth(key, context)
+  const msg = message('chunk', { seq: 41, payload: Buffer.alloc(70_000, 3) })
+  const [head, payload] = encodeSigned(auth, msg, false)
+  const bytes = Buffer.concat([head, payload ?? Buffer.alloc(0)])
+  t.is(auth.macBytes, 16)
+  t.deepEqual(decodeSigned(sessionAuth(key, context), bytes, DEFAULT_MAX_FRAME_BYTES, 41).payload, msg.payload)
+  t.is(code(t, () => decodeSigned(auth, bytes, DEFAULT_MAX_FRAME_BYTES, 42)), WireErrorCode.BAD_MAC, 'another place in the stream')
+  t.is(code(t, () => decodeSigned(sessionAuth(key, Buffer.from('the other direction')), bytes, DEFAULT_MAX_FRAME_BYTES, 41)), WireErrorCode.BAD_MAC)
+  t.is(code(t, () => decodeSigned(sessionAuth(generateClusterKey(), context), bytes, DEFAULT_MAX_FRAME_BYTES, 41)), WireErrorCode.BAD_MAC)
+  t.true([WireErrorCode.BAD_MAC, WireErrorCode.TRUNCATED].includes(code(t, () => decodeMessage(key, context, bytes, DEFAULT_MAX_FRAME_BYTES)) as 'ERR_WIRE_BAD_MAC'), 'nor as an HMAC message')
+  for (const at of [0, 15, 16, 20, head.length - 1, head.length, bytes.length - 1]) {
+    const flipped = Buffer.from(bytes)
+    flipped[at] = (flipped[at] as number) ^ 0x10
+    const got = code(t, () => decodeSigned(auth, flipped, DEFAULT_MAX_FRAME_BYTES, 41))
+    if (at >= 16 && at < 20) t.true(got === WireErrorCode.BAD_MAC || got === WireErrorCode.TRUNCATED, `byte ${at}`)
+    else t.is(got, WireErrorCode.BAD_MAC, `byte ${at}`)
+  }
 })
 
 test('an unknown version or type under a valid MAC is refused with its own code', (t) => {
