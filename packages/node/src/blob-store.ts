@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { link, lstat, mkdir, open, readdir, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises'
+import { link, lstat, mkdir, open, readdir, rename, rm, statfs, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -8,6 +8,7 @@ import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { DIGEST_SHARDS, FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, PageBudget, SetDigest, shardName, writeAll, writevAll, type HeldBody, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
 import { BODY_UNCACHED_BYTES, PageCache } from './page-cache.js'
+import { parseRecordHeader, RECORD_HEADER_BYTES, VolumeStore, type VolumeEntry, type VolumeStoreOptions } from './volume-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
 /*
@@ -94,7 +95,12 @@ export async function readBlobFooter (file: string): Promise<BlobInfo> {
   }
 }
 
-/** The durable store of file bodies under one data dir, by file id. */
+/**
+ * The durable store of file bodies under one data dir, by file id: bodies of
+ * up to INLINE_BODY_BYTES in volumes (see volume-store.ts), larger ones in a
+ * blob file each. Small bodies written as files by an earlier version are
+ * still read, listed and deleted.
+ */
 export class BlobStore {
   readonly dir: string
   private readonly blobsDir: string
@@ -106,16 +112,38 @@ export class BlobStore {
   private readonly dirSyncer = new DirSyncer()
   private readonly pageCache: PageCache
   private freeReading = { bytes: 0, at: 0, writtenSince: 0 }
-  files = 0
-  bytes = 0
+  private readonly volumes: VolumeStore
+  private fileCount = 0
+  private fileBytes = 0
 
-  constructor (dir: string, logger: Logger = silentLogger()) {
+  constructor (dir: string, logger: Logger = silentLogger(), volumes: Omit<VolumeStoreOptions, 'logger'> = {}) {
     this.dir = dir
+    this.volumes = new VolumeStore(dir, { ...volumes, logger })
     this.blobsDir = join(dir, BLOBS_DIR)
     this.tmpDir = join(dir, TMP_DIR)
     this.quarantineDir = join(dir, QUARANTINE_DIR)
     this.logger = logger
     this.pageCache = new PageCache(logger)
+  }
+
+  /** Bodies held (in volumes and in files). */
+  get files (): number {
+    return this.volumes.files + this.fileCount
+  }
+
+  /** Bytes of the bodies held. */
+  get bytes (): number {
+    return this.volumes.bytes + this.fileBytes
+  }
+
+  /** Per volume: its length and dead bytes. */
+  volumeUsage (): ReturnType<VolumeStore['usage']> {
+    return this.volumes.usage()
+  }
+
+  /** Compacts the volume with the most dead space if it is worth it (compaction also runs on its own). */
+  async compactVolumes (): Promise<boolean> {
+    return await this.volumes.compactOnce()
   }
 
   /** Creates the layout, removes temp files a crash left, and counts what is stored. */
@@ -132,13 +160,13 @@ export class BlobStore {
     const leftovers = await readdir(this.tmpDir)
     await Promise.all(leftovers.map(async (f) => await rm(join(this.tmpDir, f), { force: true })))
     if (leftovers.length > 0) this.logger.warn('removed temp files left by a crash', { count: leftovers.length })
-    this.files = 0
-    this.bytes = 0
+    this.fileCount = 0
+    this.fileBytes = 0
     for (const shard of await readdir(this.blobsDir)) {
       for (const id of await readdir(join(this.blobsDir, shard))) {
         try {
-          this.bytes += (await this.stat(id)).size
-          this.files++
+          this.fileBytes += (await this.stat(id)).size
+          this.fileCount++
         } catch (err) {
           this.logger.warn('unreadable blob at start', { fileId: id, error: (err as Error).message })
         }
@@ -148,6 +176,12 @@ export class BlobStore {
     for (const id of (await readdir(this.quarantineDir)).filter((f) => FILE_ID.test(f))) {
       this.quarantined.set(id, { fileId: id, ...await this.footerOf(quarantinePath(this.dir, id), id), reason: 'found corrupt before this start' })
     }
+    await this.volumes.open()
+  }
+
+  /** Closes the volumes (after the batch being written is synced). */
+  async close (): Promise<void> {
+    await this.volumes.close()
   }
 
   path (fileId: string): string {
@@ -161,6 +195,7 @@ export class BlobStore {
   async put (fileId: string, size: number, source: AsyncIterable<Buffer>): Promise<BlobInfo> {
     checkId(fileId)
     await this.checkSpace(size)
+    if (size <= INLINE_BODY_BYTES) return await this.putSmall(fileId, size, source)
     const tmp = join(this.tmpDir, `${fileId}.${randomBytes(6).toString('hex')}`)
     const fh = await open(tmp, 'wx')
     let closed = false
@@ -179,6 +214,29 @@ export class BlobStore {
     }
   }
 
+  /** A small body: appended to a volume with the next batch; an earlier version's blob file of the id counts as held. */
+  private async putSmall (fileId: string, size: number, source: AsyncIterable<Buffer>): Promise<BlobInfo> {
+    const chunks: Buffer[] = []
+    let received = 0
+    for await (const chunk of source) {
+      received += chunk.length
+      if (received > size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload is longer than its declared ${size} bytes`)
+      chunks.push(chunk)
+    }
+    if (received !== size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload ended after ${received} of ${size} bytes`)
+    const body = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size)
+    const sha256 = createHash('sha256').update(body).digest('hex')
+    const asFile = this.volumes.get(fileId) === undefined ? await this.stat(fileId).catch(() => undefined) : undefined
+    if (asFile !== undefined) {
+      if (asFile.sha256 !== sha256) throw new NodeError(NodeErrorCode.EXISTS, `file ${fileId} is already stored with other content`)
+      return asFile
+    }
+    const entry = await this.volumes.put(fileId, body, sha256).catch((err: unknown) => { throw mapWriteError(err, fileId) })
+    this.freeReading.writtenSince += size
+    if (this.quarantined.delete(fileId)) await rm(quarantinePath(this.dir, fileId), { force: true })
+    return { size: entry.size, sha256: entry.sha256 }
+  }
+
   /** Links the finished temp file under its id; an existing blob with the same content is fine. */
   private async install (fileId: string, tmp: string, info: BlobInfo): Promise<BlobInfo> {
     const shardDir = dirname(this.path(fileId))
@@ -193,14 +251,16 @@ export class BlobStore {
       return existing
     }
     await this.dirSyncer.sync(shardDir)
-    this.files++
-    this.bytes += info.size
+    this.fileCount++
+    this.fileBytes += info.size
     // A good copy is back in place: the corrupt one it replaces can go.
     if (this.quarantined.delete(fileId)) await rm(quarantinePath(this.dir, fileId), { force: true })
     return info
   }
 
   async stat (fileId: string): Promise<BlobInfo> {
+    const inVolume = this.volumes.get(fileId)
+    if (inVolume !== undefined) return { size: inVolume.size, sha256: inVolume.sha256 }
     const fh = await this.openBlob(fileId)
     try {
       const { size, sha256 } = await this.corruptionQuarantines(fileId, readFooter(fh, fileId))
@@ -217,6 +277,8 @@ export class BlobStore {
    */
   async quarantine (fileId: string, reason: string): Promise<void> {
     checkId(fileId)
+    const inVolume = this.volumes.get(fileId)
+    if (inVolume !== undefined) return await this.quarantineRecord(fileId, inVolume, reason)
     const from = this.path(fileId)
     const known = await this.footerOf(from, fileId)
     try {
@@ -226,8 +288,20 @@ export class BlobStore {
       if ((err as { code?: string }).code === 'ENOENT') return
       throw err
     }
-    this.files = Math.max(0, this.files - 1)
-    this.bytes = Math.max(0, this.bytes - (known.size ?? 0))
+    this.fileCount = Math.max(0, this.fileCount - 1)
+    this.fileBytes = Math.max(0, this.fileBytes - (known.size ?? 0))
+    this.noteQuarantined(fileId, known, reason)
+  }
+
+  /** A volume's corrupt record: its bytes as stored go to quarantine/, a tombstone takes it out of the volume. */
+  private async quarantineRecord (fileId: string, entry: VolumeEntry, reason: string): Promise<void> {
+    // No fsync: a quarantine lost in a crash is found again by the next scrub or read.
+    await writeFile(quarantinePath(this.dir, fileId), this.volumes.readRecord(entry))
+    await this.volumes.delete(fileId)
+    this.noteQuarantined(fileId, { size: entry.size, sha256: entry.sha256 }, reason)
+  }
+
+  private noteQuarantined (fileId: string, known: { size?: number, sha256?: string }, reason: string): void {
     this.quarantined.set(fileId, { fileId, ...known, reason: reason.slice(0, 512) })
     this.logger.warn('quarantined a corrupt body', { fileId, reason })
   }
@@ -254,11 +328,15 @@ export class BlobStore {
     }
   }
 
-  /** Size and sha256 from a blob file's footer, where it can still be read. */
+  /** Size and sha256 from a blob file's footer (or a quarantined record's header), where it can still be read. */
   private async footerOf (file: string, fileId: string): Promise<{ size?: number, sha256?: string }> {
     try {
       const fh = await open(file, 'r')
       try {
+        const head = Buffer.alloc(RECORD_HEADER_BYTES)
+        await fh.read(head, 0, RECORD_HEADER_BYTES, 0)
+        const record = parseRecordHeader(head)
+        if (record !== undefined) return { size: record.size, sha256: record.sha256 }
         const { size, sha256 } = await readFooter(fh, fileId)
         return { size, sha256 }
       } finally {
@@ -271,6 +349,9 @@ export class BlobStore {
 
   /** A verified read of bytes [offset, offset + length); every block is checked before any byte of it is yielded. */
   async get (fileId: string, offset: number, length?: number): Promise<BlobRead> {
+    checkId(fileId)
+    const inVolume = this.volumes.get(fileId)
+    if (inVolume !== undefined) return await this.getFromVolume(fileId, inVolume, offset, length)
     const small = this.readSmall(fileId)
     const fh = small === undefined ? await this.openBlob(fileId) : undefined
     let footer: Footer
@@ -294,6 +375,21 @@ export class BlobStore {
       await fh?.close()
     }
     return { size: footer.size, sha256: footer.sha256, offset, length: len, body: this.quarantineOnCorruption(fileId, body, close), close }
+  }
+
+  /** A range of a volume-held body, its CRC checked before any byte goes out (a corrupt one is quarantined). */
+  private async getFromVolume (fileId: string, entry: VolumeEntry, offset: number, length?: number): Promise<BlobRead> {
+    const body = await this.corruptionQuarantines(fileId, Promise.resolve().then(() => this.volumes.read(fileId, entry)))
+    const len = length ?? entry.size - offset
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > entry.size) {
+      throw new NodeError(NodeErrorCode.BAD_RANGE, `range ${offset}+${len} is outside file ${fileId} of ${entry.size} bytes`)
+    }
+    const slice = offset === 0 && len === body.length ? body : body.subarray(offset, offset + len)
+    async function * once (): AsyncGenerator<Buffer> {
+      if (slice.length > 0) yield slice
+    }
+    const gen = once()
+    return { size: entry.size, sha256: entry.sha256, offset, length: len, body: gen, close: async () => { await gen.return(undefined) } }
   }
 
   /**
@@ -327,6 +423,7 @@ export class BlobStore {
     // A deleted file needs no repair: its quarantined copy goes too.
     const wasQuarantined = this.quarantined.delete(fileId)
     if (wasQuarantined) await rm(quarantinePath(this.dir, fileId), { force: true })
+    if (await this.volumes.delete(fileId)) return true
     let size = 0
     try {
       size = (await this.stat(fileId)).size
@@ -340,8 +437,8 @@ export class BlobStore {
       throw err
     }
     await this.dirSyncer.sync(dirname(this.path(fileId)))
-    this.files--
-    this.bytes -= size
+    this.fileCount--
+    this.fileBytes -= size
     return true
   }
 
@@ -363,6 +460,10 @@ export class BlobStore {
   async digest (): Promise<{ files: number, digest: SetDigest }> {
     const digest = new SetDigest()
     let files = 0
+    for (const id of this.volumes.ids()) {
+      digest.add(id)
+      files++
+    }
     await eachLimited(Array.from({ length: DIGEST_SHARDS }, (_, i) => shardName(i)), DIGEST_READDIRS, async (shard) => {
       for (const id of await this.shardIds(shard)) {
         digest.add(id)
@@ -380,7 +481,9 @@ export class BlobStore {
    * body damaged within is the scrub's to find.
    */
   async list (shard: number, after?: string): Promise<{ files: HeldBody[], more: boolean }> {
-    const ids = (await this.shardIds(shardName(shard))).filter((id) => after === undefined || id > after).sort()
+    const prefix = shardName(shard)
+    const inVolumes = [...this.volumes.ids()].filter((id) => id.startsWith(prefix))
+    const ids = [...new Set([...inVolumes, ...await this.shardIds(prefix)])].filter((id) => after === undefined || id > after).sort()
     const budget = new PageBudget()
     const files: HeldBody[] = []
     for (let at = 0; at < ids.length; at += LIST_STATS) {
@@ -394,6 +497,8 @@ export class BlobStore {
   }
 
   private async held (fileId: string): Promise<HeldBody | undefined> {
+    const inVolume = this.volumes.get(fileId)
+    if (inVolume !== undefined) return { fileId, size: inVolume.size, mtime: Math.floor(inVolume.mtime) }
     try {
       const st = await lstat(this.path(fileId))
       const size = st.isFile() ? bodySizeOf(st.size) : undefined
@@ -414,6 +519,7 @@ export class BlobStore {
 
   /** Every stored file id (for resync and scrub). */
   async * ids (): AsyncGenerator<string> {
+    yield * [...this.volumes.ids()]
     for (const shard of await readdir(this.blobsDir)) {
       for (const id of await readdir(join(this.blobsDir, shard))) if (FILE_ID.test(id)) yield id
     }

@@ -39,6 +39,7 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
 
   protected async shutdown (): Promise<void> {
     await this.scrubber.close()
+    await this.store.close()
   }
 
   protected load (): { free: number, files: number, quarantined: number, scrub: ReturnType<Scrubber['summary']> } {

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { silentLogger } from '@mirrorcast/logger'
 import { blobPath, flipByte, until } from '@mirrorcast/testkit'
-import { BLOCK_BYTES, BODY_UNCACHED_BYTES, PageCache, StorageNode } from '../src/index.js'
+import { BLOCK_BYTES, BODY_UNCACHED_BYTES, PageCache, readVolumes, StorageNode } from '../src/index.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -74,13 +74,25 @@ test('a flipped byte on disk is refused with ERR_NODE_CORRUPT and no byte of its
 
   // a damaged footer is caught too
   const id2 = newId()
-  await put(client, id2, randomBytes(1000))
+  await put(client, id2, randomBytes(100_000))
   const fh2 = await open(node.store.path(id2), 'r+')
   const size = (await fh2.stat()).size
   await fh2.write(Buffer.from([0xff]), 0, 1, size - 40)
   await fh2.close()
   const err2 = await t.throwsAsync(get(client, id2))
   t.is((err2 as { code?: string }).code, 'ERR_NODE_CORRUPT')
+
+  // and a small body's damaged record header in its volume
+  const id3 = newId()
+  await put(client, id3, randomBytes(1000))
+  const record = readVolumes(node.store.dir).get(id3)
+  if (record === undefined) throw new Error('a small body is held in a volume')
+  const fh3 = await open(record.path, 'r+')
+  await fh3.write(Buffer.from([0xff]), 0, 1, record.bodyAt - 50)
+  await fh3.close()
+  const err3 = await t.throwsAsync(get(client, id3))
+  t.is((err3 as { code?: string }).code, 'ERR_NODE_CORRUPT')
+  t.regex(err3?.message ?? '', /record header/)
 })
 
 test('a wrong size, an abort or a dropped connection leaves neither temp file nor blob', async (t) => {

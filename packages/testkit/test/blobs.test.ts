@@ -1,9 +1,9 @@
 import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BLOCK_BYTES, BlobStore } from '@mirrorcast/node'
+import { BLOCK_BYTES, BlobStore, readVolumes } from '@mirrorcast/node'
 import { blobPath, blobState, flipByte, quarantinePath, storedBlobIds } from '../src/index.js'
 
 const newId = (): string => randomBytes(16).toString('hex')
@@ -13,6 +13,7 @@ async function store (t: ExecutionContext): Promise<BlobStore> {
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
   const s = new BlobStore(dir)
   await s.open()
+  t.teardown(async () => { await s.close() })
   return s
 }
 
@@ -24,14 +25,20 @@ async function read (s: BlobStore, id: string): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
-test('blobPath and quarantinePath are where the node keeps a body; storedBlobIds lists what it holds', async (t) => {
+test('blobPath is where the node keeps a large body, readVolumes where a small one, quarantinePath a corrupt one; storedBlobIds lists what it holds', async (t) => {
   const s = await store(t)
-  const [a, b] = [newId(), newId()]
-  await s.put(a, 10, once(randomBytes(10)))
+  const [a, b, c] = [newId(), newId(), newId()]
+  await s.put(a, 100_000, once(randomBytes(100_000)))
   await s.put(b, 0, once(Buffer.alloc(0)))
+  const small = randomBytes(10)
+  await s.put(c, 10, once(small))
   t.is(blobPath(s.dir, a), s.path(a))
   t.truthy(await stat(blobPath(s.dir, a)))
-  t.deepEqual([...await storedBlobIds(s.dir)].sort(), [a, b].sort())
+  const inVolume = readVolumes(s.dir).get(c)
+  t.like(inVolume, { size: 10 })
+  t.true((await readFile(inVolume?.path ?? '')).subarray(inVolume?.bodyAt, (inVolume?.bodyAt ?? 0) + 10).equals(small))
+  t.deepEqual([...await storedBlobIds(s.dir)].sort(), [a, b, c].sort())
+  await s.delete(c)
   t.is((await storedBlobIds(join(s.dir, 'no-such-member'))).size, 0, 'a data dir without a store holds nothing')
   await s.quarantine(a, 'test')
   t.truthy(await stat(quarantinePath(s.dir, a)))
