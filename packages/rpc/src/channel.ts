@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
-import { decodeSigned, encodeSigned, FrameDecoder, hmacAuth, sessionAuth, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, type AnyEnvelope, type MessageAuth, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { decodeSigned, encodeSigned, FrameDecoder, hmacAuth, sessionAuth, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, payloadBytes, type AnyEnvelope, type MessageAuth, type MessageBody, type MessageType, type Payload } from '@mirrorcast/wire'
 import { RpcError, RpcErrorCode } from './errors.js'
 
 // Contexts the MACs are computed under: the client's open, the server's hello (bound to the
@@ -155,19 +155,23 @@ export class Channel {
    * A message its receiver would refuse throws ERR_WIRE_INVALID_OUTGOING before
    * anything is written, and the session stays usable.
    */
-  async send<T extends MessageType> (t: T, body: MessageBody<T>, payload?: Uint8Array): Promise<void> {
+  async send<T extends MessageType> (t: T, body: MessageBody<T>, payload?: Payload): Promise<void> {
     if (this.failure !== undefined) throw this.failure
     const seq = this.sendSeq + 1
     const [head, data] = encodeSigned(this.sendAuth, { t, from: this.options.selfId, seq, body, ...(payload === undefined ? {} : { payload }) }, true)
-    const frameBytes = head.length - 4 + (data?.length ?? 0)
+    const frameBytes = head.length - 4 + payloadBytes(data)
     if (frameBytes > this.options.maxFrameBytes) {
       throw new WireError(WireErrorCode.INVALID_OUTGOING, `${t} of ${frameBytes} bytes not sent: above the frame limit of ${this.options.maxFrameBytes}`)
     }
     this.sendSeq = seq
     this.lastSent = Date.now()
     this.socket.cork()
-    this.socket.write(head)
-    const more = data === undefined || data.length === 0 ? true : this.socket.write(data)
+    let more = this.socket.write(head)
+    if (data instanceof Uint8Array) {
+      if (data.length > 0) more = this.socket.write(data)
+    } else if (data !== undefined) {
+      for (const part of data) if (part.length > 0) more = this.socket.write(part)
+    }
     this.socket.uncork()
     if (!more || this.socket.writableNeedDrain) await this.drain()
   }

@@ -310,13 +310,20 @@ export class Upload<R extends MessageType> {
     return this.channel.describe()
   }
 
-  /** Writes bytes, split into wire chunks; resolves when the peer can take more. */
-  async write (data: Uint8Array): Promise<void> {
+  /**
+   * Writes bytes, split into wire chunks; resolves when the peer can take more.
+   * Parts (CHUNK_BYTES in all, at most) go as one chunk, written back to back, never joined.
+   */
+  async write (data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     await this.client.using(this.channel, this.signal, async () => {
       try {
+        if (!(data instanceof Uint8Array)) {
+          this.throwIfRefused()
+          await this.channel.send('chunk', {}, data)
+          return
+        }
         for (let at = 0; at < data.length; at += CHUNK_BYTES) {
           this.throwIfRefused()
-          // Sent as given when it fits: the same buffer to several peers is hashed once.
           await this.channel.send('chunk', {}, data.length <= CHUNK_BYTES ? data : data.subarray(at, at + CHUNK_BYTES))
         }
       } catch (err) {

@@ -416,7 +416,9 @@ export class FakeUpload<R extends MessageType> {
     client.hold(this.onFail)
   }
 
-  async write (data: Uint8Array): Promise<void> {
+  async write (parts: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    // A chunk in parts, as the manager sends it, is one chunk to the node.
+    const data = parts instanceof Uint8Array ? parts : Buffer.concat(parts)
     await this.step(async () => {
       for (let at = 0; at < data.length; at += CHUNK_BYTES) {
         const chunk = Buffer.from(data.subarray(at, at + CHUNK_BYTES))

@@ -52,13 +52,25 @@ export interface Envelope<T extends MessageType = MessageType> {
 
 export type AnyEnvelope = { [T in MessageType]: Envelope<T> }[MessageType]
 
+/** Bytes after a header: one buffer, or several sent back to back (a chunk gathered from a stream, never copied together). */
+export type Payload = Uint8Array | readonly Uint8Array[]
+
+/** The length of a payload. */
+export function payloadBytes (payload: Payload | undefined): number {
+  if (payload === undefined) return 0
+  if (payload instanceof Uint8Array) return payload.length
+  let n = 0
+  for (const part of payload) n += part.length
+  return n
+}
+
 export interface OutgoingMessage<T extends MessageType = MessageType> {
   t: T
   from: string
   seq: number
   ts?: number
   body: MessageBody<T>
-  payload?: Uint8Array
+  payload?: Payload
 }
 
 // Records off: a receiver may have missed the datagram or frame that defined a record.
@@ -103,12 +115,13 @@ export interface MessageAuth {
   /** Bytes of the MAC at the start of each message. */
   readonly macBytes: number
   /** The MAC of the signed part (header length and header) and the payload; `seq` is the message's number in its session. */
-  sign: (signed: Uint8Array, payload: Uint8Array | undefined, seq: number) => Buffer
+  sign: (signed: Uint8Array, payload: Payload | undefined, seq: number) => Buffer
 }
 
 /** HMAC-SHA256 over `context`, the signed part and the payload's sha256 (see mac()). */
 export function hmacAuth (key: Uint8Array, context: Uint8Array): MessageAuth {
-  return { macBytes: MAC_BYTES, sign: (signed, payload) => mac(key, context, signed, payload) }
+  // A payload in parts is joined for its digest: only session frames, signed by GMAC, come in parts in practice.
+  return { macBytes: MAC_BYTES, sign: (signed, payload) => mac(key, context, signed, payload instanceof Uint8Array || payload === undefined ? payload : Buffer.concat(payload)) }
 }
 
 // 16 bytes: AES-GCM's tag
@@ -133,7 +146,11 @@ export function sessionAuth (key: Uint8Array, context: Uint8Array): MessageAuth 
       iv.writeBigUInt64BE(BigInt(seq), 4)
       const gcm = createCipheriv('aes-256-gcm', aesKey, iv)
       gcm.setAAD(signed)
-      if (payload !== undefined && payload.length > 0) gcm.setAAD(payload)
+      if (payload instanceof Uint8Array) {
+        if (payload.length > 0) gcm.setAAD(payload)
+      } else if (payload !== undefined) {
+        for (const part of payload) if (part.length > 0) gcm.setAAD(part)
+      }
       gcm.final()
       return gcm.getAuthTag()
     }
@@ -154,7 +171,7 @@ function hmacAuthOf (key: Uint8Array, context: Uint8Array): MessageAuth {
 /**
  * Encodes one message signed with HMAC-SHA256 under `key` and `context` (see encodeSigned).
  */
-export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: OutgoingMessage, withLength: boolean): [Buffer, Uint8Array | undefined] {
+export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: OutgoingMessage, withLength: boolean): [Buffer, Payload | undefined] {
   return encodeSigned(hmacAuthOf(key, context), msg, withLength)
 }
 
@@ -162,10 +179,10 @@ export function encodeMessage (key: Uint8Array, context: Uint8Array, msg: Outgoi
  * Encodes one signed message as `[length u32]? mac headerLength(u32) header payload`.
  * Returns the head and the payload apart so a stream can write both without a copy.
  */
-export function encodeSigned (auth: MessageAuth, msg: OutgoingMessage, withLength: boolean): [Buffer, Uint8Array | undefined] {
+export function encodeSigned (auth: MessageAuth, msg: OutgoingMessage, withLength: boolean): [Buffer, Payload | undefined] {
   checkOutgoing(msg)
   const header = packr.pack({ v: PROTOCOL_VERSION, t: msg.t, f: msg.from, ts: msg.ts ?? Date.now(), s: msg.seq, b: msg.body })
-  const payloadLength = msg.payload?.length ?? 0
+  const payloadLength = payloadBytes(msg.payload)
   const overhead = auth.macBytes + HEADER_LENGTH_BYTES
   if (overhead + header.length + payloadLength > MAX_MESSAGE_BYTES) {
     throw new WireError(WireErrorCode.OVERSIZE, `message of ${overhead + header.length + payloadLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
@@ -189,7 +206,7 @@ function checkOutgoing (msg: OutgoingMessage): void {
   if (!isMessageType(msg.t)) throw new WireError(WireErrorCode.INVALID_OUTGOING, `unknown message type ${show(msg.t, 40)} not sent`)
   const body = checkBody(msg.t, msg.body)
   if (!body.ok) throw new WireError(WireErrorCode.INVALID_OUTGOING, `${msg.t} not sent: ${body.error}`.slice(0, 300))
-  if ((msg.payload?.length ?? 0) > 0 && !mayCarryPayload(msg.t, msg.body)) {
+  if (payloadBytes(msg.payload) > 0 && !mayCarryPayload(msg.t, msg.body)) {
     throw new WireError(WireErrorCode.INVALID_OUTGOING, `${msg.t} may not carry a payload`)
   }
 }
@@ -223,7 +240,7 @@ export class InvalidBodyError extends WireError {
 
 export function encodeDatagram (key: Uint8Array, msg: OutgoingMessage, maxBytes = DEFAULT_MAX_DATAGRAM_BYTES): Buffer {
   const [head, payload] = encodeMessage(key, DATAGRAM_CONTEXT, msg, false)
-  const out = payload === undefined ? head : Buffer.concat([head, payload])
+  const out = payload === undefined ? head : Buffer.concat([head, ...(payload instanceof Uint8Array ? [payload] : payload)])
   if (out.length > maxBytes) {
     throw new WireError(WireErrorCode.OVERSIZE, `datagram of ${out.length} bytes exceeds ${maxBytes}`)
   }

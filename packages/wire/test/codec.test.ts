@@ -7,7 +7,7 @@ import {
   DATAGRAM_CONTEXT, DEFAULT_MAX_DATAGRAM_BYTES, DEFAULT_MAX_FRAME_BYTES, FRAME_LENGTH_BYTES, MAC_BYTES, MAX_LIST_ENTRIES, MAX_PATH_LENGTH, MESSAGE_TYPES, PROTOCOL_VERSION,
   FrameDecoder, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, decodeDatagram, decodeMessage, decodeSigned, encodeDatagram, encodeMessage, encodeSigned,
   generateClusterKey, sessionAuth, httpStatusFor, messageSchemas,
-  parseClusterKey, readClusterKeyFile, writeClusterKeyFile, type FileEntry, type MessageType, type OutgoingMessage, type WireErrorCodeValue
+  parseClusterKey, readClusterKeyFile, writeClusterKeyFile, type FileEntry, type MessageType, type OutgoingMessage, type Payload, type WireErrorCodeValue
 } from '../src/index.js'
 import { FRAME_ONLY, HEADER_LENGTH_BYTES, prng, sampleBodies, signRaw } from './helpers.js'
 
@@ -19,9 +19,13 @@ function message<T extends MessageType> (t: T, extra: Partial<OutgoingMessage<T>
   return { t, from: 'node-1', seq: 7, ts: 1_700_000_000_123, body: sampleBodies[t], ...(t === 'chunk' ? { payload: Buffer.from('chunk bytes') } : {}), ...extra }
 }
 
+function parts (payload: Payload | undefined): Uint8Array[] {
+  return payload === undefined ? [] : payload instanceof Uint8Array ? [payload] : [...payload]
+}
+
 function frame (msg: OutgoingMessage): Buffer {
   const [head, payload] = encodeMessage(key, context, msg, true)
-  return payload === undefined ? head : Buffer.concat([head, payload])
+  return Buffer.concat([head, ...parts(payload)])
 }
 
 /** A header signed with the right key, so decoding gets past the MAC. */
@@ -52,7 +56,7 @@ test('every message type survives a datagram and a frame round trip', (t) => {
   t.deepEqual(new Set(MESSAGE_TYPES), new Set(Object.keys(messageSchemas)))
   for (const type of MESSAGE_TYPES) {
     const msg = message(type)
-    const expected = { t: type, from: 'node-1', ts: 1_700_000_000_123, seq: 7, body: sampleBodies[type], payload: Buffer.from(msg.payload ?? []) }
+    const expected = { t: type, from: 'node-1', ts: 1_700_000_000_123, seq: 7, body: sampleBodies[type], payload: Buffer.concat(parts(msg.payload)) }
 
     if (!FRAME_ONLY.has(type)) {
       const datagram = encodeDatagram(key, msg)
@@ -184,8 +188,10 @@ test('a session frame is signed with GMAC under its direction\'s key: it verifie
   const auth = sessionAuth(key, context)
   const msg = message('chunk', { seq: 41, payload: Buffer.alloc(70_000, 3) })
   const [head, payload] = encodeSigned(auth, msg, false)
-  const bytes = Buffer.concat([head, payload ?? Buffer.alloc(0)])
+  const bytes = Buffer.concat([head, ...parts(payload)])
   t.is(auth.macBytes, 16)
+  const [headOfParts, inParts] = encodeSigned(auth, { ...msg, payload: [Buffer.alloc(1000, 3), Buffer.alloc(0), Buffer.alloc(69_000, 3)] }, false)
+  t.true(Buffer.concat([headOfParts, ...parts(inParts)]).subarray(0, 16).equals(head.subarray(0, 16)), 'a payload in parts signs as the same bytes in one')
   t.deepEqual(decodeSigned(sessionAuth(key, context), bytes, DEFAULT_MAX_FRAME_BYTES, 41).payload, msg.payload)
   t.is(code(t, () => decodeSigned(auth, bytes, DEFAULT_MAX_FRAME_BYTES, 42)), WireErrorCode.BAD_MAC, 'another place in the stream')
   t.is(code(t, () => decodeSigned(sessionAuth(key, Buffer.from('the other direction')), bytes, DEFAULT_MAX_FRAME_BYTES, 41)), WireErrorCode.BAD_MAC)

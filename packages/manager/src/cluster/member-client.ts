@@ -5,7 +5,7 @@ export type MemberReply<R extends MessageType> = Extract<AnyEnvelope, { t: R }>
 
 /** A request body being written to a member chunk by chunk (an rpc `Upload`). */
 export interface MemberUpload<R extends MessageType> {
-  write: (data: Uint8Array) => Promise<void>
+  write: (data: Uint8Array | readonly Uint8Array[]) => Promise<void>
   finish: () => Promise<MemberReply<R>>
   /** Tells the member to drop what it received. */
   abort: (reason: string) => void

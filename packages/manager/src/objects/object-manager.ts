@@ -399,18 +399,18 @@ async function collect (source: AsyncIterable<Buffer>, size: number): Promise<Bu
 }
 
 /**
- * Re-cuts a body into pieces of exactly `size` bytes (the last one shorter):
- * each piece is then one frame and one storage block, hashed once for both
- * nodes and taken as the block's checksum on each.
+ * Gathers a body into pieces of exactly `size` bytes (the last one shorter),
+ * each the list of the stream's own buffers it spans: one frame each, written
+ * back to back, so no byte is copied to assemble it.
  */
-async function * blocks (source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+async function * blocks (source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer[]> {
   let parts: Buffer[] = []
   let held = 0
   for await (let chunk of source) {
     while (held + chunk.length >= size) {
       const take = size - held
       parts.push(chunk.subarray(0, take))
-      yield parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts, size)
+      yield parts
       chunk = chunk.subarray(take)
       parts = []
       held = 0
@@ -420,5 +420,5 @@ async function * blocks (source: AsyncIterable<Buffer>, size: number): AsyncGene
       held += chunk.length
     }
   }
-  if (held > 0) yield Buffer.concat(parts, held)
+  if (held > 0) yield parts
 }
