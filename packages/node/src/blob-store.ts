@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { crc32 } from 'node:zlib'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { DIGEST_SHARDS, FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, PageBudget, SetDigest, shardName, writeAll, writevAll, type HeldBody, type Quarantined } from '@mirrorcast/wire'
+import { DIGEST_SHARDS, FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, PageBudget, SetDigest, shardName, writevAll, type HeldBody, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
 import { BODY_UNCACHED_BYTES, PageCache } from './page-cache.js'
 import { parseRecordHeader, RECORD_HEADER_BYTES, VolumeStore, type VolumeEntry, type VolumeStoreOptions } from './volume-store.js'
@@ -601,6 +601,7 @@ const MAX_WRITES_IN_FLIGHT_BYTES = 8 * 1024 * 1024
  * Writes are positional and overlap with hashing and with the network: the
  * disk and the CPU work at the same time, with a bounded amount in flight.
  * Each goes on after a short write, so no chunk is stored with a hole in it.
+ * A failed upload's pending bytes are never written: its temp file goes anyway.
  */
 async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Buffer>): Promise<{ sha256: string }> {
   const whole = createHash('sha256')
@@ -612,15 +613,27 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
   const inFlight = new Set<Promise<unknown>>()
   let inFlightBytes = 0
   let failure: unknown
+  // Chunks come as the reads that carried them (64 KiB): they go to the disk a block's worth per writev.
+  let pending: Buffer[] = []
+  let pendingBytes = 0
+  const flush = (): void => {
+    const buffers = pending
+    const bytes = pendingBytes
+    const write = writevAll(fh, buffers, received - bytes).then(() => { inFlightBytes -= bytes }, (err: unknown) => { failure ??= err })
+    inFlight.add(write)
+    void write.finally(() => inFlight.delete(write))
+    inFlightBytes += bytes
+    pending = []
+    pendingBytes = 0
+  }
   try {
     for await (const chunk of source) {
       if (failure !== undefined) throw failure
       if (received + chunk.length > size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload is longer than its declared ${size} bytes`)
-      const write = writeAll(fh, chunk, received).then(() => { inFlightBytes -= chunk.length }, (err: unknown) => { failure ??= err })
-      inFlight.add(write)
-      void write.finally(() => inFlight.delete(write))
-      inFlightBytes += chunk.length
+      pending.push(chunk)
+      pendingBytes += chunk.length
       received += chunk.length
+      if (pendingBytes >= BLOCK_BYTES || pending.length >= 1024) flush()
       // The one hash pass over the body; the blocks' CRCs cost a tenth of it.
       whole.update(chunk)
       for (let at = 0; at < chunk.length;) {
@@ -636,6 +649,7 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
       }
       while (inFlightBytes > MAX_WRITES_IN_FLIGHT_BYTES && inFlight.size > 0) await Promise.race(inFlight)
     }
+    if (pendingBytes > 0) flush()
   } finally {
     await Promise.all(inFlight)
   }

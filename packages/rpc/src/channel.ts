@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
-import { decodeSigned, encodeSigned, FrameDecoder, hmacAuth, sessionAuth, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, payloadBytes, type AnyEnvelope, type MessageAuth, type MessageBody, type MessageType, type Payload } from '@mirrorcast/wire'
+import { decodeSigned, encodeSigned, FrameDecoder, hmacAuth, sessionAuth, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, partsOf, payloadBytes, type AnyEnvelope, type MessageAuth, type MessageBody, type MessageType, type Payload } from '@mirrorcast/wire'
 import { RpcError, RpcErrorCode } from './errors.js'
 
 // Contexts the MACs are computed under: the client's open, the server's hello (bound to the
@@ -84,7 +84,7 @@ export class Channel {
   private lastSent = Date.now()
   private discarding = false
   /** Frames that came behind a handshake frame, kept undecoded until the session's keys are in place. */
-  private held: Buffer[] | undefined
+  private held: Buffer[][] | undefined
   /** Identity the peer gave in its hello or open. */
   peerId = ''
 
@@ -245,7 +245,7 @@ export class Channel {
   async next (): Promise<AnyEnvelope> {
     const queued = this.queue.shift()
     if (queued !== undefined) {
-      this.queuedBytes -= queued.payload.length
+      this.queuedBytes -= payloadBytes(partsOf(queued))
       if (this.socket.isPaused() && this.queuedBytes < MAX_QUEUED_BYTES / 2) this.socket.resume()
       if (queued instanceof RefusedFrame) throw this.refusal(queued)
       return queued
@@ -329,7 +329,7 @@ export class Channel {
   private onData (data: Buffer): void {
     if (this.failure !== undefined || this.discarding) return
     try {
-      for (const frame of this.decoder.push(data)) {
+      for (const frame of this.decoder.pushParts(data)) {
         if (this.held !== undefined) this.held.push(frame)
         else this.deliver(frame)
       }
@@ -344,7 +344,7 @@ export class Channel {
    * after the handshake is a frame whose content fails its schema kept, as a
    * refusal in its place: before it, nothing proves the peer holds the key.
    */
-  private deliver (frame: Buffer): void {
+  private deliver (frame: Buffer[]): void {
     const msg = this.decode(frame)
     this.lastHeard = Date.now()
     if (!this.authenticated) this.held = []
@@ -365,11 +365,11 @@ export class Channel {
       return
     }
     this.queue.push(msg)
-    this.queuedBytes += msg.payload.length
+    this.queuedBytes += payloadBytes(partsOf(msg))
     if (this.queuedBytes >= MAX_QUEUED_BYTES) this.socket.pause()
   }
 
-  private decode (frame: Buffer): AnyEnvelope | RefusedFrame {
+  private decode (frame: Buffer[]): AnyEnvelope | RefusedFrame {
     try {
       return decodeSigned(this.recvAuth, frame, this.options.maxFrameBytes, this.recvSeq + 1)
     } catch (err) {

@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import { once } from 'node:events'
-import { DEFAULT_MAX_FRAME_BYTES, REPLY_TYPES, type AnyEnvelope, type MessageBody, type MessageType, type ReplyType, type RequestType } from '@mirrorcast/wire'
+import { DEFAULT_MAX_FRAME_BYTES, REPLY_TYPES, type AnyEnvelope, type MessageBody, type MessageType, type ReplyType, type RequestType, partsOf } from '@mirrorcast/wire'
 import { Channel } from './channel.js'
 import { RemoteError, RpcError, RpcErrorCode, isRefusedSend } from './errors.js'
 
@@ -108,7 +108,7 @@ export class RpcClient {
       for (;;) {
         const msg = await channel.next()
         if (msg.t === 'chunk') {
-          yield msg.payload
+          yield * partsOf(msg)
         } else if (msg.t === 'end') {
           finished = true
           return

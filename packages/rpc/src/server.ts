@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { CommonErrorCode, DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType } from '@mirrorcast/wire'
+import { CommonErrorCode, DEFAULT_MAX_FRAME_BYTES, type AnyEnvelope, type MessageBody, type MessageType, partsOf } from '@mirrorcast/wire'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { Channel, RefusedMessageError } from './channel.js'
 import { RpcError, RpcErrorCode } from './errors.js'
@@ -76,7 +76,7 @@ export class RequestContext {
     while (!this.bodyDone) {
       const msg = await this.channel.next()
       if (msg.t === 'chunk') {
-        yield msg.payload
+        yield * partsOf(msg)
       } else if (msg.t === 'end') {
         this.bodyDone = true
       } else if (msg.t === 'abort') {

@@ -145,8 +145,10 @@ test('an upload whose chunks come 3 s apart completes against a server idle time
   }
   const reply = await upload.finish()
   t.is(reply.body.sha256, sha(Buffer.concat(chunks)))
-  // the keepalives never reached the handler: it saw one request and exactly its chunks
-  t.deepEqual(state.uploads, [{ chunks: 3, sha256: sha(Buffer.concat(chunks)) }])
+  // the keepalives never reached the handler: it saw one request and exactly its bytes (a chunk may come in the slices of its reads)
+  t.is(state.uploads.length, 1)
+  t.like(state.uploads[0], { sha256: sha(Buffer.concat(chunks)) })
+  t.true((state.uploads[0]?.chunks ?? 0) >= 3)
   t.deepEqual(state.requests.map((r) => r.t), ['blob.put'])
 })
 

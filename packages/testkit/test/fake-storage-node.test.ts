@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -35,10 +35,10 @@ async function outcome (fn: () => Promise<unknown>): Promise<unknown> {
 
 async function get (c: Client, fileId: string, offset: number, length?: number): Promise<unknown> {
   const { head, body } = await c.download('blob.get', { fileId, offset, ...(length === undefined ? {} : { length }) })
-  const chunks: number[] = []
+  // The bytes, not how they were sliced: a real session hands on the slices its reads brought.
   const parts: Buffer[] = []
-  for await (const chunk of body) { chunks.push(chunk.length); parts.push(chunk) }
-  return { head: head.body, chunks, bytes: Buffer.concat(parts).toString('base64').slice(0, 64), length: Buffer.concat(parts).length }
+  for await (const chunk of body) parts.push(chunk)
+  return { head: head.body, sha256: createHash('sha256').update(Buffer.concat(parts)).digest('hex'), length: Buffer.concat(parts).length }
 }
 
 async function putStreamed (c: Client, fileId: string, body: Buffer, declared = body.length): Promise<unknown> {

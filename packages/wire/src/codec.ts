@@ -48,6 +48,16 @@ export interface Envelope<T extends MessageType = MessageType> {
   body: MessageBody<T>
   /** Raw bytes after the header; only `chunk` carries any. */
   payload: Buffer
+  /**
+   * The payload as the slices it arrived in, when it spans several reads:
+   * `payload` then joins them on first use, which a reader of `parts` never pays.
+   */
+  parts?: readonly Buffer[]
+}
+
+/** The payload of a message as slices, whether it arrived in one or in several. */
+export function partsOf (msg: Pick<Envelope, 'payload' | 'parts'>): readonly Buffer[] {
+  return msg.parts ?? [msg.payload]
 }
 
 export type AnyEnvelope = { [T in MessageType]: Envelope<T> }[MessageType]
@@ -262,7 +272,9 @@ export function decodeMessage (key: Uint8Array, context: Uint8Array, buf: Buffer
  * anything is parsed: nothing from an unauthenticated sender reaches msgpack.
  * `seq` is the number the receiver expects (a session's; 0 where the MAC does not use it).
  */
-export function decodeSigned (auth: MessageAuth, buf: Buffer, maxBytes: number, seq: number): AnyEnvelope {
+export function decodeSigned (auth: MessageAuth, frame: Buffer | readonly Buffer[], maxBytes: number, seq: number): AnyEnvelope {
+  if (!Buffer.isBuffer(frame)) return frame.length === 1 ? decodeSigned(auth, frame[0] as Buffer, maxBytes, seq) : decodeParts(auth, frame, maxBytes, seq)
+  const buf: Buffer = frame
   if (buf.length > maxBytes) {
     throw new WireError(WireErrorCode.OVERSIZE, `message of ${buf.length} bytes exceeds ${maxBytes}`)
   }
@@ -280,8 +292,60 @@ export function decodeSigned (auth: MessageAuth, buf: Buffer, maxBytes: number, 
   if (!timingSafeEqual(expected, buf.subarray(0, auth.macBytes))) {
     throw new WireError(WireErrorCode.BAD_MAC, 'message MAC does not verify under the cluster key')
   }
-  return parseHeader(buf.subarray(overhead, headerEnd), payload)
+  const msg = parseHeader(buf.subarray(overhead, headerEnd), payload.length)
+  msg.payload = payload
+  return msg
 }
+
+/** A frame in slices: its MAC and header gathered (a few hundred bytes), its payload left as the slices it is. */
+function decodeParts (auth: MessageAuth, frame: readonly Buffer[], maxBytes: number, seq: number): AnyEnvelope {
+  const total = payloadBytes(frame)
+  const overhead = auth.macBytes + HEADER_LENGTH_BYTES
+  if (total > maxBytes || total < overhead) return decodeSigned(auth, Buffer.concat(frame), maxBytes, seq)
+  const headerEnd = overhead + gather(frame, overhead).readUInt32BE(auth.macBytes)
+  if (headerEnd > total) return decodeSigned(auth, Buffer.concat(frame), maxBytes, seq)
+  const head = gather(frame, headerEnd)
+  const parts = after(frame, headerEnd)
+  const expected = auth.sign(head.subarray(auth.macBytes), parts, seq)
+  if (!timingSafeEqual(expected, head.subarray(0, auth.macBytes))) {
+    throw new WireError(WireErrorCode.BAD_MAC, 'message MAC does not verify under the cluster key')
+  }
+  const msg = parseHeader(head.subarray(overhead), total - headerEnd)
+  let joined: Buffer | undefined
+  Object.defineProperty(msg, 'payload', { get: () => (joined ??= Buffer.concat(parts)), enumerable: true })
+  msg.parts = parts
+  return msg
+}
+
+/** The first `n` bytes of slices, in one buffer. */
+function gather (parts: readonly Buffer[], n: number): Buffer {
+  const first = parts[0] as Buffer
+  if (first.length >= n) return first.subarray(0, n)
+  const out = Buffer.allocUnsafe(n)
+  let at = 0
+  for (const part of parts) {
+    if (at >= n) break
+    at += part.copy(out, at, 0, Math.min(part.length, n - at))
+  }
+  return out
+}
+
+/** The slices after the first `n` bytes. */
+function after (parts: readonly Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = []
+  let skip = n
+  for (const part of parts) {
+    if (skip >= part.length) {
+      skip -= part.length
+      continue
+    }
+    out.push(skip === 0 ? part : part.subarray(skip))
+    skip = 0
+  }
+  return out
+}
+
+const EMPTY = Buffer.alloc(0)
 
 export function decodeDatagram (key: Uint8Array, buf: Buffer, maxBytes = DEFAULT_MAX_DATAGRAM_BYTES): AnyEnvelope {
   return decodeMessage(key, DATAGRAM_CONTEXT, buf, maxBytes)
@@ -378,7 +442,8 @@ function show (value: unknown, max: number): string {
   }
 }
 
-function parseHeader (header: Buffer, payload: Buffer): AnyEnvelope {
+/** The envelope of a verified header, its payload still to be set by the caller. */
+function parseHeader (header: Buffer, payloadLength: number): AnyEnvelope {
   const refusal = scanHeader(header)
   if (refusal !== undefined) {
     throw new WireError(WireErrorCode.MALFORMED, `message header is not acceptable msgpack: ${refusal}`)
@@ -408,8 +473,8 @@ function parseHeader (header: Buffer, payload: Buffer): AnyEnvelope {
   if (!body.ok) {
     throw new InvalidBodyError(t, from, seq, `${t}: ${body.error}`.slice(0, 300))
   }
-  if (payload.length > 0 && !mayCarryPayload(t, body.value)) {
-    throw new WireError(WireErrorCode.MALFORMED, `${t} carries ${payload.length} unexpected payload bytes`)
+  if (payloadLength > 0 && !mayCarryPayload(t, body.value)) {
+    throw new WireError(WireErrorCode.MALFORMED, `${t} carries ${payloadLength} unexpected payload bytes`)
   }
-  return { t, from, ts, seq, body: body.value, payload } as AnyEnvelope
+  return { t, from, ts, seq, body: body.value, payload: EMPTY } as AnyEnvelope
 }

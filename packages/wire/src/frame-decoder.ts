@@ -23,11 +23,20 @@ export class FrameDecoder {
     this.maxFrameBytes = maxFrameBytes
   }
 
-  /** Adds bytes and returns every frame they complete. */
+  /** Adds bytes and returns every frame they complete, each in one buffer. */
   push (data: Buffer): Buffer[] {
+    return this.pushParts(data).map((parts) => parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts))
+  }
+
+  /**
+   * Adds bytes and returns every frame they complete, each as the slices of
+   * the reads it spans: a 1 MiB frame that came in sixteen reads is not
+   * copied into one buffer.
+   */
+  pushParts (data: Buffer): Buffer[][] {
     this.chunks.push(data)
     this.buffered += data.length
-    const frames: Buffer[] = []
+    const frames: Buffer[][] = []
     for (;;) {
       if (this.buffered < FRAME_LENGTH_BYTES) break
       const length = this.peekLength()
@@ -36,7 +45,7 @@ export class FrameDecoder {
       }
       if (this.buffered < FRAME_LENGTH_BYTES + length) break
       this.take(FRAME_LENGTH_BYTES)
-      frames.push(this.take(length))
+      frames.push(this.takeParts(length))
     }
     return frames
   }
@@ -56,6 +65,26 @@ export class FrameDecoder {
     const all = Buffer.concat(this.chunks, this.buffered)
     this.chunks = [all]
     return all
+  }
+
+  /** The next `n` bytes as slices of the chunks held, none copied. */
+  private takeParts (n: number): Buffer[] {
+    if (n === 0) return [Buffer.alloc(0)]
+    const parts: Buffer[] = []
+    for (let left = n; left > 0;) {
+      const first = this.chunks[0] as Buffer
+      if (first.length <= left) {
+        parts.push(first)
+        this.chunks.shift()
+        left -= first.length
+      } else {
+        parts.push(first.subarray(0, left))
+        this.chunks[0] = first.subarray(left)
+        left = 0
+      }
+    }
+    this.buffered -= n
+    return parts
   }
 
   private take (n: number): Buffer {

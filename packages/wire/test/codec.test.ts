@@ -6,7 +6,7 @@ import { Packr } from 'msgpackr'
 import {
   DATAGRAM_CONTEXT, DEFAULT_MAX_DATAGRAM_BYTES, DEFAULT_MAX_FRAME_BYTES, FRAME_LENGTH_BYTES, MAC_BYTES, MAX_LIST_ENTRIES, MAX_PATH_LENGTH, MESSAGE_TYPES, PROTOCOL_VERSION,
   FrameDecoder, InvalidBodyError, NONCE_BYTES, WireError, WireErrorCode, decodeDatagram, decodeMessage, decodeSigned, encodeDatagram, encodeMessage, encodeSigned,
-  generateClusterKey, sessionAuth, httpStatusFor, messageSchemas,
+  generateClusterKey, partsOf, sessionAuth, httpStatusFor, messageSchemas,
   parseClusterKey, readClusterKeyFile, writeClusterKeyFile, type FileEntry, type MessageType, type OutgoingMessage, type Payload, type WireErrorCodeValue
 } from '../src/index.js'
 import { FRAME_ONLY, HEADER_LENGTH_BYTES, prng, sampleBodies, signRaw } from './helpers.js'
@@ -204,6 +204,27 @@ test('a session frame is signed with GMAC under its direction\'s key: it verifie
     if (at >= 16 && at < 20) t.true(got === WireErrorCode.BAD_MAC || got === WireErrorCode.TRUNCATED, `byte ${at}`)
     else t.is(got, WireErrorCode.BAD_MAC, `byte ${at}`)
   }
+})
+
+test('a frame that spans several reads is handed on as their slices, never copied, and verifies as the same frame in one buffer', (t) => {
+  const auth = sessionAuth(key, context)
+  const body = Buffer.alloc(200_000, 7)
+  const [head, payload] = encodeSigned(auth, message('chunk', { seq: 5, payload: body }), true)
+  const stream = Buffer.concat([head, ...parts(payload)])
+  const reads = [stream.subarray(0, 10), stream.subarray(10, 65_536), stream.subarray(65_536, 131_072), stream.subarray(131_072)]
+  const decoder = new FrameDecoder(DEFAULT_MAX_FRAME_BYTES)
+  const frames = reads.flatMap((r) => decoder.pushParts(r))
+  t.is(frames.length, 1)
+  const slices = frames[0] as Buffer[]
+  t.true(slices.length > 1)
+  t.true(slices.slice(1).every((s) => reads.some((r) => r.buffer === s.buffer)), 'slices of the reads themselves')
+  const msg = decodeSigned(auth, slices, DEFAULT_MAX_FRAME_BYTES, 5)
+  t.true(Buffer.concat(partsOf(msg)).equals(body))
+  t.true(msg.payload.equals(body), 'the joined payload, on demand')
+  const flipped = slices.map((s) => Buffer.from(s))
+  const last = flipped.at(-1) as Buffer
+  last[last.length - 1] = (last[last.length - 1] as number) ^ 1
+  t.is(code(t, () => decodeSigned(auth, flipped, DEFAULT_MAX_FRAME_BYTES, 5)), WireErrorCode.BAD_MAC)
 })
 
 test('an unknown version or type under a valid MAC is refused with its own code', (t) => {
