@@ -74,7 +74,9 @@ netnsTest(test, 'a manager on a LAN address: 401 without a valid token, read-onl
   t.is(forbidden.auth, 'Bearer realm="mirrorcast", error="insufficient_scope"')
 
   t.deepEqual(JSON.parse((await admin('ls', '/docs', '--json')).stdout), before, 'no refused request changed the namespace')
-  t.true((JSON.parse((await admin('status', '--json')).stdout) as Array<{ status: string }>).every((m) => m.status === 'healthy'), 'the refused failover did not happen')
+  // Failed over or resyncing would be the refused failover; a member a busy machine made late ('suspect') is not.
+  const after = JSON.parse((await admin('status', '--json')).stdout) as Array<{ id: string, status: string }>
+  t.false(after.some((m) => m.status === 'failed-over' || m.status === 'resyncing'), `the refused failover did not happen: ${JSON.stringify(after)}`)
   t.false(c.manager?.logs.some((l) => l.message === 'member failed over'))
 
   t.is((await admin('mv', '/docs/a.bin', '/docs/sub/a.bin')).code, 0)
