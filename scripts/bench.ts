@@ -2,7 +2,9 @@
  * `npm run bench`: throughput and latency of PUT and GET through the manager
  * of a real `mirrorcast up` cluster, beside this machine's ceilings measured in
  * the same run: the same writes fsynced twice straight to disk, and a bare
- * node:http server answering the same requests.
+ * node:http server answering the same requests; and, when the OpenStack Swift
+ * peer of ../shared/peers is running, Swift's own figures for the same load
+ * and the ratios, from the same run.
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -27,17 +29,45 @@ const WORKLOADS: Workload[] = [
 // Twin pairs of storage nodes: one by default, i.e. two replicas of every file, as in the reference store.
 const PAIRS = Number(process.env.BENCH_NODES ?? 1)
 
-// A well-known peer object store with two replicas on this kind of 2-core machine (the issue's figures).
-const REFERENCE: Record<string, { put: number, get: number, unit: 'ops/s' | 'MB/s' }> = {
-  '4 KiB': { put: 176, get: 569, unit: 'ops/s' },
-  '16 MiB': { put: 288, get: 380, unit: 'MB/s' }
+// The targets against Swift (issue 14): × Swift, and % of this machine's ceiling where that is the bound.
+const TARGETS: Record<string, { put: number, get: number, putCeiling?: number, getCeiling?: number }> = {
+  '4 KiB': { put: 5, get: 10 },
+  '16 MiB': { put: 1.2, get: 1.5, putCeiling: 85, getCeiling: 80 }
 }
 
-async function benchHttp (base: string, w: Workload, body: Buffer, prefix: string): Promise<[PhaseResult, PhaseResult]> {
-  const client = new MirrorcastClient({ url: base, connections: w.concurrency })
+// The Swift peer of ../shared/peers/swift (tempauth on its proxy); env overrides.
+const SWIFT_AUTH_URL = process.env.SWIFT_AUTH_URL ?? 'http://127.0.0.1:8080/auth/v1.0'
+const SWIFT_USER = process.env.SWIFT_USER ?? 'test:tester'
+const SWIFT_KEY = process.env.SWIFT_KEY ?? 'testing'
+
+interface Target { url: string, prefix: string, headers?: Record<string, string> }
+
+/** The Swift peer's storage URL and a token, or undefined when none answers. */
+async function swiftPeer (): Promise<Target | undefined> {
+  let res: Response
   try {
-    const put = await runPhase(`${w.label} PUT`, w.count, w.concurrency, async (i) => { await transfer(client, 'PUT', `${prefix}/${w.label.replace(' ', '')}/f${i}`, body); return body.length })
-    const get = await runPhase(`${w.label} GET`, w.count, w.concurrency, async (i) => await transfer(client, 'GET', `${prefix}/${w.label.replace(' ', '')}/f${i}`))
+    res = await fetch(SWIFT_AUTH_URL, { headers: { 'x-auth-user': SWIFT_USER, 'x-auth-key': SWIFT_KEY }, signal: AbortSignal.timeout(3000) })
+  } catch {
+    return undefined
+  }
+  const storage = res.headers.get('x-storage-url')
+  const token = res.headers.get('x-auth-token')
+  if (!res.ok || storage === null || token === null) return undefined
+  const url = new URL(storage)
+  const headers = { 'x-auth-token': token }
+  for (const w of WORKLOADS) {
+    const made = await fetch(`${storage}/bench-${w.label.replace(' ', '')}`, { method: 'PUT', headers })
+    if (!made.ok) throw new Error(`the Swift peer refused a container: ${made.status}`)
+  }
+  return { url: url.origin, prefix: `${url.pathname}/bench-`, headers }
+}
+
+async function benchHttp (target: Target, w: Workload, body: Buffer): Promise<[PhaseResult, PhaseResult]> {
+  const client = new MirrorcastClient({ url: target.url, connections: w.concurrency })
+  const path = (i: number): string => `${target.prefix}${w.label.replace(' ', '')}/f${i}`
+  try {
+    const put = await runPhase(`${w.label} PUT`, w.count, w.concurrency, async (i) => { await transfer(client, 'PUT', path(i), body, target.headers); return body.length })
+    const get = await runPhase(`${w.label} GET`, w.count, w.concurrency, async (i) => await transfer(client, 'GET', path(i), undefined, target.headers))
     return [put, get]
   } finally {
     await client.close()
@@ -99,37 +129,44 @@ function row (r: PhaseResult, size: number): Array<string | number> {
   return [r.name, r.ops, r.ops / r.seconds, (r.ops * size) / r.seconds / 1e6, percentile(r.latenciesMs, 50), percentile(r.latenciesMs, 99)]
 }
 
+interface Result { w: Workload, put: PhaseResult, get: PhaseResult, disk: PhaseResult, bare: [PhaseResult, PhaseResult], swift?: [PhaseResult, PhaseResult] }
+
 async function main (): Promise<void> {
-  const results: Array<{ w: Workload, put: PhaseResult, get: PhaseResult, disk: PhaseResult, bare: [PhaseResult, PhaseResult] }> = []
+  const results: Result[] = []
+  const swift = await swiftPeer()
   await withTempDir('mirrorcast-bench-', async (dir) => {
     const cluster = await launchUp(join(dir, 'cluster'), ['--port', '0', '--node-port', '0', '--log-level', 'warn', '--nodes', String(PAIRS)])
     const bare = await startBareHttp()
     try {
       for (const w of WORKLOADS.filter((x) => x.count > 0)) {
         const body = randomBytes(w.size)
-        const [put, get] = await benchHttp(cluster.url, w, body, '/files/bench')
+        const [put, get] = await benchHttp({ url: cluster.url, prefix: '/files/bench/' }, w, body)
         const disk = await withTempDir('mirrorcast-bench-disk-', async (d) => await benchDisk(d, w, body))
-        const bareResults = await benchHttp(bare.url, w, body, '/bare')
-        results.push({ w, put, get, disk, bare: bareResults })
+        const bareResults = await benchHttp({ url: bare.url, prefix: '/bare/' }, w, body)
+        const swiftResults = swift === undefined ? undefined : await benchHttp(swift, w, body)
+        results.push({ w, put, get, disk, bare: bareResults, ...(swiftResults === undefined ? {} : { swift: swiftResults }) })
       }
     } finally {
       await bare.stop()
       await cluster.stop()
     }
   })
-  process.stdout.write(`\nmirrorcast bench: through the manager of a local \`mirrorcast up\` cluster (${PAIRS} twin pair${PAIRS === 1 ? '' : 's'}), and this machine's ceilings\n\n`)
-  printTable(['workload', 'ops', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms'], results.flatMap(({ w, put, get, disk, bare }) => [
-    row(put, w.size), row(get, w.size), row(disk, w.size), row(bare[0], w.size).map((c, i) => i === 0 ? `${w.label} bare http PUT` : c), row(bare[1], w.size).map((c, i) => i === 0 ? `${w.label} bare http GET` : c)
+  process.stdout.write(`\nmirrorcast bench: through the manager of a local \`mirrorcast up\` cluster (${PAIRS} twin pair${PAIRS === 1 ? '' : 's'}), this machine's ceilings${swift === undefined ? '' : ' and the Swift peer'}\n\n`)
+  const named = (r: PhaseResult, size: number, name: string): Array<string | number> => row(r, size).map((c, i) => i === 0 ? name : c)
+  printTable(['workload', 'ops', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms'], results.flatMap(({ w, put, get, disk, bare, swift: peer }) => [
+    row(put, w.size), row(get, w.size), row(disk, w.size), named(bare[0], w.size, `${w.label} bare http PUT`), named(bare[1], w.size, `${w.label} bare http GET`),
+    ...(peer === undefined ? [] : [named(peer[0], w.size, `${w.label} Swift PUT`), named(peer[1], w.size, `${w.label} Swift GET`)])
   ]))
-  process.stdout.write('\nagainst targets\n\n')
-  printTable(['workload', 'measured', 'reference', '× reference', 'target ×', 'ceiling', '% of ceiling', 'target %'], results.flatMap(({ w, put, get, disk, bare }) => {
-    const ref = REFERENCE[w.label]
-    if (ref === undefined) return []
-    const measure = (r: PhaseResult): number => ref.unit === 'ops/s' ? r.ops / r.seconds : (r.ops * w.size) / r.seconds / 1e6
-    const small = ref.unit === 'ops/s'
+  if (swift === undefined) process.stdout.write('\nno Swift peer answers at ' + SWIFT_AUTH_URL + ': start one (../shared/peers/README.md) for its rows and the ratios\n')
+  process.stdout.write('\nagainst targets (ratios from this run)\n\n')
+  printTable(['workload', 'MB/s', '× Swift', 'target ×', 'ceiling MB/s', '% of ceiling', 'target %'], results.flatMap(({ w, put, get, disk, bare, swift: peer }) => {
+    const target = TARGETS[w.label]
+    const mbs = (r: PhaseResult): number => (r.ops * w.size) / r.seconds / 1e6
+    const line = (name: string, r: PhaseResult, ref: PhaseResult | undefined, times: number | undefined, ceiling: PhaseResult, percent: number | undefined): Array<string | number> =>
+      [name, mbs(r), ref === undefined ? '-' : mbs(r) / mbs(ref), times ?? '-', mbs(ceiling), (100 * mbs(r)) / mbs(ceiling), percent ?? '-']
     return [
-      [`${w.label} PUT (${ref.unit})`, measure(put), ref.put, measure(put) / ref.put, small ? 5 : 1.5, measure(disk), (100 * measure(put)) / measure(disk), 50],
-      [`${w.label} GET (${ref.unit})`, measure(get), ref.get, measure(get) / ref.get, small ? 10 : 1.5, measure(bare[1]), (100 * measure(get)) / measure(bare[1]), 30]
+      line(`${w.label} PUT`, put, peer?.[0], target?.put, disk, target?.putCeiling),
+      line(`${w.label} GET`, get, peer?.[1], target?.get, bare[1], target?.getCeiling)
     ]
   }))
 }

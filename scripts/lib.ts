@@ -61,8 +61,8 @@ export async function withTempDir<T> (prefix: string, fn: (dir: string) => Promi
 }
 
 /** One request through `client`: the byte count of the answer's body; an error status throws. */
-export async function transfer (client: MirrorcastClient, method: string, path: string, body?: Buffer): Promise<number> {
-  const res = await client.request({ method, path, ...(body === undefined ? {} : { body }) })
+export async function transfer (client: MirrorcastClient, method: string, path: string, body?: Buffer, headers?: Record<string, string>): Promise<number> {
+  const res = await client.request({ method, path, ...(body === undefined ? {} : { body }), ...(headers === undefined ? {} : { headers }) })
   let bytes = 0
   for await (const chunk of res.body) bytes += (chunk as Buffer).length
   if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status}`)
