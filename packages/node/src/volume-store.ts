@@ -173,18 +173,28 @@ export class VolumeStore {
     }
   }
 
-  /** Reads the records of a volume into the index; returns where its last sound record ends. */
+  /**
+   * Reads the records of a volume into the index; returns where its last
+   * sound record ends. The file is read SCAN_BYTES at a time and the headers
+   * found in the buffer: a read per window, not one per record.
+   */
   private async scan (volume: Volume, fileLength: number): Promise<number> {
     let at = 0
     let skipped = 0
     const buf = Buffer.allocUnsafe(SCAN_BYTES)
+    let windowAt = 0
+    let windowLength = 0
     while (at + RECORD_HEADER_BYTES <= fileLength) {
-      const { bytesRead } = await volume.handle.read(buf, 0, RECORD_HEADER_BYTES, at)
-      const header = bytesRead === RECORD_HEADER_BYTES ? parseRecordHeader(buf) : undefined
+      if (at + RECORD_HEADER_BYTES > windowAt + windowLength) {
+        windowAt = at
+        windowLength = (await volume.handle.read(buf, 0, SCAN_BYTES, at)).bytesRead
+      }
+      const header = parseRecordHeader(buf.subarray(0, windowLength), at - windowAt)
       const end = header === undefined ? 0 : at + padded(RECORD_HEADER_BYTES + header.size)
       if (header === undefined || end > fileLength) {
         // Damaged within (bit rot) or torn at the end: look for the next sound header.
         const next = await this.nextHeader(volume, at + ALIGN, fileLength, buf)
+        windowLength = 0
         if (next === undefined) break
         skipped += next - at
         at = next

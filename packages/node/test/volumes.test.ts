@@ -146,3 +146,18 @@ test('a kill -9 of a node in the middle of its batches loses no acknowledged wri
   t.true(acknowledged.size >= 400)
   for (const [id, sha256] of acknowledged) t.is((await node.store.stat(id)).sha256, sha256, `acknowledged ${id}`)
 })
+
+test('a start reads a volume of many records a window at a time and finds every one, records across window edges included', async (t) => {
+  const dir = await dataDir(t)
+  let store = await openStore(t, dir)
+  const ids = Array.from({ length: 40_000 }, () => newId())
+  let next = 0
+  // 40,000 records of 150 to 250 bytes: 8 MB, over two 4 MiB scan windows, edges falling inside records
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    for (let i = next++; i < ids.length; i = next++) await store.put(ids[i] as string, 70 + (i % 101), once1(Buffer.alloc(70 + (i % 101), i % 251)))
+  }))
+  await store.close()
+  store = await openStore(t, dir)
+  t.is(store.files, ids.length)
+  for (const i of [0, 1, 12_345, 27_000, 39_999]) t.true((await read(store, ids[i] as string)).equals(Buffer.alloc(70 + (i % 101), i % 251)))
+})
