@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=96
+// The flag: see MEMBER_EXEC_ARGV in src/launch.ts.
 // Committed, not built: npm links a workspace's bins before its `prepare` build runs, so a bin
 // pointing into dist/ would not exist yet at link time and `npx mirrorcast` would go to the registry.
 import { existsSync } from 'node:fs'

@@ -11,6 +11,7 @@ import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile, writeFileA
 import { CliError } from './errors.js'
 import { multicastArgv, parseCenters, parseInteger, type MulticastFlags } from './serve.js'
 import { StallWatch, tailLines } from './progress.js'
+import { MEMBER_EXEC_ARGV } from './launch.js'
 
 export interface UpOptions extends MulticastFlags {
   data: string
@@ -180,7 +181,7 @@ function memberSpec (dir: string, common: string[], opts: UpOptions, role: 'stor
 
 /** The argv that restarts this one process by hand, on the port it has now. */
 function fixedPortArgv (m: Started): string[] {
-  const argv = [process.execPath, BIN, ...m.argv]
+  const argv = [process.execPath, ...MEMBER_EXEC_ARGV, BIN, ...m.argv]
   const at = argv.indexOf('--port')
   if (at >= 0) argv[at + 1] = String(m.ready.port)
   return argv
@@ -207,7 +208,7 @@ async function startAll (specs: Spec[], running: Started[]): Promise<void> {
 
 async function startChild (spec: Spec): Promise<Started> {
   const log = await open(spec.logFile, 'a')
-  const child = fork(BIN, spec.argv, { stdio: ['ignore', log.fd, log.fd, 'ipc'] })
+  const child = fork(BIN, spec.argv, { execArgv: [...process.execArgv, ...MEMBER_EXEC_ARGV], stdio: ['ignore', log.fd, log.fd, 'ipc'] })
   await log.close()
   let watch: StallWatch | undefined
   try {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { CLI_BIN } from '@mirrorcast/cli'
+import { CLI_BIN, MEMBER_EXEC_ARGV } from '@mirrorcast/cli'
 import { MirrorcastClient, type MemberView } from '@mirrorcast/client'
 import { tolerant, until } from '@mirrorcast/testkit'
 import { generateClusterKey, writeClusterKeyFile } from '@mirrorcast/wire'
@@ -91,7 +91,7 @@ export class MemberHandle {
   async start (): Promise<void> {
     if (this.running) return
     const log = await open(this.logFile, 'a')
-    const child = this.net.spawn(this.host, process.execPath, [CLI_BIN, ...this.argv], { output: log.fd, ipc: true })
+    const child = this.net.spawn(this.host, process.execPath, [...MEMBER_EXEC_ARGV, CLI_BIN, ...this.argv], { output: log.fd, ipc: true })
     await log.close()
     this.child = child
     const ready = await readyMessage(child, this.name, this.logFile)
