@@ -5,6 +5,9 @@ import { crc32 } from 'node:zlib'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
 import { fsyncDir, writevAll } from '@mirrorcast/wire'
 import { NodeError, NodeErrorCode } from './errors.js'
+import { VolumeIndex, type VolumeEntry } from './volume-index.js'
+
+export type { VolumeEntry } from './volume-index.js'
 
 /*
  * Small bodies in a few append-only volume files, as Haystack, SeaweedFS and
@@ -40,15 +43,6 @@ export const DEFAULT_COMPACT_BYTES_PER_SECOND = 32 * 1024 * 1024
 const COMPACT_DEAD_RATIO = 0.5
 // 10 s: how often compaction looks for a volume worth it
 const COMPACT_CHECK_MS = 10_000
-
-export interface VolumeEntry {
-  volume: number
-  /** Where the record starts. */
-  offset: number
-  size: number
-  mtime: number
-  sha256: string
-}
 
 interface Volume {
   id: number
@@ -122,7 +116,7 @@ export class VolumeStore {
   private readonly compactRate: number
   private readonly logger: Logger
   private readonly volumes = new Map<number, Volume>()
-  private readonly index = new Map<string, VolumeEntry>()
+  private readonly index = new VolumeIndex()
   private active: Volume | undefined
   private queue: Pending[] = []
   private writing: Promise<void> | undefined
@@ -437,10 +431,9 @@ export class VolumeStore {
     const body = this.readRecord(entry).subarray(RECORD_HEADER_BYTES)
     // Checked now, not copied if damaged: the index must never point at bytes no CRC vouches for.
     if (crc32(body) !== header.bodyCrc) throw new NodeError(NodeErrorCode.CORRUPT, `file ${header.fileId} in volume ${volume.id} fails its checksum: not compacted`)
-    const still = this.index.get(header.fileId)
-    if (still !== entry) return 0
+    if (!this.index.holds(header.fileId, entry)) return 0
     const landed = await this.append(encodeRecord(KIND_PUT, header.fileId, body, 0, header.mtime, header.sha256))
-    if (this.index.get(header.fileId) === entry) this.index.set(header.fileId, { ...entry, ...landed })
+    if (this.index.holds(header.fileId, entry)) this.index.set(header.fileId, { ...entry, ...landed })
     else this.volumeOf(landed.volume).dead += padded(RECORD_HEADER_BYTES + body.length)
     return body.length
   }
