@@ -59,7 +59,8 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
   protected async handle (req: AnyEnvelope, ctx: RequestContext): Promise<void> {
     switch (req.t) {
       case 'blob.put': {
-        const info = await this.store.put(req.body.fileId, req.body.size, req.body.inline === true ? once(req.payload) : ctx.body())
+        const source = req.body.inline === true ? once(req.payload) : ctx.body()
+        const info = await this.store.put(req.body.fileId, req.body.size, source, req.body.senderHashes === true ? () => ctx.ended?.sha256 : undefined)
         await ctx.reply('blob.put.ok', { fileId: req.body.fileId, ...info })
         return
       }

@@ -104,3 +104,28 @@ test('bodies stored by the first format (a sha256 a block) are still served, ver
   t.is((err as { code?: string }).code, 'ERR_NODE_CORRUPT', 'the second block fails its sha256')
   t.is(node.store.quarantined.size, 1)
 })
+
+test('a body its sender hashed keeps the sender\'s sha256 without a second pass; an end without it stores nothing; a wrong one is caught by the scrub', async (t) => {
+  const { client } = await startNode(t, { bytesPerSecond: 64 * 1024 * 1024, intervalMs: 50 })
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+  const send = async (fileId: string, body: Buffer, end: { sha256?: string }): Promise<string> => {
+    const up = await client.upload('blob.put', { fileId, size: body.length, senderHashes: true })
+    await up.write(body)
+    return (await up.finish(end)).body.sha256
+  }
+  const body = randomBytes(3 * BLOCK_BYTES + 7)
+  const good = newId()
+  t.is(await send(good, body, { sha256: sha(body) }), sha(body))
+  t.is((await client.request('blob.stat', { fileId: good })).body.sha256, sha(body))
+
+  const unsaid = newId()
+  const refused = await t.throwsAsync(send(unsaid, body, {}))
+  t.is((refused as { code?: string }).code, 'ERR_NODE_SIZE_MISMATCH')
+  const missing = await t.throwsAsync(client.request('blob.stat', { fileId: unsaid }))
+  t.is((missing as { code?: string }).code, 'ERR_NODE_NOT_FOUND')
+
+  const lied = newId()
+  await send(lied, body, { sha256: sha(randomBytes(10)) })
+  await until(async () => (await quarantined(client)).includes(lied), { what: 'the scrub to find the body that does not match its sha256' })
+  t.false((await quarantined(client)).includes(good))
+})

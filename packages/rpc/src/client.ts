@@ -340,10 +340,11 @@ export class Upload<R extends MessageType> {
     if (refusal?.t === 'error') throw new RemoteError(refusal.body.code, refusal.body.message, this.peer)
   }
 
-  async finish (): Promise<Reply<R>> {
+  /** Ends the body (with its sha256 when the request said the sender hashes it) and reads the reply. */
+  async finish (end: MessageBody<'end'> = {}): Promise<Reply<R>> {
     this.done = true
     return await this.client.using(this.channel, this.signal, async () => {
-      await this.channel.send('end', {})
+      await this.channel.send('end', end)
       const reply = await readReply(this.channel, this.expect)
       this.client.release(this.channel)
       return reply

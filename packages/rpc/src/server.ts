@@ -42,6 +42,8 @@ export class RequestContext {
   private readonly channel: Channel
   private bodyDone: boolean
   replied = false
+  /** The streamed body's `end` message, once read. */
+  ended: MessageBody<'end'> | undefined
 
   constructor (channel: Channel, streamingRequest: boolean) {
     this.channel = channel
@@ -78,6 +80,7 @@ export class RequestContext {
       if (msg.t === 'chunk') {
         yield * partsOf(msg)
       } else if (msg.t === 'end') {
+        this.ended = msg.body
         this.bodyDone = true
       } else if (msg.t === 'abort') {
         this.bodyDone = true

@@ -188,7 +188,8 @@ export const messageSchemas = {
   ok: z.object({}),
   error: z.object({ code: z.string().max(64), message: z.string().max(1024) }),
   chunk: z.object({}),
-  end: z.object({}),
+  /** A streamed body's end; `sha256` is the body's when the request said the sender hashes it. */
+  end: z.object({ sha256: sha256Schema.optional() }),
   abort: z.object({ reason: z.string().max(1024) }),
   // a liveness probe, answered by the session layer itself (no disk, no handler)
   ping: z.object({}),
@@ -197,8 +198,12 @@ export const messageSchemas = {
   keepalive: z.object({}),
 
   // storage node
-  /** With `inline`, the whole body is this frame's payload (small bodies); otherwise chunks and an end follow. */
-  'blob.put': z.object({ fileId: fileIdSchema, size: uintSchema, inline: z.boolean().optional() }),
+  /**
+   * With `inline`, the whole body is this frame's payload (small bodies); otherwise chunks and an end follow.
+   * With `senderHashes`, the end carries the body's sha256 and the node does not hash it again (the frames' MACs
+   * and the blocks' CRCs vouch for the bytes between).
+   */
+  'blob.put': z.object({ fileId: fileIdSchema, size: uintSchema, inline: z.boolean().optional(), senderHashes: z.boolean().optional() }),
   'blob.put.ok': z.object({ fileId: fileIdSchema, size: uintSchema, sha256: sha256Schema }),
   'blob.get': z.object({ fileId: fileIdSchema, offset: uintSchema, length: uintSchema.optional() }),
   /** With `inline`, the bytes read are this frame's payload; otherwise chunks and an end follow. */

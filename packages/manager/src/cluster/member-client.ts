@@ -6,7 +6,8 @@ export type MemberReply<R extends MessageType> = Extract<AnyEnvelope, { t: R }>
 /** A request body being written to a member chunk by chunk (an rpc `Upload`). */
 export interface MemberUpload<R extends MessageType> {
   write: (data: Uint8Array | readonly Uint8Array[]) => Promise<void>
-  finish: () => Promise<MemberReply<R>>
+  /** Ends the body; `end` carries its sha256 when the request said the sender hashes it. */
+  finish: (end?: MessageBody<'end'>) => Promise<MemberReply<R>>
   /** Tells the member to drop what it received. */
   abort: (reason: string) => void
 }
