@@ -71,7 +71,7 @@ async function peakRssMb (pid: number): Promise<number> {
   return m === null ? NaN : Number(m[1]) / 1024
 }
 
-interface NodeRow { files: number, seedSeconds: number, startSeconds: number, rssMb: number, heapMb: number, putOps: number, getOps: number, peakMb: number }
+interface NodeRow { files: number, seedSeconds: number, startSeconds: number, rssMb: number, heapMb: number, putOps: number, getOps: number, listSeconds: number, peakMb: number }
 
 async function measureNode (dir: string, files: number): Promise<NodeRow> {
   const dataDir = join(dir, `node-${files}`)
@@ -96,8 +96,9 @@ async function measureNode (dir: string, files: number): Promise<NodeRow> {
         if (bytes !== SEED_BYTES) throw new Error(`GET returned ${bytes} of ${SEED_BYTES} bytes`)
         return bytes
       })
+      const listSeconds = await listEveryShard(client)
       const peakMb = await peakRssMb(child.pid as number)
-      return { files, seedSeconds, startSeconds: ready.startSeconds, rssMb: ready.rss / MB, heapMb: ready.heapUsed / MB, putOps: OPS / put.seconds, getOps: OPS / get.seconds, peakMb }
+      return { files, seedSeconds, startSeconds: ready.startSeconds, rssMb: ready.rss / MB, heapMb: ready.heapUsed / MB, putOps: OPS / put.seconds, getOps: OPS / get.seconds, listSeconds, peakMb }
     } finally {
       await client.close()
     }
@@ -106,6 +107,19 @@ async function measureNode (dir: string, files: number): Promise<NodeRow> {
     child.disconnect()
     await exited
   }
+}
+
+/** Seconds to list every shard page by page, as a round of pair anti-entropy that finds every shard different would. */
+async function listEveryShard (client: RpcClient): Promise<number> {
+  const started = process.hrtime.bigint()
+  for (let shard = 0; shard < 256; shard++) {
+    for (let after: string | undefined, more = true; more;) {
+      const page = (await client.request('blob.list', { shard, ...(after === undefined ? {} : { after }) })).body
+      after = page.files.at(-1)?.fileId
+      more = page.more
+    }
+  }
+  return Number(process.hrtime.bigint() - started) / 1e9
 }
 
 /** Ops per second of each tenth of `n` operations run in order of index. */
@@ -151,8 +165,8 @@ async function main (): Promise<void> {
     const base = rows[0] as NodeRow
     process.stdout.write(`\nA storage node holding N bodies of ${SEED_BYTES} B in volumes; ${OP_BYTES} B PUT and GET over the node protocol, c${CONCURRENCY}, ${OPS} each\n\n`)
     const share = (a: number, b: number): string => `${(100 * a / b).toFixed(0)} %`
-    printTable(['bodies held', 'seeded in s', 'start s', 'RSS after start MB', 'heap MB', 'peak RSS MB', 'PUT ops/s', 'GET ops/s', `PUT vs ${base.files}`, `GET vs ${base.files}`],
-      rows.map((r) => [r.files, r.seedSeconds, r.startSeconds, r.rssMb, r.heapMb, r.peakMb, r.putOps, r.getOps, share(r.putOps, base.putOps), share(r.getOps, base.getOps)]))
+    printTable(['bodies held', 'seeded in s', 'start s', 'RSS after start MB', 'heap MB', 'peak RSS MB', 'PUT ops/s', 'GET ops/s', `PUT vs ${base.files}`, `GET vs ${base.files}`, 'list all shards s'],
+      rows.map((r) => [r.files, r.seedSeconds, r.startSeconds, r.rssMb, r.heapMb, r.peakMb, r.putOps, r.getOps, share(r.putOps, base.putOps), share(r.getOps, base.getOps), r.listSeconds]))
     if (rows.length > 1) {
       const last = rows.at(-1) as NodeRow
       const grow = (a: number, b: number): string => ((b - a) / (last.files - base.files) * 1e6).toFixed(2)

@@ -484,7 +484,7 @@ export class BlobStore {
    */
   async list (shard: number, after?: string): Promise<{ files: HeldBody[], more: boolean }> {
     const prefix = shardName(shard)
-    const inVolumes = [...this.volumes.ids()].filter((id) => id.startsWith(prefix))
+    const inVolumes = [...this.volumes.shardIds(shard)]
     const ids = [...new Set([...inVolumes, ...await this.shardIds(prefix)])].filter((id) => after === undefined || id > after).sort()
     const budget = new PageBudget()
     const files: HeldBody[] = []

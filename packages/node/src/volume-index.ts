@@ -10,14 +10,18 @@ export interface VolumeEntry {
 
 const SHA256_BYTES = 32
 const INITIAL_SLOTS = 1024
+// the ids' first two hex digits: the shards of anti-entropy's listings
+const SHARDS = 256
 
 /**
  * The volumes' index, file id → entry, with the entries in typed columns: a
  * Map of one object and two strings per body held a million small bodies in
- * 900 MB; here a body costs its id in a Map and 56 bytes of columns.
+ * 900 MB; here a body costs its id in a Map and 56 bytes of columns. One Map
+ * per shard of the id space, so a shard is listed without walking them all.
  */
 export class VolumeIndex {
-  private readonly slots = new Map<string, number>()
+  private readonly shards = Array.from({ length: SHARDS }, () => new Map<string, number>())
+  private count = 0
   private readonly freeSlots: number[] = []
   private used = 0
   private volume = new Uint32Array(INITIAL_SLOTS)
@@ -27,11 +31,11 @@ export class VolumeIndex {
   private sha256 = Buffer.alloc(INITIAL_SLOTS * SHA256_BYTES)
 
   get size (): number {
-    return this.slots.size
+    return this.count
   }
 
   get (fileId: string): VolumeEntry | undefined {
-    const slot = this.slots.get(fileId)
+    const slot = shardOf(this.shards, fileId)?.get(fileId)
     if (slot === undefined) return undefined
     return {
       volume: this.volume[slot] as number,
@@ -44,15 +48,18 @@ export class VolumeIndex {
 
   /** Whether the id's entry is still the record at `at` (not deleted, replaced or moved since). */
   holds (fileId: string, at: { volume: number, offset: number }): boolean {
-    const slot = this.slots.get(fileId)
+    const slot = shardOf(this.shards, fileId)?.get(fileId)
     return slot !== undefined && this.volume[slot] === at.volume && this.offset[slot] === at.offset
   }
 
   set (fileId: string, entry: VolumeEntry): void {
-    let slot = this.slots.get(fileId)
+    const shard = shardOf(this.shards, fileId)
+    if (shard === undefined) throw new TypeError(`not a file id: ${fileId}`)
+    let slot = shard.get(fileId)
     if (slot === undefined) {
       slot = this.freeSlots.pop() ?? this.nextSlot()
-      this.slots.set(fileId, slot)
+      shard.set(fileId, slot)
+      this.count++
     }
     this.volume[slot] = entry.volume
     this.offset[slot] = entry.offset
@@ -62,19 +69,27 @@ export class VolumeIndex {
   }
 
   delete (fileId: string): boolean {
-    const slot = this.slots.get(fileId)
-    if (slot === undefined) return false
-    this.slots.delete(fileId)
+    const shard = shardOf(this.shards, fileId)
+    const slot = shard?.get(fileId)
+    if (shard === undefined || slot === undefined) return false
+    shard.delete(fileId)
     this.freeSlots.push(slot)
+    this.count--
     return true
   }
 
-  keys (): IterableIterator<string> {
-    return this.slots.keys()
+  * keys (): IterableIterator<string> {
+    for (const shard of this.shards) yield * shard.keys()
+  }
+
+  /** The ids of one shard (0 to 255: their first two hex digits), in no order. */
+  shardKeys (shard: number): IterableIterator<string> {
+    return (this.shards[shard] ?? new Map<string, number>()).keys()
   }
 
   clear (): void {
-    this.slots.clear()
+    for (const shard of this.shards) shard.clear()
+    this.count = 0
     this.freeSlots.length = 0
     this.used = 0
   }
@@ -93,6 +108,11 @@ export class VolumeIndex {
     this.sha256.copy(sha256)
     this.sha256 = sha256
   }
+}
+
+/** The map of an id's shard (none for what is not a file id: those are checked before they get here). */
+function shardOf (shards: Array<Map<string, number>>, fileId: string): Map<string, number> | undefined {
+  return /^[0-9a-f]{2}/.test(fileId) ? shards[Number.parseInt(fileId.slice(0, 2), 16)] : undefined
 }
 
 function widened<T extends Uint32Array | Float64Array> (column: T, slots: number): T {

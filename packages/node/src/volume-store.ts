@@ -250,6 +250,11 @@ export class VolumeStore {
     return this.index.keys()
   }
 
+  /** The ids held in one shard (their first two hex digits), in no order. */
+  shardIds (shard: number): IterableIterator<string> {
+    return this.index.shardKeys(shard)
+  }
+
   /**
    * Stores a body; resolves once it is durable. An id already held with the
    * same content is fine; with other content it is ERR_NODE_EXISTS.
