@@ -71,7 +71,7 @@ async function peakRssMb (pid: number): Promise<number> {
   return m === null ? NaN : Number(m[1]) / 1024
 }
 
-interface NodeRow { files: number, seedSeconds: number, startSeconds: number, rssMb: number, heapMb: number, putOps: number, getOps: number, listSeconds: number, peakMb: number }
+interface NodeRow { files: number, seedSeconds: number, startSeconds: number, rssMb: number, heapMb: number, putOps: number, getOps: number, listSeconds: number, digestMs: number[], peakMb: number }
 
 async function measureNode (dir: string, files: number): Promise<NodeRow> {
   const dataDir = join(dir, `node-${files}`)
@@ -97,8 +97,10 @@ async function measureNode (dir: string, files: number): Promise<NodeRow> {
         return bytes
       })
       const listSeconds = await listEveryShard(client)
+      const digestMs = [await timedDigest(client), await timedDigest(client)]
       const peakMb = await peakRssMb(child.pid as number)
-      return { files, seedSeconds, startSeconds: ready.startSeconds, rssMb: ready.rss / MB, heapMb: ready.heapUsed / MB, putOps: OPS / put.seconds, getOps: OPS / get.seconds, listSeconds, peakMb }
+      const rates = { putOps: OPS / put.seconds, getOps: OPS / get.seconds }
+      return { files, seedSeconds, startSeconds: ready.startSeconds, rssMb: ready.rss / MB, heapMb: ready.heapUsed / MB, ...rates, listSeconds, digestMs, peakMb }
     } finally {
       await client.close()
     }
@@ -107,6 +109,13 @@ async function measureNode (dir: string, files: number): Promise<NodeRow> {
     child.disconnect()
     await exited
   }
+}
+
+/** ms the node takes to answer for its set digest (the first ask builds it, a shard per event-loop turn). */
+async function timedDigest (client: RpcClient): Promise<number> {
+  const asked = process.hrtime.bigint()
+  await client.request('blob.digest', {})
+  return Number(process.hrtime.bigint() - asked) / 1e6
 }
 
 /** Seconds to list every shard page by page, as a round of pair anti-entropy that finds every shard different would. */
@@ -165,8 +174,8 @@ async function main (): Promise<void> {
     const base = rows[0] as NodeRow
     process.stdout.write(`\nA storage node holding N bodies of ${SEED_BYTES} B in volumes; ${OP_BYTES} B PUT and GET over the node protocol, c${CONCURRENCY}, ${OPS} each\n\n`)
     const share = (a: number, b: number): string => `${(100 * a / b).toFixed(0)} %`
-    printTable(['bodies held', 'seeded in s', 'start s', 'RSS after start MB', 'heap MB', 'peak RSS MB', 'PUT ops/s', 'GET ops/s', `PUT vs ${base.files}`, `GET vs ${base.files}`, 'list all shards s'],
-      rows.map((r) => [r.files, r.seedSeconds, r.startSeconds, r.rssMb, r.heapMb, r.peakMb, r.putOps, r.getOps, share(r.putOps, base.putOps), share(r.getOps, base.getOps), r.listSeconds]))
+    printTable(['bodies held', 'seeded in s', 'start s', 'RSS after start MB', 'heap MB', 'peak RSS MB', 'PUT ops/s', 'GET ops/s', `PUT vs ${base.files}`, `GET vs ${base.files}`, 'list all shards s', 'set digest ms, first / next'],
+      rows.map((r) => [r.files, r.seedSeconds, r.startSeconds, r.rssMb, r.heapMb, r.peakMb, r.putOps, r.getOps, share(r.putOps, base.putOps), share(r.getOps, base.getOps), r.listSeconds, r.digestMs.map((ms) => ms.toFixed(1)).join(' / ')]))
     if (rows.length > 1) {
       const last = rows.at(-1) as NodeRow
       const grow = (a: number, b: number): string => ((b - a) / (last.files - base.files) * 1e6).toFixed(2)

@@ -460,12 +460,8 @@ export class BlobStore {
    * means shows at once; uploads in flight and quarantined bodies live elsewhere.
    */
   async digest (): Promise<{ files: number, digest: SetDigest }> {
-    const digest = new SetDigest()
-    let files = 0
-    for (const id of this.volumes.ids()) {
-      digest.add(id)
-      files++
-    }
+    const digest = await this.volumes.digest()
+    let files = this.volumes.files
     await eachLimited(Array.from({ length: DIGEST_SHARDS }, (_, i) => shardName(i)), DIGEST_READDIRS, async (shard) => {
       for (const id of await this.shardIds(shard)) {
         digest.add(id)

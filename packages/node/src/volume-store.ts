@@ -3,7 +3,7 @@ import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { fsyncDir, writevAll } from '@mirrorcast/wire'
+import { fsyncDir, writevAll, type SetDigest } from '@mirrorcast/wire'
 import { NodeError, NodeErrorCode } from './errors.js'
 import { VolumeIndex, type VolumeEntry } from './volume-index.js'
 
@@ -248,6 +248,11 @@ export class VolumeStore {
   /** The ids held, in no order. */
   ids (): IterableIterator<string> {
     return this.index.keys()
+  }
+
+  /** The set digest of the ids held. */
+  async digest (): Promise<SetDigest> {
+    return await this.index.digest()
   }
 
   /** The ids held in one shard (their first two hex digits), in no order. */

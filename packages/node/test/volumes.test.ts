@@ -6,6 +6,7 @@ import { appendFile, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RpcClient } from '@mirrorcast/rpc'
+import { SetDigest } from '@mirrorcast/wire'
 import { BlobStore, readVolumes, StorageNode, VOLUMES_DIR } from '../src/index.js'
 
 const KEY = Buffer.alloc(32, 9)
@@ -162,11 +163,15 @@ test('a start reads a volume of many records a window at a time and finds every 
   for (const i of [0, 1, 12_345, 27_000, 39_999]) t.true((await read(store, ids[i] as string)).equals(Buffer.alloc(70 + (i % 101), i % 251)))
 })
 
-test('a shard of small bodies is listed from its own ids, in order, with sizes and times; a deleted body leaves it, and the digest counts each body once', async (t) => {
+test('a shard of small bodies is listed from its own ids, in order, with sizes and times; a deleted body leaves it; the set digest follows puts and deletes and survives a restart', async (t) => {
   const dir = await dataDir(t)
   const store = await openStore(t, dir)
   const ids = Array.from({ length: 600 }, (_, i) => `${(i % 3 === 0 ? 'a7' : 'a8')}${randomBytes(15).toString('hex')}`)
   await Promise.all(ids.map(async (id, i) => await store.put(id, 100 + i, once1(randomBytes(100 + i)))))
+  const building = store.digest()
+  const late = `a8${randomBytes(15).toString('hex')}`
+  await store.put(late, 10, once1(randomBytes(10)))
+  t.is((await building).files, 601, 'the count has the put made while the digest was built')
   const inA7 = ids.filter((id) => id.startsWith('a7')).sort()
   const listed = await store.list(0xa7)
   t.false(listed.more)
@@ -176,5 +181,12 @@ test('a shard of small bodies is listed from its own ids, in order, with sizes a
   t.deepEqual((await store.list(0xa7, inA7[99])).files.map((f) => f.fileId), inA7.slice(100))
   t.deepEqual((await store.list(0xa7)).files.map((f) => f.fileId), inA7.slice(1))
   t.deepEqual((await store.list(0xa9)).files, [])
-  t.is((await store.digest()).files, 599)
+  const expected = new SetDigest()
+  for (const id of [...ids, late].filter((id) => id !== inA7[0])) expected.add(id)
+  const kept = await store.digest()
+  t.is(kept.files, 600)
+  t.deepEqual(kept.digest.differing(expected), [], 'the digest kept as bodies come and go is that of the ids held')
+  await store.close()
+  const reopened = await openStore(t, dir)
+  t.deepEqual((await reopened.digest()).digest.differing(expected), [], 'and the one a start rebuilds')
 })
