@@ -77,3 +77,9 @@ export async function cpuNs (pid: number): Promise<number> {
   }
   return ns
 }
+
+/** A process's peak resident memory (VmHWM), MB. */
+export async function peakRssMb (pid: number): Promise<number> {
+  const m = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? NaN : Number(m[1]) / 1024
+}

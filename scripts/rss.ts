@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { launchUp } from '@mirrorcast/cli'
 import { MirrorcastClient } from '@mirrorcast/client'
-import { printTable, withTempDir } from './lib.js'
+import { peakRssMb, printTable, withTempDir } from './lib.js'
 
 const MiB = 1024 * 1024
 const SIZE = Number(process.env.RSS_BYTES ?? 1024 * MiB)
@@ -30,12 +30,6 @@ function body (size: number, hash: ReturnType<typeof createHash>): Readable {
       this.push(chunk)
     }
   })
-}
-
-async function peakRssMb (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const m = /VmHWM:\s+(\d+) kB/.exec(status)
-  return m === null ? NaN : Number(m[1]) / 1024
 }
 
 async function main (): Promise<void> {

@@ -13,15 +13,14 @@
 import { fork } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { launchUp } from '@mirrorcast/cli'
 import { MirrorcastClient } from '@mirrorcast/client'
 import { StorageNode, VolumeStore } from '@mirrorcast/node'
 import { RpcClient } from '@mirrorcast/rpc'
-import { generateClusterKey } from '@mirrorcast/wire'
-import { printTable, runPhase, withTempDir } from './lib.js'
+import { DIGEST_SHARDS, generateClusterKey } from '@mirrorcast/wire'
+import { peakRssMb, printTable, runPhase, withTempDir } from './lib.js'
 
 const COUNTS = (process.env.SCALE_FILES ?? '10000,100000,1000000').split(',').map(Number)
 const DIR_ENTRIES = Number(process.env.SCALE_DIR_ENTRIES ?? 100_000)
@@ -64,11 +63,6 @@ async function serveNode (dataDir: string, keyHex: string): Promise<void> {
   const { rss, heapUsed } = process.memoryUsage()
   process.send?.({ port: node.port, startSeconds, rss, heapUsed })
   process.on('disconnect', () => { void node.close().then(() => process.exit(0)) })
-}
-
-async function peakRssMb (pid: number): Promise<number> {
-  const m = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))
-  return m === null ? NaN : Number(m[1]) / 1024
 }
 
 interface NodeRow { files: number, seedSeconds: number, startSeconds: number, rssMb: number, heapMb: number, putOps: number, getOps: number, listSeconds: number, digestMs: number[], peakMb: number }
@@ -121,7 +115,7 @@ async function timedDigest (client: RpcClient): Promise<number> {
 /** Seconds to list every shard page by page, as a round of pair anti-entropy that finds every shard different would. */
 async function listEveryShard (client: RpcClient): Promise<number> {
   const started = process.hrtime.bigint()
-  for (let shard = 0; shard < 256; shard++) {
+  for (let shard = 0; shard < DIGEST_SHARDS; shard++) {
     for (let after: string | undefined, more = true; more;) {
       const page = (await client.request('blob.list', { shard, ...(after === undefined ? {} : { after }) })).body
       after = page.files.at(-1)?.fileId

@@ -1,5 +1,5 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
-import { SetDigest } from '@mirrorcast/wire'
+import { DIGEST_SHARDS, SetDigest, shardOf } from '@mirrorcast/wire'
 
 /** Where a body of the volumes is, and what it is. */
 export interface VolumeEntry {
@@ -13,8 +13,6 @@ export interface VolumeEntry {
 
 const SHA256_BYTES = 32
 const INITIAL_SLOTS = 1024
-// the ids' first two hex digits: the shards of anti-entropy's listings
-const SHARDS = 256
 
 /**
  * The volumes' index, file id → entry, with the entries in typed columns: a
@@ -27,7 +25,7 @@ const SHARDS = 256
  * loop, not at start, where it would double the time a start takes.
  */
 export class VolumeIndex {
-  private readonly shards = Array.from({ length: SHARDS }, () => new Map<string, number>())
+  private readonly shards = Array.from({ length: DIGEST_SHARDS }, () => new Map<string, number>())
   private count = 0
   /** The digest of the ids held, once built; while it is built, of the shards below `built`. */
   private held: SetDigest | undefined
@@ -46,7 +44,7 @@ export class VolumeIndex {
   }
 
   get (fileId: string): VolumeEntry | undefined {
-    const slot = shardOf(this.shards, fileId)?.get(fileId)
+    const slot = this.mapOf(fileId)?.get(fileId)
     if (slot === undefined) return undefined
     return {
       volume: this.volume[slot] as number,
@@ -59,12 +57,12 @@ export class VolumeIndex {
 
   /** Whether the id's entry is still the record at `at` (not deleted, replaced or moved since). */
   holds (fileId: string, at: { volume: number, offset: number }): boolean {
-    const slot = shardOf(this.shards, fileId)?.get(fileId)
+    const slot = this.mapOf(fileId)?.get(fileId)
     return slot !== undefined && this.volume[slot] === at.volume && this.offset[slot] === at.offset
   }
 
   set (fileId: string, entry: VolumeEntry): void {
-    const shard = shardOf(this.shards, fileId)
+    const shard = this.mapOf(fileId)
     if (shard === undefined) throw new TypeError(`not a file id: ${fileId}`)
     let slot = shard.get(fileId)
     if (slot === undefined) {
@@ -81,7 +79,7 @@ export class VolumeIndex {
   }
 
   delete (fileId: string): boolean {
-    const shard = shardOf(this.shards, fileId)
+    const shard = this.mapOf(fileId)
     const slot = shard?.get(fileId)
     if (shard === undefined || slot === undefined) return false
     shard.delete(fileId)
@@ -100,7 +98,7 @@ export class VolumeIndex {
   private async build (): Promise<SetDigest> {
     const digest = new SetDigest()
     this.held = digest
-    for (let shard = 0; shard < SHARDS && this.held === digest; shard++) {
+    for (let shard = 0; shard < DIGEST_SHARDS && this.held === digest; shard++) {
       for (const id of (this.shards[shard] as Map<string, number>).keys()) digest.add(id)
       // From here on, a put or delete in this shard is counted as it happens.
       this.built = shard + 1
@@ -111,7 +109,12 @@ export class VolumeIndex {
 
   /** An id in or out: counted in the digest if its shard is in it already. */
   private count1 (fileId: string, sign: 1 | -1): void {
-    if (this.held !== undefined && Number.parseInt(fileId.slice(0, 2), 16) < this.built) this.held.add(fileId, sign)
+    if (this.held !== undefined && shardOf(fileId) < this.built) this.held.add(fileId, sign)
+  }
+
+  /** The map of an id's shard (none for what is not a file id: those are checked before they get here). */
+  private mapOf (fileId: string): Map<string, number> | undefined {
+    return this.shards[shardOf(fileId)]
   }
 
   * keys (): IterableIterator<string> {
@@ -147,11 +150,6 @@ export class VolumeIndex {
     this.sha256.copy(sha256)
     this.sha256 = sha256
   }
-}
-
-/** The map of an id's shard (none for what is not a file id: those are checked before they get here). */
-function shardOf (shards: Array<Map<string, number>>, fileId: string): Map<string, number> | undefined {
-  return /^[0-9a-f]{2}/.test(fileId) ? shards[Number.parseInt(fileId.slice(0, 2), 16)] : undefined
 }
 
 function widened<T extends Uint32Array | Float64Array> (column: T, slots: number): T {
