@@ -5,9 +5,10 @@ import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { crc32 } from 'node:zlib'
 import { silentLogger, type Logger } from '@mirrorcast/logger'
-import { DIGEST_SHARDS, FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, PageBudget, SetDigest, shardName, writevAll, type HeldBody, type Quarantined } from '@mirrorcast/wire'
+import { DIGEST_SHARDS, FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, PageBudget, SetDigest, shardName, type HeldBody, type Quarantined } from '@mirrorcast/wire'
 import { DirSyncer } from './dir-syncer.js'
 import { BODY_UNCACHED_BYTES, PageCache } from './page-cache.js'
+import { BodyWriter, DIRECT_WRITE_FLAGS, directWrites, type AlignedPool } from './body-writer.js'
 import { parseRecordHeader, RECORD_HEADER_BYTES, VolumeStore, type VolumeEntry, type VolumeStoreOptions } from './volume-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 
@@ -95,6 +96,11 @@ export async function readBlobFooter (file: string): Promise<BlobInfo> {
   }
 }
 
+export interface BlobStoreOptions extends Omit<VolumeStoreOptions, 'logger'> {
+  /** Whether large bodies are written with O_DIRECT where it works (default true). */
+  directWrites?: boolean
+}
+
 /**
  * The durable store of file bodies under one data dir, by file id: bodies of
  * up to INLINE_BODY_BYTES in volumes (see volume-store.ts), larger ones in a
@@ -115,9 +121,14 @@ export class BlobStore {
   private readonly volumes: VolumeStore
   private fileCount = 0
   private fileBytes = 0
+  private readonly tryDirectWrites: boolean
+  /** Staging buffers for large bodies written with O_DIRECT, once open() found that it works here. */
+  private directPool: AlignedPool | undefined
 
-  constructor (dir: string, logger: Logger = silentLogger(), volumes: Omit<VolumeStoreOptions, 'logger'> = {}) {
+  constructor (dir: string, logger: Logger = silentLogger(), options: BlobStoreOptions = {}) {
     this.dir = dir
+    const { directWrites = true, ...volumes } = options
+    this.tryDirectWrites = directWrites
     this.volumes = new VolumeStore(dir, { ...volumes, logger })
     this.blobsDir = join(dir, BLOBS_DIR)
     this.tmpDir = join(dir, TMP_DIR)
@@ -160,6 +171,7 @@ export class BlobStore {
     const leftovers = await readdir(this.tmpDir)
     await Promise.all(leftovers.map(async (f) => await rm(join(this.tmpDir, f), { force: true })))
     if (leftovers.length > 0) this.logger.warn('removed temp files left by a crash', { count: leftovers.length })
+    await this.openDirectWrites()
     this.fileCount = 0
     this.fileBytes = 0
     for (const shard of await readdir(this.blobsDir)) {
@@ -177,6 +189,19 @@ export class BlobStore {
       this.quarantined.set(id, { fileId: id, ...await this.footerOf(quarantinePath(this.dir, id), id), reason: 'found corrupt before this start' })
     }
     await this.volumes.open()
+  }
+
+  private async openDirectWrites (): Promise<void> {
+    this.directPool = undefined
+    if (!this.tryDirectWrites) return
+    const direct = await directWrites(this.tmpDir)
+    if ('pool' in direct) this.directPool = direct.pool
+    else this.logger.warn('large bodies are written through the page cache: O_DIRECT does not work here', { error: direct.why })
+  }
+
+  /** Whether large bodies are written with O_DIRECT. */
+  get writesDirect (): boolean {
+    return this.directPool !== undefined
   }
 
   /** Closes the volumes (after the batch being written is synced). */
@@ -199,12 +224,13 @@ export class BlobStore {
     await this.checkSpace(size)
     if (size <= INLINE_BODY_BYTES) return await this.putSmall(fileId, size, source)
     const tmp = join(this.tmpDir, `${fileId}.${randomBytes(6).toString('hex')}`)
-    const fh = await open(tmp, 'wx')
+    const pool = size >= BODY_UNCACHED_BYTES ? this.directPool : undefined
+    const fh = await open(tmp, pool === undefined ? 'wx' : DIRECT_WRITE_FLAGS)
     let closed = false
     try {
-      const written = await writeBody(fh, size, source, senderSha256)
+      const written = await writeBody(fh, size, source, senderSha256, pool)
       await fh.datasync()
-      if (size >= BODY_UNCACHED_BYTES) this.pageCache.drop(fh.fd, 0, 0)
+      if (size >= BODY_UNCACHED_BYTES && pool === undefined) this.pageCache.drop(fh.fd, 0, 0)
       await fh.close()
       closed = true
       this.freeReading.writtenSince += size
@@ -591,47 +617,24 @@ function mapWriteError (err: unknown, fileId: string): unknown {
   return err
 }
 
-// 8 MiB: body bytes handed to the disk but not yet written, while hashing goes on
-const MAX_WRITES_IN_FLIGHT_BYTES = 8 * 1024 * 1024
-
 /**
  * Writes the body and its trailer, hashing as it goes; checks the declared size.
- * Writes are positional and overlap with hashing and with the network: the
- * disk and the CPU work at the same time, with a bounded amount in flight.
- * Each goes on after a short write, so no chunk is stored with a hole in it.
- * A failed upload's pending bytes are never written: its temp file goes anyway.
+ * The writer overlaps the disk with hashing and the network. A failed upload's
+ * pending bytes are never written: its temp file goes anyway.
  */
-async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Buffer>, senderSha256?: () => string | undefined): Promise<{ sha256: string }> {
+async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Buffer>, senderSha256?: () => string | undefined, pool?: AlignedPool): Promise<{ sha256: string }> {
   const whole = senderSha256 === undefined ? createHash('sha256') : undefined
   const digests = Buffer.alloc(blockCount(size) * DIGEST_BYTES)
+  const writer = new BodyWriter(fh, pool)
   let crc = 0
   let inBlock = 0
   let received = 0
   let blocks = 0
-  const inFlight = new Set<Promise<unknown>>()
-  let inFlightBytes = 0
-  let failure: unknown
-  // Chunks come as the reads that carried them (64 KiB): they go to the disk a block's worth per writev.
-  let pending: Buffer[] = []
-  let pendingBytes = 0
-  const flush = (): void => {
-    const buffers = pending
-    const bytes = pendingBytes
-    const write = writevAll(fh, buffers, received - bytes).then(() => { inFlightBytes -= bytes }, (err: unknown) => { failure ??= err })
-    inFlight.add(write)
-    void write.finally(() => inFlight.delete(write))
-    inFlightBytes += bytes
-    pending = []
-    pendingBytes = 0
-  }
   try {
     for await (const chunk of source) {
-      if (failure !== undefined) throw failure
       if (received + chunk.length > size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload is longer than its declared ${size} bytes`)
-      pending.push(chunk)
-      pendingBytes += chunk.length
+      writer.write(chunk)
       received += chunk.length
-      if (pendingBytes >= BLOCK_BYTES || pending.length >= 1024) flush()
       // The one hash pass over the body, unless its sender made it; the blocks' CRCs cost a fifth of it.
       whole?.update(chunk)
       for (let at = 0; at < chunk.length;) {
@@ -645,24 +648,25 @@ async function writeBody (fh: FileHandle, size: number, source: AsyncIterable<Bu
           inBlock = 0
         }
       }
-      while (inFlightBytes > MAX_WRITES_IN_FLIGHT_BYTES && inFlight.size > 0) await Promise.race(inFlight)
+      await writer.room()
     }
-    if (pendingBytes > 0) flush()
-  } finally {
-    await Promise.all(inFlight)
+    if (received !== size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload ended after ${received} of ${size} bytes`)
+    if (inBlock > 0) digests.writeUInt32BE(crc, blocks++ * DIGEST_BYTES)
+    const sha256 = whole?.digest() ?? sha256From(senderSha256)
+    const footer = Buffer.alloc(FOOTER_BYTES)
+    MAGIC.copy(footer, 0)
+    footer.writeUInt32BE(FORMAT_VERSION, 8)
+    footer.writeUInt32BE(BLOCK_BYTES, 12)
+    footer.writeBigUInt64BE(BigInt(size), 16)
+    sha256.copy(footer, 24)
+    writer.write(digests)
+    writer.write(footer)
+    await writer.end()
+    return { sha256: sha256.toString('hex') }
+  } catch (err) {
+    await writer.abort()
+    throw err
   }
-  if (failure !== undefined) throw failure
-  if (received !== size) throw new NodeError(NodeErrorCode.SIZE_MISMATCH, `upload ended after ${received} of ${size} bytes`)
-  if (inBlock > 0) digests.writeUInt32BE(crc, blocks++ * DIGEST_BYTES)
-  const sha256 = whole?.digest() ?? sha256From(senderSha256)
-  const footer = Buffer.alloc(FOOTER_BYTES)
-  MAGIC.copy(footer, 0)
-  footer.writeUInt32BE(FORMAT_VERSION, 8)
-  footer.writeUInt32BE(BLOCK_BYTES, 12)
-  footer.writeBigUInt64BE(BigInt(size), 16)
-  sha256.copy(footer, 24)
-  await writevAll(fh, [digests, footer], size)
-  return { sha256: sha256.toString('hex') }
 }
 
 /** The sender's sha256 of the body, which the end frame's schema checked as 64 hex digits. */

@@ -14,7 +14,10 @@ import type { Logger } from '@mirrorcast/logger'
 // 4 MiB: smaller bodies stay cached (Swift's keep_cache_size is 5 MiB)
 export const BODY_UNCACHED_BYTES = 4 * 1024 * 1024
 
-interface Binding { dropCache: (fd: number, offset: number, length: number) => number }
+interface Binding {
+  dropCache: (fd: number, offset: number, length: number) => number
+  alignedBuffer: (alignment: number, size: number) => Buffer
+}
 
 let binding: Binding | undefined
 let loadError: string | undefined
@@ -27,6 +30,11 @@ function load (): Binding | undefined {
     loadError = (err as Error).message
   }
   return binding
+}
+
+/** A zeroed buffer of `size` bytes at an address that is a multiple of `alignment`, as O_DIRECT needs; undefined without the addon. */
+export function alignedBuffer (alignment: number, size: number): Buffer | undefined {
+  return load()?.alignedBuffer(alignment, size)
 }
 
 /** Drops the pages of bytes [offset, offset + length) of an open file (0 length: to its end); their data must be durable already. */
