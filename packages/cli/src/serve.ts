@@ -88,6 +88,7 @@ export interface ManagerServeOptions extends ServeOptions {
   host: string
   port: string
   maxFileBytes?: string
+  bodyCacheMb?: string
   tokensFile?: string
   bodyIdleTimeoutMs?: string
   headersTimeoutMs?: string
@@ -125,6 +126,7 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     host: opts.host,
     port: parseInteger(opts.port, 'port'),
     ...(opts.maxFileBytes === undefined ? {} : { maxFileBytes: parseInteger(opts.maxFileBytes, 'max-file-bytes') }),
+    ...(opts.bodyCacheMb === undefined ? {} : { bodyCacheBytes: parseInteger(opts.bodyCacheMb, 'body-cache-mb') * 1024 * 1024 }),
     ...(opts.tokensFile === undefined ? {} : { tokens: await readTokensFile(opts.tokensFile) }),
     ...httpLimitOptions(opts),
     reconcile: reconcileOptions(opts),

@@ -22,6 +22,7 @@ export interface UpOptions extends MulticastFlags {
   dirs: string
   localTwins?: boolean
   maxFileBytes?: string
+  bodyCacheMb?: string
   logLevel?: string
   /** Extra manager flags, e.g. to switch a location method off in a test. */
   managerArgs?: string[]
@@ -106,7 +107,8 @@ async function run (dir: string, opts: UpOptions, { local, centers, nodes, dirs,
   })
   const managerArgv = ['manager', '--data', join(dir, 'manager'), '--centers', centers.join(','), '--directory-partitions', String(dirs),
     ...(local ? ['--local-twins'] : ['--center-subnets', centers.map((c, i) => `${c}=127.${i + 1}.0.0/16`).join(',')]),
-    '--port', String(port), ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]), ...common, ...discoveryArgv(opts, undefined)]
+    '--port', String(port), ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]),
+    ...(opts.bodyCacheMb === undefined ? [] : ['--body-cache-mb', opts.bodyCacheMb]), ...common, ...discoveryArgv(opts, undefined)]
   const running: Started[] = []
   const stop = async (): Promise<void> => { await stopAll(running) }
   try {

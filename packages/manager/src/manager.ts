@@ -1,3 +1,4 @@
+import { DEFAULT_BODY_CACHE_BYTES } from './objects/body-cache.js'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { MAX_DIRECTORY_PARTITIONS } from '@mirrorcast/wire'
@@ -44,6 +45,8 @@ export interface ManagerOptions {
   host?: string
   port?: number
   maxFileBytes?: number
+  /** Bytes of small bodies kept in memory for reads (default 16 MiB; 0: none kept). */
+  bodyCacheBytes?: number
   /** ms a request body may bring no byte, or a response have no byte taken by its client, before it is given up (default 120 s). */
   bodyIdleTimeoutMs?: number
   /** ms for a client to send a request's headers (default 10 s). */
@@ -108,6 +111,7 @@ export class Manager {
       directoryPartitions,
       directoryCheckMs,
       maxFileBytes,
+      bodyCacheBytes: options.bodyCacheBytes ?? DEFAULT_BODY_CACHE_BYTES,
       httpLimits,
       dataDir: options.dataDir,
       logger: options.logger ?? silentLogger()
@@ -151,7 +155,7 @@ export class Manager {
     const membership = new Membership({ key, selfId: this.id, twins, roster, logger: this.logger })
     const journal = new RepairJournal(this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'repair-journal'))
     const locator = new Locator(membership, twins, this.options.subnets, () => channel, this.options.locate, this.logger)
-    const objects = new ObjectManager(membership, journal, locator, this.logger)
+    const objects = new ObjectManager(membership, journal, locator, this.logger, this.options.bodyCacheBytes)
     const directories = new DirectoryManager(membership, twins, locator, { partitions: this.options.directoryPartitions, checkMs: this.options.directoryCheckMs }, this.logger)
     const integrity = new Integrity(membership, objects, this.logger)
     const antiEntropy = new AntiEntropy({ membership, directories, objects, selfId: () => this.id, logger: this.logger }, this.options.reconcile)
@@ -176,7 +180,7 @@ export class Manager {
       searchOrder: twins.searchOrder(twins.primary),
       centers: twins.centers,
       cluster: async () => clusterView({
-        manager: { id: this.id, url: this.url },
+        manager: { id: this.id, url: this.url, bodyCache: objects.cache.stats() },
         centers: twins.centers,
         twins: twins.mode,
         directoryPartitions: this.options.directoryPartitions,

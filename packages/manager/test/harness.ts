@@ -35,7 +35,7 @@ export interface Harness {
   untilStatus: (fake: FakeMember, status: string) => Promise<void>
 }
 
-export function harness (t: ExecutionContext, options: FakeClusterOptions & { partitions?: number } = {}): Harness {
+export function harness (t: ExecutionContext, options: FakeClusterOptions & { partitions?: number, bodyCacheBytes?: number } = {}): Harness {
   const cluster = new FakeCluster(options)
   const clock = { now: 1_000_000 }
   const roster = new Roster({ now: () => clock.now })
@@ -46,7 +46,7 @@ export function harness (t: ExecutionContext, options: FakeClusterOptions & { pa
   const membership = new Membership({ key: Buffer.alloc(32), selfId: 'mgr-test', twins, roster, logger, clientFor })
   const journal = new RepairJournal()
   const locator = new Locator(membership, twins, undefined, () => undefined, {}, logger)
-  const objects = new ObjectManager(membership, journal, locator, logger)
+  const objects = new ObjectManager(membership, journal, locator, logger, options.bodyCacheBytes)
   const directories = new DirectoryManager(membership, twins, locator, { partitions: options.partitions ?? options.directoryPairs ?? 1 }, logger)
   directories.start()
   t.teardown(async () => {

@@ -1,7 +1,8 @@
 import test from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
 import { remoteError, until } from '@mirrorcast/testkit'
-import { httpStatusFor, type StoredBody } from '../src/index.js'
+import { INLINE_BODY_BYTES } from '@mirrorcast/wire'
+import { BodyCache, httpStatusFor, type StoredBody } from '../src/index.js'
 import { drain, harness, streamOf } from './harness.js'
 
 // In-process tests of the object manager's failure paths, against fake storage
@@ -195,4 +196,68 @@ test('a client body shorter or longer than declared is refused (400) and no node
   t.deepEqual([httpStatusFor('ERR_UPLOAD_INCOMPLETE'), httpStatusFor('ERR_BAD_REQUEST')], [400, 400])
   t.is(east.blobs.size + west.blobs.size, 0)
   t.deepEqual([h.member(east).health, h.member(west).health], ['healthy', 'healthy'])
+})
+
+const gets = (fake: { received: Array<{ t: string }> }): number => fake.received.filter((r) => r.t === 'blob.get').length
+
+test('a small body written or read once is read again from the manager\'s memory while its home serves; in failover the read goes to the twin; a removed body is forgotten', async (t) => {
+  const h = harness(t)
+  const [home, twin] = [h.cluster.node('east', 1), h.cluster.node('west', 1)]
+  const body = randomBytes(4096)
+  const stored = await h.objects.write(streamOf(body), body.length)
+  const entry = { ...stored, sha256: sha(body) }
+  t.true((await drain(h.objects.read(entry, 0, body.length))).bytes.equals(body))
+  t.true((await drain(h.objects.read(entry, 100, 50))).bytes.equals(body.subarray(100, 150)), 'a range is cut from the kept body')
+  t.is(gets(home) + gets(twin), 0, 'no node was asked')
+  t.like(h.objects.cache.stats(), { bodies: 1, hits: 2 })
+
+  h.kill(home)
+  await h.untilStatus(home, 'failed-over')
+  t.true((await drain(h.objects.read(entry, 0, body.length))).bytes.equals(body))
+  t.is(gets(twin), 1, 'in failover the twin serves it, as without a cache')
+
+  await h.objects.remove(stored)
+  t.like(h.objects.cache.stats(), { bodies: 0, bytes: 0 })
+})
+
+test('a small body read whole from a node is kept only if it is the body its entry names; with a cache of 0 nothing is kept', async (t) => {
+  const h = harness(t)
+  const home = h.cluster.node('east', 1)
+  const body = randomBytes(5000)
+  const stored = await h.objects.write(streamOf(body), body.length)
+  h.objects.cache.delete(stored.fileId)
+  await drain(h.objects.read({ ...stored, sha256: sha(randomBytes(5000)) }, 0, body.length))
+  t.is(h.objects.cache.stats().bodies, 0, 'bytes that do not match the entry\'s sha256 are not kept')
+  await drain(h.objects.read(stored, 0, 10))
+  t.is(h.objects.cache.stats().bodies, 0, 'nor is a range')
+  await drain(h.objects.read(stored, 0, body.length))
+  await drain(h.objects.read(stored, 0, body.length))
+  t.is(gets(home), 3, 'the third read was served from memory')
+
+  const off = harness(t, { bodyCacheBytes: 0 })
+  const again = await off.objects.write(streamOf(body), body.length)
+  await drain(off.objects.read(again, 0, body.length))
+  await drain(off.objects.read(again, 0, body.length))
+  t.is(gets(off.cluster.node('east', 1)), 2)
+  t.like(off.objects.cache.stats(), { bodies: 0, maxBytes: 0 })
+})
+
+test('the body cache drops the least recently used first, keeps no body larger than an inline one, and refuses a bad size', (t) => {
+  const cache = new BodyCache(3 * (1000 + 96))
+  const bodies = ['a', 'b', 'c', 'd'].map((id) => [id, randomBytes(1000)] as const)
+  for (const [id, b] of bodies.slice(0, 3)) cache.add(id, b)
+  t.truthy(cache.get('a'), 'a used again: b is now the oldest')
+  cache.add('d', (bodies[3] as readonly [string, Buffer])[1])
+  t.is(cache.get('b'), undefined)
+  t.deepEqual(['a', 'c', 'd'].map((id) => cache.get(id) !== undefined), [true, true, true])
+  t.like(cache.stats(), { bodies: 3, bytes: 3 * 1096 })
+  const big = new BodyCache(10 * INLINE_BODY_BYTES)
+  big.add('x', Buffer.alloc(INLINE_BODY_BYTES + 1))
+  t.is(big.stats().bodies, 0)
+  const pooled = Buffer.from('a view of a larger buffer, which the cache copies out of it')
+  const view = pooled.subarray(2, 6)
+  big.add('v', view)
+  view.fill(0)
+  t.is(big.get('v')?.toString(), 'view', 'the cache holds its own copy of a view')
+  t.throws(() => new BodyCache(-1), { instanceOf: TypeError })
 })

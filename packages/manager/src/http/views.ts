@@ -1,3 +1,4 @@
+import type { BodyCache } from '../objects/body-cache.js'
 import type { Entry, FileEntry, ReconcileStatus } from '@mirrorcast/wire'
 import type { Member, Membership } from '../cluster/membership.js'
 import type { IntegrityStats } from '../objects/integrity.js'
@@ -29,7 +30,7 @@ function fileView (entry: FileEntry, members: MemberDirectory): Record<string, u
 }
 
 export interface ClusterInfo {
-  manager: { id: string, url: string }
+  manager: { id: string, url: string, bodyCache: ReturnType<BodyCache['stats']> }
   centers: string[]
   twins: string
   directoryPartitions: number

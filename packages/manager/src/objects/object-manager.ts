@@ -8,6 +8,7 @@ import type { Locator } from '../cluster/locator.js'
 import type { MemberUpload } from '../cluster/member-client.js'
 import type { Member, Membership } from '../cluster/membership.js'
 import type { RepairJournal, RepairOp } from './repair-journal.js'
+import { BodyCache, DEFAULT_BODY_CACHE_BYTES } from './body-cache.js'
 
 export interface StoredBody {
   fileId: string
@@ -43,8 +44,10 @@ export class ObjectManager {
   private closed = false
   /** Runs once a returning node's journal is replayed, before it serves again: its reconciliation with its twin. */
   beforeFailback: ((member: Member) => Promise<void>) | undefined
+  readonly cache: BodyCache
 
-  constructor (membership: Membership, journal: RepairJournal, locator: Locator, logger: Logger) {
+  constructor (membership: Membership, journal: RepairJournal, locator: Locator, logger: Logger, cacheBytes = DEFAULT_BODY_CACHE_BYTES) {
+    this.cache = new BodyCache(cacheBytes)
     this.membership = membership
     this.journal = journal
     this.locator = locator
@@ -123,7 +126,9 @@ export class ObjectManager {
       if (again && (refusal as { code?: string }).code === NodeErrorCode.NO_SPACE) return await this.writeSmall(body, signal, false)
       throw refusal
     }
-    return await this.seal(fileId, body.length, members, missed, sums)
+    const stored = await this.seal(fileId, body.length, members, missed, sums)
+    this.cache.add(fileId, body)
+    return stored
   }
 
   /** A body of any size (`source` holds exactly `size` bytes), streamed to both nodes of a pair at once, at the pace of the slower one. */
@@ -207,17 +212,38 @@ export class ObjectManager {
   }
 
   /**
-   * Reads a range of a body from the first place that serves it: the home
-   * node, or in failover the places the locator finds. A place failing before
+   * Reads a range of a body from the cache, or else from the first place that
+   * serves it: the home node, or in failover the places the locator finds. A place failing before
    * or during the stream is left for the next one, which continues at the
    * byte reached: the caller sees one unbroken stream.
    */
   async * read (entry: Pick<FileEntry, 'fileId' | 'size' | 'sha256' | 'replicas'>, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+    const home = entry.replicas[0]
+    if (home === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `${entry.fileId} has no replica`)
+    // In failover a read takes the failover path, so that what it finds does not depend on what happens to be cached.
+    const cacheable = entry.size <= INLINE_BODY_BYTES && this.membership.byId(home.node)?.usable === true
+    const cached = cacheable ? this.cache.get(entry.fileId) : undefined
+    if (cached !== undefined) {
+      yield cached.subarray(offset, offset + length)
+      return
+    }
+    const whole: Buffer[] | undefined = cacheable && offset === 0 && length === entry.size ? [] : undefined
+    for await (const chunk of this.readFromNodes(entry, home, offset, length, signal)) {
+      whole?.push(chunk)
+      yield chunk
+    }
+    if (whole !== undefined) this.keep(entry, Buffer.concat(whole))
+  }
+
+  /** A whole small body read from a node is kept if it is the body the entry names (a node checks its records by CRC, the cache keeps it for many reads). */
+  private keep (entry: Pick<FileEntry, 'fileId' | 'sha256'>, body: Buffer): void {
+    if (createHash('sha256').update(body).digest('hex') === entry.sha256) this.cache.add(entry.fileId, body)
+  }
+
+  private async * readFromNodes (entry: Pick<FileEntry, 'fileId' | 'size' | 'sha256' | 'replicas'>, home: Replica, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
     let position = offset
     const end = offset + length
     let lastError: Error | undefined
-    const home = entry.replicas[0]
-    if (home === undefined) throw new ManagerError(ManagerErrorCode.NO_REPLICA, `${entry.fileId} has no replica`)
     const query = { role: 'storage' as const, home: { center: home.center, slot: home.slot, node: home.node }, kind: 'blob' as const, key: entry.fileId, holds: async (m: Member) => await m.client.request('blob.stat', { fileId: entry.fileId }).then(() => true) }
     for await (const { member, method, center } of this.locator.candidates(query)) {
       try {
@@ -258,6 +284,7 @@ export class ObjectManager {
    * was making of this body meanwhile is removed by the journal's next round.
    */
   async remove (body: Pick<StoredBody, 'fileId' | 'replicas'>): Promise<void> {
+    this.cache.delete(body.fileId)
     await Promise.all(body.replicas.map(async (replica) => {
       const member = this.membership.byId(replica.node)
       if (member === undefined) return
