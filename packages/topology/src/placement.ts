@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto'
  * moves only the files that now hash highest to it.
  */
 export function pickSlot (fileId: string, slots: readonly number[]): number | undefined {
+  // One slot (one pair, one partition) is the answer without a hash: a lookup used to spend a sha256 on it.
+  if (slots.length === 1) return slots[0]
   let best: number | undefined
   let bestWeight = -1n
   for (const slot of slots) {

@@ -4,7 +4,7 @@ import type { z } from 'zod'
 import { sha256Of } from './digests.js'
 import { WireError, WireErrorCode } from './errors.js'
 import { isMessageType, messageSchemas, type MessageBody, type MessageType } from './messages.js'
-import { checkAnnounce, isId, isUint, type FastCheck } from './fast-checks.js'
+import { checkAnnounce, checkBlobGet, checkBlobGetOk, checkBlobPut, checkBlobPutOk, checkDirStat, checkDirStatOk, isId, isUint, type FastCheck } from './fast-checks.js'
 
 export const PROTOCOL_VERSION = 1
 export const MAC_BYTES = 32 // HMAC-SHA256 output
@@ -26,7 +26,15 @@ const PAYLOAD_TYPES: ReadonlySet<MessageType> = new Set(['chunk'])
 const INLINE_TYPES: ReadonlySet<MessageType> = new Set(['blob.put', 'blob.get.ok'])
 
 // The messages checked by hand rather than by their zod schema: see fast-checks.ts.
-const FAST_CHECKS: { [T in MessageType]?: FastCheck<T> } = { announce: checkAnnounce }
+const FAST_CHECKS: { [T in MessageType]?: FastCheck<T> } = {
+  announce: checkAnnounce,
+  'dir.stat': checkDirStat,
+  'dir.stat.ok': checkDirStatOk,
+  'blob.get': checkBlobGet,
+  'blob.get.ok': checkBlobGetOk,
+  'blob.put': checkBlobPut,
+  'blob.put.ok': checkBlobPutOk
+}
 
 /** A body checked against its type's schema: the fast check where there is one, zod otherwise. */
 function checkBody (t: MessageType, body: unknown): { ok: true, value: unknown } | { ok: false, error: string } {

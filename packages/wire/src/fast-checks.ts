@@ -1,8 +1,9 @@
 import { CENTER_NAME_PATTERN, CLUSTER_NAME_PATTERN, MAX_SLOT } from './limits.js'
-import { MAX_ID_LENGTH, type MessageBody, type MessageType } from './messages.js'
+import { MAX_ID_LENGTH, MAX_PATH_LENGTH, type MessageBody, type MessageType } from './messages.js'
 
 /**
- * Hand-written checks for the messages that arrive at the rate of heartbeats:
+ * Hand-written checks for the messages that arrive at the rate of heartbeats
+ * (and, below, of small GETs and PUTs):
  * every manager reads every member's announcement, a thousand a second in a
  * large cluster, and a zod parse walks several closures per field (tens of µs
  * in a process that wakes cold for each datagram). Each check accepts exactly
@@ -52,3 +53,87 @@ export const checkAnnounce: FastCheck<'announce'> = (value) => {
   if (scrub !== undefined) out.scrub = scrub
   return { ok: true, value: out }
 }
+
+/*
+ * The messages of every small GET and PUT (a directory lookup, a node's read
+ * and write, and their answers), checked by a field table that mirrors their
+ * schemas: on a 4 KiB GET the zod parses were a tenth of a directory server's CPU.
+ */
+type Check = (v: unknown) => boolean
+type Field = readonly [Check, 'required' | 'optional']
+type Shape = Readonly<Record<string, Field>>
+
+const FILE_ID = /^[0-9a-f]{32}$/
+const SHA256 = /^[0-9a-f]{64}$/
+const isBool: Check = (v) => typeof v === 'boolean'
+const isFileId: Check = (v) => typeof v === 'string' && FILE_ID.test(v)
+const isSha256: Check = (v) => typeof v === 'string' && SHA256.test(v)
+const isPath: Check = (v) => typeof v === 'string' && v.length >= 1 && v.length <= MAX_PATH_LENGTH
+const isCenter: Check = (v) => typeof v === 'string' && CENTER_NAME_PATTERN.test(v)
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** The fields of `shape` taken from `v` (others dropped, as zod does), or the first that is wrong. */
+function pick (v: unknown, shape: Shape, where: string): Record<string, unknown> | string {
+  if (!isObject(v)) return `${where}: expected an object`
+  const out: Record<string, unknown> = {}
+  for (const name in shape) {
+    const [check, presence] = shape[name] as Field
+    const value = v[name]
+    if (value === undefined && presence === 'optional') continue
+    if (!check(value)) return `${where}.${name}: invalid`
+    out[name] = value
+  }
+  return out
+}
+
+const replicaShape: Shape = { node: [isId, 'required'], center: [isCenter, 'required'], slot: [(v) => isInt(v, 1, MAX_SLOT), 'required'] }
+const isReplicas: Check = (v) => Array.isArray(v) && v.length <= 8 && v.every((r) => typeof pick(r, replicaShape, 'replica') !== 'string')
+const fileEntryShape: Shape = {
+  type: [(v) => v === 'file', 'required'],
+  path: [isPath, 'required'],
+  fileId: [isFileId, 'required'],
+  size: [isUint, 'required'],
+  sha256: [isSha256, 'required'],
+  version: [isUint, 'required'],
+  mtime: [isUint, 'required'],
+  replicas: [isReplicas, 'required']
+}
+const dirEntryShape: Shape = { type: [(v) => v === 'dir', 'required'], path: [isPath, 'required'], version: [isUint, 'required'], mtime: [isUint, 'required'] }
+
+function pickEntry (v: unknown): Record<string, unknown> | string {
+  const type = isObject(v) ? v.type : undefined
+  if (type === 'file') {
+    const entry = pick(v, fileEntryShape, 'entry')
+    // Replicas are copied field by field too, unknown fields dropped.
+    if (typeof entry !== 'string') entry.replicas = (entry.replicas as unknown[]).map((r) => pick(r, replicaShape, 'replica'))
+    return entry
+  }
+  return type === 'dir' ? pick(v, dirEntryShape, 'entry') : 'entry.type: expected file or dir'
+}
+
+/** A check of one message type by its field table. */
+function byShape<T extends MessageType> (t: T, shape: Shape): FastCheck<T> {
+  return (value) => {
+    const out = pick(value, shape, 'body')
+    return typeof out === 'string' ? { ok: false, error: `${t} ${out}` } : { ok: true, value: out as MessageBody<T> }
+  }
+}
+
+export const checkDirStat = byShape('dir.stat', { path: [isPath, 'required'], optional: [isBool, 'optional'] })
+export const checkDirStatOk: FastCheck<'dir.stat.ok'> = (value) => {
+  if (!isObject(value)) return { ok: false, error: 'dir.stat.ok body: expected an object' }
+  if (value.entry === undefined) return { ok: true, value: {} }
+  const entry = pickEntry(value.entry)
+  return typeof entry === 'string' ? { ok: false, error: `dir.stat.ok ${entry}` } : { ok: true, value: { entry } as MessageBody<'dir.stat.ok'> }
+}
+export const checkBlobGet = byShape('blob.get', { fileId: [isFileId, 'required'], offset: [isUint, 'required'], length: [isUint, 'optional'] })
+export const checkBlobGetOk = byShape('blob.get.ok', {
+  fileId: [isFileId, 'required'],
+  size: [isUint, 'required'],
+  sha256: [isSha256, 'required'],
+  offset: [isUint, 'required'],
+  length: [isUint, 'required'],
+  inline: [isBool, 'optional']
+})
+export const checkBlobPut = byShape('blob.put', { fileId: [isFileId, 'required'], size: [isUint, 'required'], inline: [isBool, 'optional'], senderHashes: [isBool, 'optional'] })
+export const checkBlobPutOk = byShape('blob.put.ok', { fileId: [isFileId, 'required'], size: [isUint, 'required'], sha256: [isSha256, 'required'] })
