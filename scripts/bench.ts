@@ -74,6 +74,27 @@ async function benchHttp (target: Target, w: Workload, body: Buffer): Promise<[P
   }
 }
 
+// 1 MiB: from this size on the manager redirects a GET that allows it to the file's storage node
+const DIRECT_MIN_BYTES = MiB
+
+/** The same GETs as the CLI makes them: the manager answers 307 and the body comes from the node. */
+async function benchDirect (url: string, w: Workload): Promise<PhaseResult> {
+  const client = new MirrorcastClient({ url, connections: w.concurrency })
+  const notes: string[] = []
+  try {
+    const result = await runPhase(`${w.label} GET direct`, w.count, w.concurrency, async (i) => {
+      const file = await client.get(`/bench/${w.label.replace(' ', '')}/f${i}`, { direct: true, onNote: (m) => notes.push(m) })
+      let n = 0
+      for await (const chunk of file.body) n += (chunk as Buffer).length
+      return n
+    })
+    if (notes.length > 0) throw new Error(`${notes.length} direct GETs fell back to the manager: ${notes[0] ?? ''}`)
+    return result
+  } finally {
+    await client.close()
+  }
+}
+
 /** The durable-write ceiling: each op writes the body to two files and fsyncs both, as two replicas would. */
 async function benchDisk (dir: string, w: Workload, body: Buffer): Promise<PhaseResult> {
   const writeOne = async (file: string): Promise<void> => {
@@ -129,7 +150,7 @@ function row (r: PhaseResult, size: number): Array<string | number> {
   return [r.name, r.ops, r.ops / r.seconds, (r.ops * size) / r.seconds / 1e6, percentile(r.latenciesMs, 50), percentile(r.latenciesMs, 99)]
 }
 
-interface Result { w: Workload, put: PhaseResult, get: PhaseResult, disk: PhaseResult, bare: [PhaseResult, PhaseResult], swift?: [PhaseResult, PhaseResult] }
+interface Result { w: Workload, put: PhaseResult, get: PhaseResult, direct?: PhaseResult, disk: PhaseResult, bare: [PhaseResult, PhaseResult], swift?: [PhaseResult, PhaseResult] }
 
 async function main (): Promise<void> {
   const results: Result[] = []
@@ -141,10 +162,11 @@ async function main (): Promise<void> {
       for (const w of WORKLOADS.filter((x) => x.count > 0)) {
         const body = randomBytes(w.size)
         const [put, get] = await benchHttp({ url: cluster.url, prefix: '/files/bench/' }, w, body)
+        const direct = w.size >= DIRECT_MIN_BYTES ? await benchDirect(cluster.url, w) : undefined
         const disk = await withTempDir('mirrorcast-bench-disk-', async (d) => await benchDisk(d, w, body))
         const bareResults = await benchHttp({ url: bare.url, prefix: '/bare/' }, w, body)
         const swiftResults = swift === undefined ? undefined : await benchHttp(swift, w, body)
-        results.push({ w, put, get, disk, bare: bareResults, ...(swiftResults === undefined ? {} : { swift: swiftResults }) })
+        results.push({ w, put, get, ...(direct === undefined ? {} : { direct }), disk, bare: bareResults, ...(swiftResults === undefined ? {} : { swift: swiftResults }) })
       }
     } finally {
       await bare.stop()
@@ -153,20 +175,21 @@ async function main (): Promise<void> {
   })
   process.stdout.write(`\nmirrorcast bench: through the manager of a local \`mirrorcast up\` cluster (${PAIRS} twin pair${PAIRS === 1 ? '' : 's'}), this machine's ceilings${swift === undefined ? '' : ' and the Swift peer'}\n\n`)
   const named = (r: PhaseResult, size: number, name: string): Array<string | number> => row(r, size).map((c, i) => i === 0 ? name : c)
-  printTable(['workload', 'ops', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms'], results.flatMap(({ w, put, get, disk, bare, swift: peer }) => [
-    row(put, w.size), row(get, w.size), row(disk, w.size), named(bare[0], w.size, `${w.label} bare http PUT`), named(bare[1], w.size, `${w.label} bare http GET`),
+  printTable(['workload', 'ops', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms'], results.flatMap(({ w, put, get, direct, disk, bare, swift: peer }) => [
+    row(put, w.size), row(get, w.size), ...(direct === undefined ? [] : [row(direct, w.size)]), row(disk, w.size), named(bare[0], w.size, `${w.label} bare http PUT`), named(bare[1], w.size, `${w.label} bare http GET`),
     ...(peer === undefined ? [] : [named(peer[0], w.size, `${w.label} Swift PUT`), named(peer[1], w.size, `${w.label} Swift GET`)])
   ]))
   if (swift === undefined) process.stdout.write('\nno Swift peer answers at ' + SWIFT_AUTH_URL + ': start one (../shared/peers/README.md) for its rows and the ratios\n')
   process.stdout.write('\nagainst targets (ratios from this run)\n\n')
-  printTable(['workload', 'MB/s', '× Swift', 'target ×', 'ceiling MB/s', '% of ceiling', 'target %'], results.flatMap(({ w, put, get, disk, bare, swift: peer }) => {
+  printTable(['workload', 'MB/s', '× Swift', 'target ×', 'ceiling MB/s', '% of ceiling', 'target %'], results.flatMap(({ w, put, get, direct, disk, bare, swift: peer }) => {
     const target = TARGETS[w.label]
     const mbs = (r: PhaseResult): number => (r.ops * w.size) / r.seconds / 1e6
     const line = (name: string, r: PhaseResult, ref: PhaseResult | undefined, times: number | undefined, ceiling: PhaseResult, percent: number | undefined): Array<string | number> =>
       [name, mbs(r), ref === undefined ? '-' : mbs(r) / mbs(ref), times ?? '-', mbs(ceiling), (100 * mbs(r)) / mbs(ceiling), percent ?? '-']
     return [
       line(`${w.label} PUT`, put, peer?.[0], target?.put, disk, target?.putCeiling),
-      line(`${w.label} GET`, get, peer?.[1], target?.get, bare[1], target?.getCeiling)
+      line(`${w.label} GET`, get, peer?.[1], target?.get, bare[1], target?.getCeiling),
+      ...(direct === undefined ? [] : [line(`${w.label} GET direct`, direct, peer?.[1], target?.get, bare[1], target?.getCeiling)])
     ]
   }))
 }

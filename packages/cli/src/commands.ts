@@ -48,10 +48,10 @@ export async function put (client: MirrorcastClient, local: string, remote: stri
   out(json ? JSON.stringify(entry) : `${entry.path}  ${entry.size} bytes  sha256 ${entry.sha256}  version ${entry.version}`)
 }
 
-export async function get (client: MirrorcastClient, remote: string, local: string | undefined): Promise<void> {
+export async function get (client: MirrorcastClient, remote: string, local: string | undefined, direct = true): Promise<void> {
   let file
   try {
-    file = await client.get(remote)
+    file = await client.get(remote, { direct, onNote: (m) => { process.stderr.write(`mirrorcast: note: ${m}\n`) } })
   } catch (err) {
     if ((err as { code?: string }).code === ClientErrorCode.IS_A_DIRECTORY) throw new CliError(`${remote} is a directory; use ls`)
     throw err

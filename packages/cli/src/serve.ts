@@ -75,6 +75,7 @@ export interface MemberServeOptions extends ServeOptions {
   port: string
   scrubMbPerS?: string
   scrubIntervalS?: string
+  httpPort?: string
 }
 
 export interface ManagerServeOptions extends ServeOptions {
@@ -105,8 +106,8 @@ export async function serveNode (role: 'storage' | 'directory', opts: MemberServ
   const key = await readClusterKeyFile(opts.keyFile)
   const logger = createLogger({ level: opts.logLevel, fields: { component: role === 'storage' ? 'node' : 'directory' } })
   const common = { dataDir: opts.data, key, center: opts.center, slot: parseInteger(opts.slot, 'slot'), address: opts.address, port: parseInteger(opts.port, 'port'), logger, presence: presenceOptions(opts) }
-  const service = role === 'storage' ? new StorageNode({ ...common, scrub: scrubOptions(opts) }) : new DirectoryServer({ ...common, ...(opts.partition === undefined ? {} : { partition: parseInteger(opts.partition, 'partition') }) })
-  await run(service, logger, 'node protocol', () => ({ role, id: service.id, address: service.address, port: service.port, center: opts.center, slot: common.slot }))
+  const service = role === 'storage' ? new StorageNode({ ...common, scrub: scrubOptions(opts), httpPort: parseInteger(opts.httpPort ?? '0', 'http-port') }) : new DirectoryServer({ ...common, ...(opts.partition === undefined ? {} : { partition: parseInteger(opts.partition, 'partition') }) })
+  await run(service, logger, 'node protocol', () => ({ role, id: service.id, address: service.address, port: service.port, ...(service instanceof StorageNode ? { httpPort: service.httpPort } : {}), center: opts.center, slot: common.slot }))
 }
 
 export async function serveManager (opts: ManagerServeOptions): Promise<void> {

@@ -8,6 +8,7 @@ import {
   DEFAULT_HEADERS_TIMEOUT_MS,
   DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
   DEFAULT_URL,
+  REDIRECT_HEADER,
   SHA256_HEADER
 } from './constants.js'
 import { ClientError, ClientErrorCode, answerError } from './errors.js'
@@ -90,6 +91,21 @@ export interface ByteRange {
   offset: number
   /** Default: to the end of the file. */
   length?: number
+}
+
+export interface GetOptions {
+  range?: ByteRange
+  signal?: AbortSignal
+  /**
+   * Take a large file's body straight from its storage node when the manager
+   * offers it (a 307 to a signed locator: the body then does not pass through
+   * the manager). Whatever fails at the node, before or during the body, the
+   * download goes on through the manager, which reads the twin if need be.
+   * Ignored with `socketPath` (the nodes are then out of reach).
+   */
+  direct?: boolean
+  /** Told, in a sentence, each time a direct download falls back to the manager. */
+  onNote?: (message: string) => void
 }
 
 /** The headers of a file's answer. */
@@ -216,14 +232,21 @@ export class MirrorcastClient {
     return await this.json<FileEntry>({ method: 'PUT', path: filesPath(path), headers, body, signal: options.signal })
   }
 
-  /** `GET /files/<path>` of a file: its headers, and its body as a stream. A directory throws ERR_CLIENT_IS_A_DIRECTORY. */
-  async get (path: string, options: { range?: ByteRange, signal?: AbortSignal } = {}): Promise<FileDownload> {
-    const headers: Record<string, string> = {}
-    if (options.range !== undefined) {
-      const { offset, length } = options.range
-      headers.range = `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`
-    }
+  /**
+   * `GET /files/<path>` of a file: its headers, and its body as a stream. A directory throws ERR_CLIENT_IS_A_DIRECTORY.
+   * With `direct`, a large file's body comes straight from its storage node when the manager offers it (see GetOptions).
+   */
+  async get (path: string, options: GetOptions = {}): Promise<FileDownload> {
+    const direct = options.direct === true && this.options.socketPath === undefined
+    const headers = rangeHeaders(options.range)
+    if (direct) headers[REDIRECT_HEADER] = 'allow'
     const res = await this.request({ path: filesPath(path), headers, signal: options.signal })
+    if (direct && res.status === 307) {
+      await readAll(res.body)
+      const fromNode = await this.fromNode(path, res.headers, options)
+      if (fromNode !== undefined) return fromNode
+      return await this.get(path, { ...options, direct: false })
+    }
     if (res.status >= 400 || isJson(res.headers)) {
       const parsed = parseJson(await readAll(res.body))
       if (res.status >= 400) throw answerError(res.status, parsed)
@@ -308,6 +331,63 @@ export class MirrorcastClient {
   async search (key: string, options: { center?: string, signal?: AbortSignal } = {}): Promise<SearchResult> {
     const q = new URLSearchParams({ key, ...(options.center === undefined ? {} : { center: options.center }) })
     return await this.json<SearchResult>({ path: `/search?${q.toString()}`, signal: options.signal })
+  }
+
+  /**
+   * The download the manager redirected to a storage node, or undefined when
+   * the node cannot serve it (unreachable, the locator refused, the body not
+   * there): the caller then asks the manager without a redirect. A body cut
+   * mid-stream goes on through the manager from the byte reached.
+   */
+  private async fromNode (path: string, redirect: IncomingHttpHeaders, options: GetOptions): Promise<FileDownload | undefined> {
+    const note = options.onNote ?? (() => {})
+    let url: URL
+    try {
+      url = new URL(String(redirect.location ?? ''))
+      if (url.protocol !== 'http:') throw new Error('not an http: URL')
+    } catch (err) {
+      note(`the manager redirected to ${JSON.stringify(redirect.location)}, which is no storage node (${(err as Error).message}); the file comes through the manager`)
+      return undefined
+    }
+    let res
+    try {
+      res = await this.agent.request({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: rangeHeaders(options.range), headersTimeout: this.options.headersTimeoutMs, bodyTimeout: this.options.bodyTimeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) })
+    } catch (err) {
+      if (options.signal?.aborted === true) throw new ClientError(ClientErrorCode.ABORTED, `download of ${path} aborted`, { cause: err })
+      note(`the storage node at ${url.host} cannot be reached (${(err as Error).message}); the file comes through the manager`)
+      return undefined
+    }
+    if (res.statusCode !== 200 && res.statusCode !== 206) {
+      const answer = answerError(res.statusCode, parseJson(await readAll(res.body).catch(() => Buffer.alloc(0))))
+      note(`the storage node at ${url.host} refused the download: ${answer.message}; the file comes through the manager`)
+      return undefined
+    }
+    const { location: _, 'content-length': _length, ...fileHeaders } = redirect
+    const head = fileHead(res.statusCode, { ...fileHeaders, ...res.headers, etag: redirect.etag })
+    const body = Readable.from(this.resumed(path, head, res.body, url.host, options), { objectMode: false })
+    return { ...head, body }
+  }
+
+  /** The node's body, then, if it is cut or short, the rest of the same file through the manager. */
+  private async * resumed (path: string, head: FileHead, fromNode: AsyncIterable<Buffer>, host: string, options: GetOptions): AsyncGenerator<Buffer> {
+    let reached = 0
+    try {
+      for await (const chunk of fromNode) {
+        reached += chunk.length
+        yield chunk
+      }
+      if (reached === head.length) return
+      options.onNote?.(`the storage node at ${host} ended the body after ${reached} of ${head.length} bytes; the rest comes through the manager`)
+    } catch (err) {
+      if (options.signal?.aborted === true) throw new ClientError(ClientErrorCode.ABORTED, `download of ${path} aborted`, { cause: err })
+      options.onNote?.(`the storage node at ${host} failed after ${reached} of ${head.length} bytes (${(err as Error).message}); the rest comes through the manager`)
+    }
+    const rest = await this.get(path, { range: { offset: (options.range?.offset ?? 0) + reached, length: head.length - reached }, ...(options.signal === undefined ? {} : { signal: options.signal }) })
+    if (rest.id !== head.id) {
+      rest.body.destroy()
+      throw new ClientError(ClientErrorCode.FILE_CHANGED, `${path} was replaced while its storage node failed mid-download (file ${head.id}, now ${rest.id}): get it again`)
+    }
+    yield * rest.body
   }
 
   /** Aborts requests in flight and closes every connection; resolves when they are closed. Idempotent. */
@@ -398,6 +478,12 @@ function resolveOptions (options: ClientOptions): ResolvedClientOptions {
     keepAliveTimeoutMs: ms('keepAliveTimeoutMs', options.keepAliveTimeoutMs, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, false),
     connections
   }
+}
+
+function rangeHeaders (range: ByteRange | undefined): Record<string, string> {
+  if (range === undefined) return {}
+  const { offset, length } = range
+  return { range: `bytes=${offset}-${length === undefined ? '' : offset + length - 1}` }
 }
 
 /** A file's answer, from its headers. */

@@ -15,3 +15,5 @@ export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 2_000
 export const DEFAULT_CONNECTIONS = 64
 // x-mirrorcast-sha256: a PUT whose body has another sha256 is refused (400 ERR_CHECKSUM_MISMATCH)
 export const SHA256_HEADER = 'x-mirrorcast-sha256'
+// x-mirrorcast-redirect: allow: a GET of a large file may be answered 307 to its storage node
+export const REDIRECT_HEADER = 'x-mirrorcast-redirect'

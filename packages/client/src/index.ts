@@ -1,4 +1,4 @@
-export { MirrorcastClient, filesPath, type ClientOptions, type ResolvedClientOptions, type RequestOptions, type RequestBody, type ClientResponse, type BufferedResponse, type PutOptions, type ByteRange, type FileHead, type FileDownload } from './client.js'
+export { MirrorcastClient, filesPath, type ClientOptions, type ResolvedClientOptions, type RequestOptions, type RequestBody, type ClientResponse, type BufferedResponse, type PutOptions, type ByteRange, type GetOptions, type FileHead, type FileDownload } from './client.js'
 export { ClientError, ClientErrorCode, answerError, type ClientErrorCodeValue, type ClientErrorOptions } from './errors.js'
 export * from './constants.js'
 export { readTokenFile } from './token-file.js'

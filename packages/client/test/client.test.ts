@@ -224,3 +224,62 @@ test('close() aborts what is in flight; the client refuses requests afterwards; 
   ac.abort()
   t.is((await t.throwsAsync<ClientError>(call))?.code, ClientErrorCode.ABORTED)
 })
+
+test('a direct get follows the manager\'s 307 to the node; a node that cannot serve it, or a file replaced while the node failed, is met through the manager or with ERR_CLIENT_FILE_CHANGED', async (t) => {
+  const body = Buffer.alloc(300_000, 7)
+  let version = 'f1'
+  let nodeMode: 'serve' | 'refuse' | 'cut' = 'serve'
+  const node = await fakeManager(t, (req, res) => {
+    if (nodeMode === 'refuse') {
+      res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'ERR_NODE_LOCATOR_EXPIRED', message: 'expired' } }))
+      return
+    }
+    res.writeHead(200, { 'content-length': body.length })
+    // cut: half the body, then the connection dies
+    if (nodeMode === 'cut') res.write(body.subarray(0, 100_000), () => { res.destroy() })
+    else res.end(body)
+  })
+  const seen: Array<{ redirect: unknown, range: unknown }> = []
+  const manager = await fakeManager(t, (req, res) => {
+    seen.push({ redirect: req.headers['x-mirrorcast-redirect'], range: req.headers.range })
+    const headers = { 'x-mirrorcast-id': version, 'x-mirrorcast-version': 1, etag: '"abc"' }
+    if (req.headers['x-mirrorcast-redirect'] === 'allow') {
+      res.writeHead(307, { ...headers, location: `${node.url}/blobs/x?e=1&s=2`, 'content-length': 0 }).end()
+      return
+    }
+    const from = Number(/^bytes=(\d+)-/.exec(String(req.headers.range ?? ''))?.[1] ?? 0)
+    res.writeHead(from === 0 ? 200 : 206, { ...headers, 'content-length': body.length - from, ...(from === 0 ? {} : { 'content-range': `bytes ${from}-${body.length - 1}/${body.length}` }) })
+    res.end(body.subarray(from))
+  })
+  const c = client(t, { url: manager.url })
+  const read = async (): Promise<{ bytes: Buffer, notes: string[] }> => {
+    const notes: string[] = []
+    const file = await c.get('/f', { direct: true, onNote: (m) => notes.push(m) })
+    const parts: Buffer[] = []
+    for await (const p of file.body) parts.push(p as Buffer)
+    return { bytes: Buffer.concat(parts), notes }
+  }
+
+  const served = await read()
+  t.true(served.bytes.equals(body))
+  t.deepEqual(served.notes, [])
+  t.deepEqual(seen.splice(0), [{ redirect: 'allow', range: undefined }], 'the node served it all')
+
+  nodeMode = 'refuse'
+  const refused = await read()
+  t.true(refused.bytes.equals(body))
+  t.regex(refused.notes[0] ?? '', /refused the download: expired \(403 ERR_NODE_LOCATOR_EXPIRED\); the file comes through the manager/)
+  t.deepEqual(seen.splice(0), [{ redirect: 'allow', range: undefined }, { redirect: undefined, range: undefined }])
+
+  nodeMode = 'cut'
+  const cut = await read()
+  t.true(cut.bytes.equals(body))
+  t.regex(cut.notes[0] ?? '', /failed after 100000 of 300000 bytes .*the rest comes through the manager/)
+  t.deepEqual(seen.splice(0), [{ redirect: 'allow', range: undefined }, { redirect: undefined, range: 'bytes=100000-299999' }])
+
+  // the manager names another file id when the client comes back: the two halves would not be one file
+  const file = await c.get('/f', { direct: true })
+  version = 'f2'
+  const err = await t.throwsAsync(async () => { for await (const _ of file.body) { /* drain */ } })
+  t.is((err as ClientError).code, ClientErrorCode.FILE_CHANGED)
+})

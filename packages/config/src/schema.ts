@@ -70,10 +70,12 @@ const manager = z.strictObject({
   'max-searches': httpSetting('max-searches'),
   'reconcile-period-ms': z.number().int().min(100).optional(),
   'orphan-grace-ms': z.number().int().min(0).optional(),
-  'reconcile-mb-per-s': z.number().min(0).optional()
+  'reconcile-mb-per-s': z.number().min(0).optional(),
+  'body-cache-mb': z.number().int().min(0).optional()
 })
 
 const node = member.extend({
+  'http-port': port.optional(),
   'scrub-mb-per-s': z.number().min(0).optional(),
   'scrub-interval-s': z.number().int().min(0).optional()
 })

@@ -12,6 +12,7 @@ center = "east"
 slot = 3
 address = "10.1.0.3"
 port = 8701
+http-port = 8702
 dns-sd = true
 cluster = "prod"
 group = "239.192.77.1"
@@ -48,16 +49,17 @@ headers-timeout-ms = 5_000
 max-connections = 4096
 max-searches = 4
 max-announce-rate = 2000
+body-cache-mb = 32
 search-group = "239.192.77.2"
 `
 
 test('a node and a manager file with every key are read with their types', (t) => {
   const node = parseConfig(NODE, 'node.toml')
-  t.like(node, { role: 'node', slot: 3, port: 8701, multicast: true, peers: ['10.1.0.100:7700', '10.2.0.100'], 'heartbeat-ms': 100 })
+  t.like(node, { role: 'node', slot: 3, port: 8701, 'http-port': 8702, multicast: true, peers: ['10.1.0.100:7700', '10.2.0.100'], 'heartbeat-ms': 100 })
   t.deepEqual(Object.keys(node).sort(), keysOf('node').sort(), 'the example uses every node key')
   const manager = parseConfig(MANAGER, 'mgr.toml')
   t.like(manager, { role: 'manager', centers: ['east', 'west'], 'center-subnets': { east: '10.1.0.0/16', west: '10.2.0.0/16' }, 'max-file-bytes': 1_000_000, 'multicast-search': false })
-  t.like(manager, { 'body-idle-timeout-ms': 60_000, 'headers-timeout-ms': 5_000, 'max-connections': 4096, 'max-searches': 4, 'max-announce-rate': 2000, 'search-group': '239.192.77.2' })
+  t.like(manager, { 'body-idle-timeout-ms': 60_000, 'headers-timeout-ms': 5_000, 'max-connections': 4096, 'max-searches': 4, 'max-announce-rate': 2000, 'search-group': '239.192.77.2', 'body-cache-mb': 32 })
 })
 
 test('the manager\'s HTTP limits are whole numbers within their bounds', (t) => {

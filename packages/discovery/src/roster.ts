@@ -21,6 +21,8 @@ export interface RosterMember {
   /** Storage nodes: bodies set aside as corrupt, waiting for a copy from a twin; and how their scrub goes. */
   quarantined: number
   scrub: ScrubSummary | undefined
+  /** Storage nodes: the port of downloads by signed locator. */
+  httpPort: number | undefined
   state: MemberState
   /** When the last announcement arrived (local clock, ms). */
   lastHeard: number
@@ -153,7 +155,7 @@ export class Roster extends EventEmitter<RosterEvents> {
     const now = this.now()
     const known = this.members.get(a.id)
     if (known === undefined) {
-      const member: RosterMember = { id: a.id, role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, quarantined: a.quarantined ?? 0, scrub: a.scrub, state: 'healthy', lastHeard: now, since: now, restarts: 0, reason: 'announced' }
+      const member: RosterMember = { id: a.id, role: a.role, center: a.center, slot: a.slot, address: a.address, port: a.port, bootId: a.bootId, heartbeatMs: a.heartbeatMs, free: a.free, files: a.files, quarantined: a.quarantined ?? 0, scrub: a.scrub, httpPort: a.httpPort, state: 'healthy', lastHeard: now, since: now, restarts: 0, reason: 'announced' }
       const detector = new PhiAccrualDetector(a.heartbeatMs)
       detector.heartbeat(now)
       this.members.set(a.id, { member, detector })
@@ -179,6 +181,7 @@ export class Roster extends EventEmitter<RosterEvents> {
       files: a.files,
       quarantined: a.quarantined ?? 0,
       scrub: a.scrub,
+      httpPort: a.httpPort,
       lastHeard: now
     })
     // A new process, or a new period: the timing history says nothing about what comes.

@@ -1,6 +1,6 @@
 import test from 'ava'
 import { httpStatusFor } from '../src/index.js'
-import { parseRange } from '../src/http/range.js'
+import { parseRange } from '@mirrorcast/wire'
 
 // What a client asking for `Range: <header>` of a 1,000-byte file gets: the bytes
 // [offset, offset + length), the whole file (no Range), or 416.

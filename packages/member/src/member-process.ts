@@ -106,7 +106,7 @@ export abstract class MemberProcess<O extends MemberProcessOptions = MemberProce
   protected abstract shutdown (): Promise<void>
   protected abstract handle (req: AnyEnvelope, ctx: RequestContext): Promise<void>
   /** What the heartbeat says of its load; must not wait on the disk. */
-  protected abstract load (): Pick<AnnounceInfo, 'free' | 'files' | 'quarantined' | 'scrub'>
+  protected abstract load (): Pick<AnnounceInfo, 'free' | 'files' | 'quarantined' | 'scrub' | 'httpPort'>
   /** Whether it holds a searched key, and what of it. */
   protected abstract holds (kind: SearchKind, key: string): Promise<Holding | undefined>
 

@@ -1,10 +1,11 @@
 import type { RequestContext } from '@mirrorcast/rpc'
 import type { Holding, SearchKind } from '@mirrorcast/discovery'
 import { MemberProcess, type MemberProcessOptions } from '@mirrorcast/member'
-import { INLINE_BODY_BYTES, pageFrom, type AnyEnvelope, type MessageType } from '@mirrorcast/wire'
+import { CodedError, INLINE_BODY_BYTES, pageFrom, StartErrorCode, type AnyEnvelope, type MessageType } from '@mirrorcast/wire'
 import { BlobStore, type BlobRead } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 import { Scrubber, type ScrubOptions } from './scrubber.js'
+import { BlobHttpServer } from './blob-http.js'
 
 /** An inline body, as the stream the blob store reads. */
 async function * once (payload: Buffer): AsyncGenerator<Buffer> {
@@ -14,12 +15,15 @@ async function * once (payload: Buffer): AsyncGenerator<Buffer> {
 export interface StorageNodeOptions extends MemberProcessOptions {
   /** The background scrub's rate and pace (on by default). */
   scrub?: ScrubOptions
+  /** Port of the downloads by signed locator, on the node's address (0, the default: any free one, announced). */
+  httpPort?: number
 }
 
 /** A storage node: a blob store served over the node protocol, announced on the multicast group. */
 export class StorageNode extends MemberProcess<StorageNodeOptions> {
   store: BlobStore
   private scrubber: Scrubber
+  private http: BlobHttpServer | undefined
   private free = 0
 
   constructor (options: StorageNodeOptions) {
@@ -34,18 +38,30 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
     this.scrubber = new Scrubber(this.store, this.options.scrub ?? {}, this.logger)
     await this.store.open()
     this.free = await this.store.free()
+    this.http = new BlobHttpServer(this.store, this.options.key, this.logger)
+    await this.http.start(this.address, this.options.httpPort ?? 0).catch((err: unknown) => {
+      const inUse = (err as { code?: string }).code === 'EADDRINUSE'
+      throw new CodedError(inUse ? StartErrorCode.PORT_IN_USE : NodeErrorCode.BAD_OPTIONS, `downloads cannot listen on ${this.address}:${this.options.httpPort ?? 0}: ${(err as Error).message}`, { cause: err })
+    })
     this.scrubber.start()
   }
 
+  /** The port of downloads by signed locator. */
+  get httpPort (): number {
+    return this.http?.port ?? 0
+  }
+
   protected async shutdown (): Promise<void> {
+    await this.http?.close()
     await this.scrubber.close()
     await this.store.close()
   }
 
-  protected load (): { free: number, files: number, quarantined: number, scrub: ReturnType<Scrubber['summary']> } {
+  protected load (): { free: number, files: number, quarantined: number, scrub: ReturnType<Scrubber['summary']>, httpPort?: number } {
     // Free space is refreshed in the background: a heartbeat never waits on the disk.
     void this.store.free().then((f) => { this.free = f }, () => {})
-    return { free: this.free, files: this.store.files, quarantined: this.store.quarantined.size, scrub: this.scrubber.summary() }
+    const httpPort = this.httpPort
+    return { free: this.free, files: this.store.files, quarantined: this.store.quarantined.size, scrub: this.scrubber.summary(), ...(httpPort === 0 ? {} : { httpPort }) }
   }
 
   protected async holds (kind: SearchKind, key: string): Promise<Holding | undefined> {

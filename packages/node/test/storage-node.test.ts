@@ -1,4 +1,4 @@
-import test, { type ExecutionContext } from 'ava'
+import test from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, open, readdir, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -9,30 +9,14 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { silentLogger } from '@mirrorcast/logger'
 import { blobPath, flipByte, until } from '@mirrorcast/testkit'
-import { BLOCK_BYTES, BODY_UNCACHED_BYTES, PageCache, readVolumes, StorageNode, type StorageNodeOptions } from '../src/index.js'
+import { BLOCK_BYTES, BODY_UNCACHED_BYTES, PageCache, readVolumes, StorageNode } from '../src/index.js'
+import { KEY, putBlob, startNode } from './node-helpers.js'
 
 const execFileAsync = promisify(execFile)
 
-const KEY = Buffer.alloc(32, 3)
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const newId = (): string => randomBytes(16).toString('hex')
-
-async function startNode (t: ExecutionContext, dir?: string, options: Partial<StorageNodeOptions> = {}): Promise<{ node: StorageNode, client: RpcClient, dir: string }> {
-  const dataDir = dir ?? await mkdtemp(join(tmpdir(), 'mc-node-'))
-  if (dir === undefined) t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
-  const node = new StorageNode({ dataDir, key: KEY, center: 'east', slot: 1, ...options })
-  await node.start()
-  t.teardown(async () => { await node.close() })
-  const client = new RpcClient({ key: KEY, selfId: 'test', host: '127.0.0.1', port: node.port })
-  t.teardown(async () => { await client.close() })
-  return { node, client, dir: dataDir }
-}
-
-async function put (client: RpcClient, fileId: string, body: Buffer, declared = body.length): Promise<{ fileId: string, size: number, sha256: string }> {
-  const up = await client.upload('blob.put', { fileId, size: declared })
-  for (let at = 0; at < body.length; at += 100_000) await up.write(body.subarray(at, at + 100_000))
-  return (await up.finish()).body
-}
+const put = putBlob
 
 async function get (client: RpcClient, fileId: string, offset = 0, length?: number): Promise<Buffer> {
   const { body } = await client.download('blob.get', { fileId, offset, ...(length === undefined ? {} : { length }) })

@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   ERR_NODE_DATA_DIR: { status: 503, meaning: 'a storage node\'s data dir is unusable' },
   ERR_NODE_UNSUPPORTED: { status: 503, meaning: 'a request a storage node does not serve' },
   ERR_NODE_BAD_OPTIONS: { status: 500, meaning: 'a storage node\'s settings are invalid' },
+  ERR_NODE_LOCATOR_INVALID: { status: 403, meaning: 'a download from a storage node whose locator is malformed, or not signed by the cluster\'s key for that file' },
+  ERR_NODE_LOCATOR_EXPIRED: { status: 403, meaning: 'a download from a storage node whose locator is past its time: ask the manager for the file again' },
 
   ERR_DIR_NOT_FOUND: { status: 404, meaning: 'no such file or directory' },
   ERR_DIR_EXISTS: { status: 409, meaning: 'the path exists already' },
@@ -100,7 +102,8 @@ export const ERROR_CODES = {
   ERR_CLIENT_BODY_FAILED: { status: null, meaning: 'the client: the request body (a stream of the caller) failed' },
   ERR_CLIENT_BAD_RESPONSE: { status: null, meaning: 'the client: a success status with a body that is not what the API promises (not JSON, a directory where a file was asked)' },
   ERR_CLIENT_IS_A_DIRECTORY: { status: null, meaning: 'the client: `get()` of a path that is a directory' },
-  ERR_CLIENT_HTTP_STATUS: { status: null, meaning: 'the client: an error status whose body names no code' }
+  ERR_CLIENT_HTTP_STATUS: { status: null, meaning: 'the client: an error status whose body names no code' },
+  ERR_CLIENT_FILE_CHANGED: { status: null, meaning: 'the client: a download whose storage node failed mid-stream found the file replaced when it went on through the manager: get it again' }
 } as const satisfies Record<string, { status: number | null, meaning: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -149,7 +152,9 @@ export const NodeErrorCode = {
   BAD_ID: 'ERR_NODE_BAD_ID',
   DATA_DIR: 'ERR_NODE_DATA_DIR',
   UNSUPPORTED: 'ERR_NODE_UNSUPPORTED',
-  BAD_OPTIONS: 'ERR_NODE_BAD_OPTIONS'
+  BAD_OPTIONS: 'ERR_NODE_BAD_OPTIONS',
+  LOCATOR_INVALID: 'ERR_NODE_LOCATOR_INVALID',
+  LOCATOR_EXPIRED: 'ERR_NODE_LOCATOR_EXPIRED'
 } as const satisfies Record<string, ErrorCode>
 
 export const DirectoryErrorCode = {
@@ -204,5 +209,6 @@ export const ClientErrorCode = {
   BODY_FAILED: 'ERR_CLIENT_BODY_FAILED',
   BAD_RESPONSE: 'ERR_CLIENT_BAD_RESPONSE',
   IS_A_DIRECTORY: 'ERR_CLIENT_IS_A_DIRECTORY',
-  HTTP_STATUS: 'ERR_CLIENT_HTTP_STATUS'
+  HTTP_STATUS: 'ERR_CLIENT_HTTP_STATUS',
+  FILE_CHANGED: 'ERR_CLIENT_FILE_CHANGED'
 } as const satisfies Record<string, ErrorCode>

@@ -46,10 +46,12 @@ export const checkAnnounce: FastCheck<'announce'> = (value) => {
   if (!isId(b.bootId)) return fail('bootId', 'invalid id')
   for (const k of ['heartbeatMs', 'free', 'files'] as const) if (!isUint(b[k])) return fail(k, 'expected a whole number ≥ 0')
   if (b.quarantined !== undefined && !isUint(b.quarantined)) return fail('quarantined', 'expected a whole number ≥ 0')
+  if (b.httpPort !== undefined && !isInt(b.httpPort, 1, 65535)) return fail('httpPort', 'expected 1 to 65535')
   const scrub = b.scrub === undefined ? undefined : checkScrub(b.scrub)
   if (typeof scrub === 'string') return { ok: false, error: scrub }
   const out: Announce = { cluster: b.cluster, id: b.id, role: b.role as Announce['role'], center: b.center, slot: b.slot, address: b.address, port: b.port, bootId: b.bootId, heartbeatMs: b.heartbeatMs as number, free: b.free as number, files: b.files as number }
   if (b.quarantined !== undefined) out.quarantined = b.quarantined
+  if (b.httpPort !== undefined) out.httpPort = b.httpPort
   if (scrub !== undefined) out.scrub = scrub
   return { ok: true, value: out }
 }

@@ -178,6 +178,9 @@ const memberInfo = {
  * Every message of the node protocol and of the multicast protocol: the type
  * name is the `t` field of the header, the schema checks the remaining fields.
  */
+// What a heartbeat says of its sender's load, and where a storage node serves downloads by signed locator.
+const announcedLoad = { heartbeatMs: uintSchema, free: uintSchema, files: uintSchema, quarantined: uintSchema.optional(), scrub: scrubSummarySchema.optional(), httpPort: portSchema.min(1).optional() }
+
 export const messageSchemas = {
   // session set-up: the client's nonce, then the server's nonce and identity
   open: z.object({ nonce: nonceSchema }),
@@ -292,7 +295,8 @@ export const messageSchemas = {
 
   // multicast protocol (datagrams)
   /** Heartbeat: who I am, where I listen, how full I am. */
-  announce: z.object({ cluster: clusterSchema, ...memberInfo, heartbeatMs: uintSchema, free: uintSchema, files: uintSchema, quarantined: uintSchema.optional(), scrub: scrubSummarySchema.optional() }),
+  /** `httpPort`: a storage node's port for downloads by signed locator (see locator.ts). */
+  announce: z.object({ cluster: clusterSchema, ...memberInfo, ...announcedLoad }),
   /** A clean shutdown: forget me now rather than waiting for the detector. */
   goodbye: z.object({ cluster: clusterSchema, id: idSchema, role: roleSchema, bootId: idSchema }),
   /** "Who holds <key>?", scoped to one center or all; holders answer by unicast to replyTo after a random delay in [0, windowMs]. */

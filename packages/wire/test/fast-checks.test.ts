@@ -1,7 +1,7 @@
 import test from 'ava'
 import { checkAnnounce, checkBlobGet, checkBlobGetOk, checkBlobPut, checkBlobPutOk, checkDirStat, checkDirStatOk, messageSchemas } from '../src/index.js'
 
-const valid = { cluster: 'mirrorcast', id: 'node-0123456789abcdef', role: 'storage', center: 'east', slot: 3, address: '10.1.0.3', port: 8701, bootId: 'b-42', heartbeatMs: 100, free: 123_456_789_012, files: 12, quarantined: 1, scrub: { passes: 2, files: 10, bytes: 4096, corrupt: 0 } }
+const valid = { cluster: 'mirrorcast', id: 'node-0123456789abcdef', role: 'storage', center: 'east', slot: 3, address: '10.1.0.3', port: 8701, bootId: 'b-42', httpPort: 8702, heartbeatMs: 100, free: 123_456_789_012, files: 12, quarantined: 1, scrub: { passes: 2, files: 10, bytes: 4096, corrupt: 0 } }
 
 // What a sender may put in a field: every JSON-ish kind, edges of the numeric bounds, and strings the patterns refuse.
 const CANDIDATES: unknown[] = [

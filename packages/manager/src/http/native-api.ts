@@ -1,11 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { DirectoryErrorCode, normalizePath, PathError, type FileEntry } from '@mirrorcast/wire'
+import { DirectoryErrorCode, normalizePath, parseRange, PathError, type FileEntry } from '@mirrorcast/wire'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { DirectoryManager } from '../directory/directory-manager.js'
 import type { Membership } from '../cluster/membership.js'
 import type { ObjectManager } from '../objects/object-manager.js'
 import { centerParameter, decodePart, flag, listingCursor, listingLimit, pairParameter, pathParameter, searchKey } from './params.js'
-import { parseRange } from './range.js'
 import { pipeBody, requestBody, sendJson } from './respond.js'
 import type { RequestContext, Route } from './router.js'
 import { entryView, type MemberDirectory } from './views.js'
@@ -13,6 +12,8 @@ import { entryView, type MemberDirectory } from './views.js'
 const SHA256_HEADER = 'x-mirrorcast-sha256'
 // 1 MiB: bodies from this size on are checked against the namespace before they are sent
 const PRECHECK_MIN_BYTES = 1024 * 1024
+// Sent by a client that follows a redirect to the storage node (the CLI does): `allow`
+export const REDIRECT_HEADER = 'x-mirrorcast-redirect'
 // 1 s: when a client refused for too many searches may try again; a search's rounds take 0.6 s at most each
 const SEARCH_RETRY_AFTER_S = 1
 
@@ -31,6 +32,8 @@ export interface NativeApiDeps {
   /** Reconciles every storage pair (or one) now; answers once done, with each pair's status. */
   reconcile: (pair?: number) => Promise<unknown[]>
   maxFileBytes: number
+  /** A URL where the client may fetch the body from its home node, when that pays (see direct-download.ts). */
+  directUrl: (entry: FileEntry) => string | undefined
   /** Searches served at once; each sends a datagram to a whole center and holds a reply socket open. */
   maxSearches: number
 }
@@ -193,6 +196,7 @@ export class NativeApi {
    * changed): the entry is read again, and the answer is then 404 or the new version.
    */
   private async sendFile (req: IncomingMessage, res: ServerResponse, path: string, first: FileEntry): Promise<void> {
+    if (req.method === 'GET' && req.headers[REDIRECT_HEADER] === 'allow' && this.redirect(res, first)) return
     const abort = new AbortController()
     res.once('close', () => { if (!res.writableFinished) abort.abort(new ManagerError(ManagerErrorCode.BAD_REQUEST, 'client went away')) })
     let entry = first
@@ -225,6 +229,15 @@ export class NativeApi {
       res.end()
       return
     }
+  }
+
+  /** A 307 to the file's home node, for a client that asked for one: the body then does not pass through the manager. */
+  private redirect (res: ServerResponse, entry: FileEntry): boolean {
+    const location = this.deps.directUrl(entry)
+    if (location === undefined) return false
+    const { 'content-length': _, ...headers } = fileHeaders(entry, 0, entry.size, false)
+    res.writeHead(307, { ...headers, location, 'cache-control': 'no-store', 'content-length': 0 }).end()
+    return true
   }
 
   private async deletePath (res: ServerResponse, path: string, recursive: boolean): Promise<void> {

@@ -1,15 +1,16 @@
-import { ManagerError, ManagerErrorCode } from '../errors.js'
+import { CodedError } from './errors.js'
 
 export interface ByteRange { offset: number, length: number }
 
 /**
- * One `bytes=` range (a client needing several makes several requests).
- * Returns undefined for no Range header, throws 416 for one that cannot be served.
+ * One `bytes=` range of a body of `size` bytes (a client needing several makes
+ * several requests). Undefined for no Range header; ERR_RANGE_NOT_SATISFIABLE
+ * (416) for one that cannot be served.
  */
 export function parseRange (header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined) return undefined
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
-  const unsatisfiable = new ManagerError(ManagerErrorCode.RANGE_NOT_SATISFIABLE, `range ${header.slice(0, 60)} cannot be served from ${size} bytes`)
+  const unsatisfiable = new CodedError('ERR_RANGE_NOT_SATISFIABLE', `range ${header.slice(0, 60)} cannot be served from ${size} bytes`)
   if (m === null || (m[1] === '' && m[2] === '')) throw unsatisfiable
   let start: number
   let end: number
