@@ -74,22 +74,27 @@ async function benchHttp (target: Target, w: Workload, body: Buffer): Promise<[P
   }
 }
 
-// 1 MiB: from this size on the manager redirects a GET that allows it to the file's storage node
+// 1 MiB: from this size on the manager offers a PUT or a GET straight to a storage node
 const DIRECT_MIN_BYTES = MiB
 
-/** The same GETs as the CLI makes them: the manager answers 307 and the body comes from the node. */
-async function benchDirect (url: string, w: Workload): Promise<PhaseResult> {
+/** The same PUTs and GETs as the CLI makes them: by locator, the body between the client and a node, not through the manager. */
+async function benchDirect (url: string, w: Workload, body: Buffer): Promise<[PhaseResult, PhaseResult]> {
   const client = new MirrorcastClient({ url, connections: w.concurrency })
   const notes: string[] = []
+  const path = (i: number): string => `/bench/${w.label.replace(' ', '')}-direct/f${i}`
   try {
-    const result = await runPhase(`${w.label} GET direct`, w.count, w.concurrency, async (i) => {
-      const file = await client.get(`/bench/${w.label.replace(' ', '')}/f${i}`, { direct: true, onNote: (m) => notes.push(m) })
+    const put = await runPhase(`${w.label} PUT direct`, w.count, w.concurrency, async (i) => {
+      await client.put(path(i), body, { direct: true, onNote: (m) => notes.push(m) })
+      return body.length
+    })
+    const get = await runPhase(`${w.label} GET direct`, w.count, w.concurrency, async (i) => {
+      const file = await client.get(path(i), { direct: true, onNote: (m) => notes.push(m) })
       let n = 0
       for await (const chunk of file.body) n += (chunk as Buffer).length
       return n
     })
-    if (notes.length > 0) throw new Error(`${notes.length} direct GETs fell back to the manager: ${notes[0] ?? ''}`)
-    return result
+    if (notes.length > 0) throw new Error(`${notes.length} direct transfers fell back to the manager: ${notes[0] ?? ''}`)
+    return [put, get]
   } finally {
     await client.close()
   }
@@ -150,7 +155,7 @@ function row (r: PhaseResult, size: number): Array<string | number> {
   return [r.name, r.ops, r.ops / r.seconds, (r.ops * size) / r.seconds / 1e6, percentile(r.latenciesMs, 50), percentile(r.latenciesMs, 99)]
 }
 
-interface Result { w: Workload, put: PhaseResult, get: PhaseResult, direct?: PhaseResult, disk: PhaseResult, bare: [PhaseResult, PhaseResult], swift?: [PhaseResult, PhaseResult] }
+interface Result { w: Workload, put: PhaseResult, get: PhaseResult, direct?: [PhaseResult, PhaseResult], disk: PhaseResult, bare: [PhaseResult, PhaseResult], swift?: [PhaseResult, PhaseResult] }
 
 async function main (): Promise<void> {
   const results: Result[] = []
@@ -162,7 +167,7 @@ async function main (): Promise<void> {
       for (const w of WORKLOADS.filter((x) => x.count > 0)) {
         const body = randomBytes(w.size)
         const [put, get] = await benchHttp({ url: cluster.url, prefix: '/files/bench/' }, w, body)
-        const direct = w.size >= DIRECT_MIN_BYTES ? await benchDirect(cluster.url, w) : undefined
+        const direct = w.size >= DIRECT_MIN_BYTES ? await benchDirect(cluster.url, w, body) : undefined
         const disk = await withTempDir('mirrorcast-bench-disk-', async (d) => await benchDisk(d, w, body))
         const bareResults = await benchHttp({ url: bare.url, prefix: '/bare/' }, w, body)
         const swiftResults = swift === undefined ? undefined : await benchHttp(swift, w, body)
@@ -176,7 +181,7 @@ async function main (): Promise<void> {
   process.stdout.write(`\nmirrorcast bench: through the manager of a local \`mirrorcast up\` cluster (${PAIRS} twin pair${PAIRS === 1 ? '' : 's'}), this machine's ceilings${swift === undefined ? '' : ' and the Swift peer'}\n\n`)
   const named = (r: PhaseResult, size: number, name: string): Array<string | number> => row(r, size).map((c, i) => i === 0 ? name : c)
   printTable(['workload', 'ops', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms'], results.flatMap(({ w, put, get, direct, disk, bare, swift: peer }) => [
-    row(put, w.size), row(get, w.size), ...(direct === undefined ? [] : [row(direct, w.size)]), row(disk, w.size), named(bare[0], w.size, `${w.label} bare http PUT`), named(bare[1], w.size, `${w.label} bare http GET`),
+    row(put, w.size), row(get, w.size), ...(direct === undefined ? [] : direct.map((r) => row(r, w.size))), row(disk, w.size), named(bare[0], w.size, `${w.label} bare http PUT`), named(bare[1], w.size, `${w.label} bare http GET`),
     ...(peer === undefined ? [] : [named(peer[0], w.size, `${w.label} Swift PUT`), named(peer[1], w.size, `${w.label} Swift GET`)])
   ]))
   if (swift === undefined) process.stdout.write('\nno Swift peer answers at ' + SWIFT_AUTH_URL + ': start one (../shared/peers/README.md) for its rows and the ratios\n')
@@ -189,7 +194,9 @@ async function main (): Promise<void> {
     return [
       line(`${w.label} PUT`, put, peer?.[0], target?.put, disk, target?.putCeiling),
       line(`${w.label} GET`, get, peer?.[1], target?.get, bare[1], target?.getCeiling),
-      ...(direct === undefined ? [] : [line(`${w.label} GET direct`, direct, peer?.[1], target?.get, bare[1], target?.getCeiling)])
+      ...(direct === undefined
+        ? []
+        : [line(`${w.label} PUT direct`, direct[0], peer?.[0], target?.put, disk, target?.putCeiling), line(`${w.label} GET direct`, direct[1], peer?.[1], target?.get, bare[1], target?.getCeiling)])
     ]
   }))
 }

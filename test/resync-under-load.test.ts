@@ -29,12 +29,17 @@ test('a node catches up and serves again while writes and deletes go on without 
     }
   }
   const workers = Array.from({ length: 6 }, async (_, w) => await churn(w))
-  await until(() => ops > 40, { what: 'churn before the restart', timeoutMs: 20_000 })
-  startByHand(t, victim.argv)
-  await untilHealthy(c.url, victim.id, 'the node to catch up while the churn goes on')
-  const atHealthy = ops
-  await until(() => ops > atHealthy + 20, { what: 'churn after the catch-up', timeoutMs: 20_000 })
-  running = false
+  try {
+    await until(() => ops > 40, { what: 'churn before the restart', timeoutMs: 20_000 })
+    startByHand(t, victim.argv)
+    await untilHealthy(c.url, victim.id, 'the node to catch up while the churn goes on')
+    const atHealthy = ops
+    await until(() => ops > atHealthy + 20, { what: 'churn after the catch-up', timeoutMs: 20_000 })
+  } finally {
+    // a wait that failed stops the churn too, so its failure is the one reported, not the churn's against a stopped cluster
+    running = false
+    await Promise.allSettled(workers)
+  }
   await Promise.all(workers)
   // Its 40 missed PUTs (and the churn's writes and deletes before the restart) were journaled
   // while it was out: it serves again only once a resync replayed every one of them.

@@ -109,7 +109,7 @@ for (const role of ['node', 'directory'] as const) {
   if (role === 'node') {
     cmd.option('--scrub-mb-per-s <n>', 'background scrub: MiB verified per second at most, 0 turns it off (default 8)')
       .option('--scrub-interval-s <n>', 'background scrub: least seconds from one pass start to the next (default 3600)')
-      .option('--http-port <port>', 'TCP port of downloads by signed locator, redirected here by the manager (0: any)', '0')
+      .option('--http-port <port>', 'TCP port of downloads and uploads by signed locator, sent here by the manager (0: any)', '0')
   }
   cmd.description(role === 'node' ? 'run a storage node' : 'run a directory server')
     .requiredOption('--data <dir>', 'data directory')
@@ -149,7 +149,8 @@ withConfig(withInterface(withMulticast(program.command('manager'), false)), 'man
   .action(async (o: ManagerServeOptions) => { await serveManager({ ...o, logLevel: logLevel() }) })
 
 program.command('put <local> <remote>').description('upload a local file').option('--json', 'print the entry as JSON')
-  .action(async (local: string, remote: string, o: { json?: boolean }) => { await withClient(async (c) => { await put(c, local, remote, o.json === true) }) })
+  .option('--no-direct', 'send a large file through the manager rather than straight to a storage node')
+  .action(async (local: string, remote: string, o: { json?: boolean, direct: boolean }) => { await withClient(async (c) => { await put(c, local, remote, o.json === true, o.direct) }) })
 program.command('get <remote> [local]').description('download a file (local "-" for stdout)')
   .option('--no-direct', 'take a large file\'s body through the manager rather than straight from its storage node')
   .action(async (remote: string, local: string | undefined, o: { direct: boolean }) => { await withClient(async (c) => { await get(c, remote, local, o.direct) }) })

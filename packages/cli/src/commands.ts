@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { rename, rm, stat } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
-import { Transform } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import cliProgress from 'cli-progress'
 import { ClientErrorCode, type Entry, type MirrorcastClient, type PairReplication, type PairSide } from '@mirrorcast/client'
 import { CliError } from './errors.js'
@@ -32,7 +32,11 @@ function progress (total: number, label: string): Transform {
   })
 }
 
-export async function put (client: MirrorcastClient, local: string, remote: string, json: boolean): Promise<void> {
+function printNote (message: string): void {
+  process.stderr.write(`mirrorcast: note: ${message}\n`)
+}
+
+export async function put (client: MirrorcastClient, local: string, remote: string, json: boolean, direct = true): Promise<void> {
   let size: number
   try {
     const info = await stat(local)
@@ -43,15 +47,15 @@ export async function put (client: MirrorcastClient, local: string, remote: stri
     throw new CliError(`cannot read ${local}: ${(err as Error).message}`)
   }
   const target = remote.endsWith('/') ? remote + local.split('/').pop() : remote
-  const body = createReadStream(local).pipe(progress(size, 'put'))
-  const entry = await client.put(target, body, { size })
+  const open = (): Readable => createReadStream(local).pipe(progress(size, 'put'))
+  const entry = await client.put(target, open(), { size, direct, reopen: open, onNote: printNote })
   out(json ? JSON.stringify(entry) : `${entry.path}  ${entry.size} bytes  sha256 ${entry.sha256}  version ${entry.version}`)
 }
 
 export async function get (client: MirrorcastClient, remote: string, local: string | undefined, direct = true): Promise<void> {
   let file
   try {
-    file = await client.get(remote, { direct, onNote: (m) => { process.stderr.write(`mirrorcast: note: ${m}\n`) } })
+    file = await client.get(remote, { direct, onNote: printNote })
   } catch (err) {
     if ((err as { code?: string }).code === ClientErrorCode.IS_A_DIRECTORY) throw new CliError(`${remote} is a directory; use ls`)
     throw err

@@ -8,6 +8,8 @@ import {
   DEFAULT_HEADERS_TIMEOUT_MS,
   DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
   DEFAULT_URL,
+  DIRECT_UPLOAD_MIN_BYTES,
+  RECEIPT_HEADER,
   REDIRECT_HEADER,
   SHA256_HEADER
 } from './constants.js'
@@ -85,6 +87,18 @@ export interface PutOptions {
   /** The body's sha256 (hex): the manager refuses the upload if the body has another. */
   sha256?: string
   signal?: AbortSignal
+  /**
+   * Send a large body straight to a storage node, which sends its twin the
+   * copy, when the manager offers a locator (the body then does not pass
+   * through the manager). Whatever fails at the node, the upload is made
+   * again through the manager, so a stream body needs `reopen`; without it,
+   * a stream goes through the manager. Ignored with `socketPath`.
+   */
+  direct?: boolean
+  /** The same body again from its start, for a direct upload that must be made again. */
+  reopen?: () => RequestBody
+  /** Told, in a sentence, each time a direct upload falls back to the manager. */
+  onNote?: (message: string) => void
 }
 
 export interface ByteRange {
@@ -227,9 +241,49 @@ export class MirrorcastClient {
     if (size === undefined) throw new ClientError(ClientErrorCode.INVALID_REQUEST, `PUT ${path}: a streamed body needs its size (the manager takes no upload without Content-Length)`)
     if (!Number.isSafeInteger(size) || size < 0) throw new ClientError(ClientErrorCode.INVALID_REQUEST, `PUT ${path}: size ${String(size)} is not a byte count`)
     if (known !== undefined && known !== size) throw new ClientError(ClientErrorCode.INVALID_REQUEST, `PUT ${path}: the body has ${known} bytes, not ${size}`)
-    const headers: Record<string, string | number> = { 'content-length': size, 'content-type': 'application/octet-stream' }
-    if (options.sha256 !== undefined) headers[SHA256_HEADER] = options.sha256
-    return await this.json<FileEntry>({ method: 'PUT', path: filesPath(path), headers, body, signal: options.signal })
+    const sha: Record<string, string> = options.sha256 === undefined ? {} : { [SHA256_HEADER]: options.sha256 }
+    const again = known !== undefined ? () => body : options.reopen
+    let sent = body
+    if (options.direct === true && again !== undefined && size >= DIRECT_UPLOAD_MIN_BYTES && this.options.socketPath === undefined) {
+      const outcome = await this.toNode(path, body, size, options)
+      if (outcome.receipt !== undefined) {
+        return await this.json<FileEntry>({ method: 'PUT', path: filesPath(path), headers: { ...sha, [RECEIPT_HEADER]: outcome.receipt, 'content-length': 0 }, signal: options.signal })
+      }
+      // A body the node began to take is spent: the manager gets it from its start.
+      if (outcome.sent) sent = again()
+    }
+    const headers = { ...sha, 'content-length': size, 'content-type': 'application/octet-stream' }
+    return await this.json<FileEntry>({ method: 'PUT', path: filesPath(path), headers, body: sent, signal: options.signal })
+  }
+
+  /**
+   * The receipt of a body sent straight to a storage node by an upload
+   * locator; none when the manager offers no locator (`sent` false) or the
+   * node fails (`sent` true): the caller then uploads through the manager.
+   * A failure of the body itself (the local file, say) throws.
+   */
+  private async toNode (path: string, given: RequestBody, size: number, options: PutOptions): Promise<{ receipt?: string, sent: boolean }> {
+    const note = options.onNote ?? (() => {})
+    const offer = await this.json<{ url: string | null, reason?: string }>({ method: 'POST', path: `${filesPath(path)}?upload-locator&size=${size}`, signal: options.signal })
+    if (offer.url === null) return { sent: false }
+    const url = new URL(offer.url)
+    const failures = new WeakSet<object>()
+    let res
+    try {
+      res = await this.agent.request({ origin: url.origin, path: url.pathname + url.search, method: 'PUT', headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' }, body: streamBody(given, failures) ?? null, headersTimeout: this.options.headersTimeoutMs, bodyTimeout: this.options.bodyTimeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) })
+    } catch (err) {
+      if (given instanceof Readable) given.destroy()
+      if (options.signal?.aborted === true) throw new ClientError(ClientErrorCode.ABORTED, `upload of ${path} aborted`, { cause: err })
+      if (typeof err === 'object' && err !== null && failures.has(err)) throw new ClientError(ClientErrorCode.BODY_FAILED, `the request body failed: ${(err as Error).message}`, { cause: err })
+      note(`the storage node at ${url.host} failed during the upload (${(err as Error).message}); the file goes through the manager`)
+      return { sent: true }
+    }
+    const parsed = parseJson(await readAll(res.body).catch(() => Buffer.alloc(0))) as { receipt?: unknown } | undefined
+    if (res.statusCode === 201 && typeof parsed?.receipt === 'string') return { receipt: parsed.receipt, sent: true }
+    // Refused before its end, the body is read no further: a file it reads from is closed.
+    if (given instanceof Readable) given.destroy()
+    note(`the storage node at ${url.host} refused the upload: ${answerError(res.statusCode, parsed).message}; the file goes through the manager`)
+    return { sent: true }
   }
 
   /**

@@ -17,3 +17,7 @@ export const DEFAULT_CONNECTIONS = 64
 export const SHA256_HEADER = 'x-mirrorcast-sha256'
 // x-mirrorcast-redirect: allow: a GET of a large file may be answered 307 to its storage node
 export const REDIRECT_HEADER = 'x-mirrorcast-redirect'
+// x-mirrorcast-receipt: a PUT without a body names the one a storage node took by locator and vouched for
+export const RECEIPT_HEADER = 'x-mirrorcast-receipt'
+// 1 MiB: smaller bodies are not worth the locator's round trip (the manager offers none below it either)
+export const DIRECT_UPLOAD_MIN_BYTES = 1024 * 1024

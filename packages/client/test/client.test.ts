@@ -283,3 +283,55 @@ test('a direct get follows the manager\'s 307 to the node; a node that cannot se
   const err = await t.throwsAsync(async () => { for await (const _ of file.body) { /* drain */ } })
   t.is((err as ClientError).code, ClientErrorCode.FILE_CHANGED)
 })
+
+test('a direct put sends the body to the node the manager names and then names the file with the node\'s receipt; a node that fails or refuses means the body goes to the manager, with a note', async (t) => {
+  const body = Buffer.alloc(2 * 1024 * 1024, 5)
+  let nodeMode: 'take' | 'refuse' | 'cut' = 'take'
+  const atNode: number[] = []
+  const node = await fakeManager(t, async (req, res) => {
+    if (nodeMode === 'cut') {
+      req.once('data', () => { req.socket.destroy() })
+      return
+    }
+    atNode.push((await drain(req)).length)
+    if (nodeMode === 'refuse') sendJson(res, 502, { error: { code: 'ERR_NODE_TWIN_FAILED', message: 'the twin could not take its copy' } })
+    else sendJson(res, 201, { fileId: 'f1', size: body.length, sha256: 'x', receipt: 'R.1' })
+  })
+  const seen: Array<{ method: unknown, path: unknown, receipt: unknown, bytes: number }> = []
+  const manager = await fakeManager(t, async (req, res) => {
+    const bytes = (await drain(req)).length
+    seen.push({ method: req.method, path: req.url, receipt: req.headers['x-mirrorcast-receipt'], bytes })
+    if (req.method === 'POST') sendJson(res, 200, { url: `${node.url}/blobs/f1?n=${body.length}`, fileId: 'f1', expiresAt: 1 })
+    else sendJson(res, 201, { path: '/f', type: 'file', id: 'f1', size: body.length })
+  })
+  const c = client(t, { url: manager.url })
+  const put = async (given: Buffer | Readable, reopen?: () => Readable): Promise<string[]> => {
+    const notes: string[] = []
+    await c.put('/f', given, { size: body.length, direct: true, onNote: (m) => notes.push(m), ...(reopen === undefined ? {} : { reopen }) })
+    return notes
+  }
+
+  t.deepEqual(await put(body), [])
+  t.deepEqual(atNode.splice(0), [body.length])
+  t.deepEqual(seen.splice(0), [
+    { method: 'POST', path: `/files/f?upload-locator&size=${body.length}`, receipt: undefined, bytes: 0 },
+    { method: 'PUT', path: '/files/f', receipt: 'R.1', bytes: 0 }
+  ], 'the manager got no byte of the body')
+
+  nodeMode = 'refuse'
+  const refused = await put(Readable.from([body]), () => Readable.from([body]))
+  t.regex(refused[0] ?? '', /refused the upload: the twin could not take its copy \(502 ERR_NODE_TWIN_FAILED\); the file goes through the manager/)
+  t.deepEqual(seen.splice(0).map((s) => [s.method, s.receipt, s.bytes]), [['POST', undefined, 0], ['PUT', undefined, body.length]])
+  t.deepEqual(atNode.splice(0), [body.length])
+
+  nodeMode = 'cut'
+  const cut = await put(body)
+  t.regex(cut[0] ?? '', /the storage node at 127\.0\.0\.1:\d+ failed during the upload .*; the file goes through the manager/)
+  t.deepEqual(seen.splice(0).map((s) => [s.method, s.receipt, s.bytes]), [['POST', undefined, 0], ['PUT', undefined, body.length]])
+
+  // A stream that cannot be opened again is not sent to a node: a failure there could not be made good.
+  nodeMode = 'take'
+  t.deepEqual(await put(Readable.from([body])), [])
+  t.deepEqual(seen.splice(0).map((s) => [s.method, s.bytes]), [['PUT', body.length]])
+  t.deepEqual(atNode, [])
+})

@@ -1,5 +1,5 @@
 import { DEFAULT_BODY_CACHE_BYTES } from './objects/body-cache.js'
-import { directDownloadUrl } from './objects/direct-download.js'
+import { DirectTransfers } from './objects/direct-transfers.js'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { MAX_DIRECTORY_PARTITIONS } from '@mirrorcast/wire'
@@ -189,7 +189,7 @@ export class Manager {
       }, membership, integrity.stats, await antiEntropy.view()),
       reconcile: async (pair) => await antiEntropy.runNow(pair),
       maxFileBytes: this.options.maxFileBytes,
-      directUrl: (entry) => directDownloadUrl(membership, key, entry),
+      direct: new DirectTransfers(membership, objects, key),
       maxSearches: this.options.httpLimits.maxSearches
     })
     const http = new HttpServer({ host: this.options.host, port: this.options.port, auth: this.auth, router: new Router(api.routes()), limits: this.options.httpLimits, logger: this.logger })

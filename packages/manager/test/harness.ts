@@ -126,7 +126,7 @@ export async function serveApi (t: ExecutionContext, h: Harness, extra: Partial<
     reconcile: async () => [],
     maxFileBytes: 1024 ** 3,
     maxSearches: 8,
-    directUrl: () => undefined,
+    direct: { downloadUrl: () => undefined, uploadLocator: () => ({ url: null, reason: 'no direct transfers in this harness' }), accept: () => { throw new Error('no direct transfers in this harness') }, used: () => {} },
     ...extra
   })
   const server = new HttpServer({ host: '127.0.0.1', port: 0, auth: new Authorizer([], '127.0.0.1'), router: new Router(api.routes()), limits: resolveHttpLimits({}), logger: silentLogger() })

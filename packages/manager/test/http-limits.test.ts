@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createLogger, type Logger } from '@mirrorcast/logger'
 import { until } from '@mirrorcast/testkit'
 import { Authorizer } from '../src/http/auth.js'
+import { ManagerError, ManagerErrorCode } from '../src/errors.js'
 import { HttpServer } from '../src/http/server.js'
 import { Router } from '../src/http/router.js'
 import { pipeBody, requestBody, sendJson } from '../src/http/respond.js'
@@ -42,6 +43,7 @@ async function serve (t: ExecutionContext, limits: Partial<HttpLimits>): Promise
   }
   const router = new Router([
     { path: '/count', methods: { PUT: async (req, res) => { sendJson(res, 200, { bytes: await count(req) }) } } },
+    { path: '/refuse', methods: { PUT: async () => { throw new ManagerError(ManagerErrorCode.FORBIDDEN, 'refused before its body') } } },
     { path: '/gated', methods: { PUT: async (req, res) => { await opened; sendJson(res, 200, { bytes: await count(req) }) } } },
     {
       path: '/big',
@@ -97,6 +99,29 @@ test('a body that keeps coming, a little at a time, for many idle timeouts is ta
   for await (const c of res) chunks.push(c as Buffer)
   t.is(res.statusCode, 200)
   t.deepEqual(JSON.parse(Buffer.concat(chunks).toString()), { bytes: pieces * 1024 })
+})
+
+test('a small body refused before it is read is read to its end and dropped: the client sees the answer and the connection serves on; a large one closes it', async (t) => {
+  const { port } = await serve(t, {})
+  const socket = connect(port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  let text = ''
+  socket.on('data', (d: Buffer) => { text += d.toString('latin1') })
+  const size = 600_000
+  socket.write(`PUT /refuse HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: ${size}\r\n\r\n`)
+  await until(() => text.includes('\r\n\r\n{'), { what: 'the refusal before the body', timeoutMs: 10_000 })
+  t.is(statusAndCode(text).status, 403)
+  t.notRegex(text, /connection: close/i)
+  // the client goes on sending the body it began, as an HTTP client does, then asks again on the same connection
+  for (let sent = 0; sent < size; sent += 60_000) socket.write(Buffer.alloc(60_000, 7))
+  text = ''
+  socket.write('PUT /count HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 3\r\n\r\nabc')
+  await until(() => text.includes('"bytes":3'), { what: 'the next request on the same connection answered', timeoutMs: 10_000 })
+  t.true(text.startsWith('HTTP/1.1 200'))
+
+  const large = await rawExchange(t, port, `PUT /refuse HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: ${64 * MiB}\r\n\r\n`)
+  t.is(statusAndCode(large).status, 403)
+  t.regex(large, /\r\nconnection: close\r\n/i)
 })
 
 test('a body that stops is answered 408 ERR_HTTP_BODY_TIMEOUT and the connection is closed', async (t) => {

@@ -4,6 +4,7 @@ import type { Logger } from '@mirrorcast/logger'
 import { CodedError, CommonErrorCode, httpStatusFor, parseRange, verifyLocator } from '@mirrorcast/wire'
 import type { BlobRead, BlobStore } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
+import type { BlobUploads } from './blob-upload.js'
 
 // 120 s: a client that takes no byte of a download for this long is cut off, as the manager does
 const IDLE_TIMEOUT_MS = 120_000
@@ -17,14 +18,14 @@ const BLOB_PATH = /^\/blobs\/([0-9a-f]{32})$/
  * Downloads straight from a storage node, for clients the object manager
  * redirected here with a signed locator (`GET /blobs/<id>?e=<expiry>&s=<sig>`,
  * a Range if wanted): the body flows from this node to the client, not
- * through the manager. Every block is checked against its checksum before it
+ * through the manager. Uploads by locator (`PUT`) are blob-upload.ts's. Every block is checked against its checksum before it
  * is sent, as for the manager; a body found corrupt mid-stream cuts the
  * connection, and the client finishes through the manager, which reads the twin.
  */
 export class BlobHttpServer {
   private server: Server | undefined
 
-  constructor (private readonly store: BlobStore, private readonly key: Uint8Array, private readonly logger: Logger) {}
+  constructor (private readonly store: BlobStore, private readonly key: Uint8Array, private readonly uploads: BlobUploads, private readonly logger: Logger) {}
 
   get port (): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0
@@ -54,13 +55,18 @@ export class BlobHttpServer {
     req.socket.setTimeout(IDLE_TIMEOUT_MS, () => req.socket.destroy())
     let read: BlobRead | undefined
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.setHeader('allow', 'GET, HEAD')
+      if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'PUT') {
+        res.setHeader('allow', 'GET, HEAD, PUT')
         throw new CodedError('ERR_METHOD_NOT_ALLOWED', `${String(req.method)} is not served here`)
       }
       const url = new URL(req.url ?? '/', 'http://node')
       const fileId = BLOB_PATH.exec(url.pathname)?.[1]
-      if (fileId === undefined) throw new CodedError('ERR_NOT_FOUND', 'downloads are at /blobs/<file id>')
+      if (fileId === undefined) throw new CodedError('ERR_NOT_FOUND', 'downloads and uploads are at /blobs/<file id>')
+      if (req.method === 'PUT') {
+        const answer = JSON.stringify(await this.uploads.receive(req, fileId, url.searchParams))
+        res.writeHead(201, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(answer) }).end(answer)
+        return
+      }
       verifyLocator(this.key, { fileId, expiresAt: Number(url.searchParams.get('e') ?? ''), signature: url.searchParams.get('s') })
       const { size, sha256 } = await this.store.stat(fileId)
       const range = parseRange(req.headers.range, size)
@@ -102,8 +108,8 @@ export class BlobHttpServer {
   private fail (res: ServerResponse, err: unknown): void {
     const code = (err as { code?: unknown }).code
     const known = typeof code === 'string' ? code : CommonErrorCode.INTERNAL
-    if (known === CommonErrorCode.INTERNAL) this.logger.error('download failed', { error: (err as Error).message })
-    else if (!res.destroyed) this.logger.info('download refused or cut', { code: known, error: (err as Error).message })
+    if (known === CommonErrorCode.INTERNAL) this.logger.error('blob request failed', { error: (err as Error).message })
+    else if (!res.destroyed) this.logger.info('blob request refused or cut', { code: known, error: (err as Error).message })
     // Too late for a status: cutting the connection is the only honest signal.
     if (res.headersSent) {
       res.destroy()

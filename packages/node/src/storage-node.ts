@@ -6,6 +6,8 @@ import { BlobStore, type BlobRead } from './blob-store.js'
 import { NodeError, NodeErrorCode } from './errors.js'
 import { Scrubber, type ScrubOptions } from './scrubber.js'
 import { BlobHttpServer } from './blob-http.js'
+import { BlobUploads } from './blob-upload.js'
+import { TwinLinks } from './twin-links.js'
 
 /** An inline body, as the stream the blob store reads. */
 async function * once (payload: Buffer): AsyncGenerator<Buffer> {
@@ -15,7 +17,7 @@ async function * once (payload: Buffer): AsyncGenerator<Buffer> {
 export interface StorageNodeOptions extends MemberProcessOptions {
   /** The background scrub's rate and pace (on by default). */
   scrub?: ScrubOptions
-  /** Port of the downloads by signed locator, on the node's address (0, the default: any free one, announced). */
+  /** Port of downloads and uploads by signed locator, on the node's address (0, the default: any free one, announced). */
   httpPort?: number
 }
 
@@ -24,6 +26,7 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
   store: BlobStore
   private scrubber: Scrubber
   private http: BlobHttpServer | undefined
+  private twins: TwinLinks | undefined
   private free = 0
 
   constructor (options: StorageNodeOptions) {
@@ -38,21 +41,24 @@ export class StorageNode extends MemberProcess<StorageNodeOptions> {
     this.scrubber = new Scrubber(this.store, this.options.scrub ?? {}, this.logger)
     await this.store.open()
     this.free = await this.store.free()
-    this.http = new BlobHttpServer(this.store, this.options.key, this.logger)
+    this.twins = new TwinLinks(this.options.key, this.id)
+    const uploads = new BlobUploads(this.store, this.options.key, { id: this.id, center: this.center, slot: this.slot }, this.twins)
+    this.http = new BlobHttpServer(this.store, this.options.key, uploads, this.logger)
     await this.http.start(this.address, this.options.httpPort ?? 0).catch((err: unknown) => {
       const inUse = (err as { code?: string }).code === 'EADDRINUSE'
-      throw new CodedError(inUse ? StartErrorCode.PORT_IN_USE : NodeErrorCode.BAD_OPTIONS, `downloads cannot listen on ${this.address}:${this.options.httpPort ?? 0}: ${(err as Error).message}`, { cause: err })
+      throw new CodedError(inUse ? StartErrorCode.PORT_IN_USE : NodeErrorCode.BAD_OPTIONS, `blob HTTP cannot listen on ${this.address}:${this.options.httpPort ?? 0}: ${(err as Error).message}`, { cause: err })
     })
     this.scrubber.start()
   }
 
-  /** The port of downloads by signed locator. */
+  /** The port of downloads and uploads by signed locator. */
   get httpPort (): number {
     return this.http?.port ?? 0
   }
 
   protected async shutdown (): Promise<void> {
     await this.http?.close()
+    await this.twins?.close()
     await this.scrubber.close()
     await this.store.close()
   }

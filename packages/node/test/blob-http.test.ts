@@ -67,7 +67,7 @@ test('a locator expired, signed for another file, or with another key is refused
 
   const post = await fetch(locatorUrl(port, id), { method: 'POST', body: 'x' })
   t.is(post.status, 405)
-  t.is(post.headers.get('allow'), 'GET, HEAD')
+  t.is(post.headers.get('allow'), 'GET, HEAD, PUT')
   const elsewhere = await fetch(`http://127.0.0.1:${port}/blobs/../etc/passwd`)
   t.is(elsewhere.status, 404)
   const unknown = await fetch(locatorUrl(port, newId()))

@@ -44,8 +44,9 @@ export const ERROR_CODES = {
   ERR_NODE_DATA_DIR: { status: 503, meaning: 'a storage node\'s data dir is unusable' },
   ERR_NODE_UNSUPPORTED: { status: 503, meaning: 'a request a storage node does not serve' },
   ERR_NODE_BAD_OPTIONS: { status: 500, meaning: 'a storage node\'s settings are invalid' },
-  ERR_NODE_LOCATOR_INVALID: { status: 403, meaning: 'a download from a storage node whose locator is malformed, or not signed by the cluster\'s key for that file' },
-  ERR_NODE_LOCATOR_EXPIRED: { status: 403, meaning: 'a download from a storage node whose locator is past its time: ask the manager for the file again' },
+  ERR_NODE_LOCATOR_INVALID: { status: 403, meaning: 'a download from or upload to a storage node whose locator is malformed, or not signed by the cluster\'s key for that file and use' },
+  ERR_NODE_LOCATOR_EXPIRED: { status: 403, meaning: 'a download from or upload to a storage node whose locator is past its time: ask the manager again' },
+  ERR_NODE_TWIN_FAILED: { status: 502, meaning: 'an upload to a storage node whose twin could not take its copy: nothing was kept; upload through the manager' },
 
   ERR_DIR_NOT_FOUND: { status: 404, meaning: 'no such file or directory' },
   ERR_DIR_EXISTS: { status: 409, meaning: 'the path exists already' },
@@ -68,6 +69,9 @@ export const ERROR_CODES = {
   ERR_RANGE_NOT_SATISFIABLE: { status: 416, meaning: 'a Range that cannot be served' },
   ERR_CHECKSUM_MISMATCH: { status: 400, meaning: 'the body is not the one the x-mirrorcast-sha256 header names' },
   ERR_UPLOAD_INCOMPLETE: { status: 400, meaning: 'the client went away before the body\'s end' },
+  ERR_RECEIPT_INVALID: { status: 403, meaning: 'a PUT naming an upload receipt that is malformed, not signed by a node of this cluster, or not for a twin pair of it' },
+  ERR_RECEIPT_EXPIRED: { status: 403, meaning: 'a PUT naming an upload receipt past its time: upload the file again' },
+  ERR_RECEIPT_USED: { status: 409, meaning: 'a PUT naming an upload receipt that already named another path' },
   ERR_REPLICA_MISMATCH: { status: 503, meaning: 'the twins stored different bytes for one body' },
   ERR_NO_REPLICA: { status: 503, meaning: 'no node of the pair could serve or take the body' },
   ERR_UNAVAILABLE: { status: 503, meaning: 'no directory server of a partition, or no member, is usable now' },
@@ -154,7 +158,8 @@ export const NodeErrorCode = {
   UNSUPPORTED: 'ERR_NODE_UNSUPPORTED',
   BAD_OPTIONS: 'ERR_NODE_BAD_OPTIONS',
   LOCATOR_INVALID: 'ERR_NODE_LOCATOR_INVALID',
-  LOCATOR_EXPIRED: 'ERR_NODE_LOCATOR_EXPIRED'
+  LOCATOR_EXPIRED: 'ERR_NODE_LOCATOR_EXPIRED',
+  TWIN_FAILED: 'ERR_NODE_TWIN_FAILED'
 } as const satisfies Record<string, ErrorCode>
 
 export const DirectoryErrorCode = {
@@ -182,6 +187,9 @@ export const ManagerErrorCode = {
   NO_REPLICA: 'ERR_NO_REPLICA',
   UNAVAILABLE: 'ERR_UNAVAILABLE',
   UPLOAD_INCOMPLETE: 'ERR_UPLOAD_INCOMPLETE',
+  RECEIPT_INVALID: 'ERR_RECEIPT_INVALID',
+  RECEIPT_EXPIRED: 'ERR_RECEIPT_EXPIRED',
+  RECEIPT_USED: 'ERR_RECEIPT_USED',
   UNAUTHORIZED: 'ERR_UNAUTHORIZED',
   FORBIDDEN: 'ERR_FORBIDDEN',
   BAD_TOKENS: 'ERR_BAD_TOKENS',

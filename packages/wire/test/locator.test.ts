@@ -1,6 +1,6 @@
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { LOCATOR_TTL_MS, NodeErrorCode, signLocator, verifyLocator } from '../src/index.js'
+import { LOCATOR_TTL_MS, ManagerErrorCode, NodeErrorCode, openReceipt, putScope, signLocator, signReceipt, verifyLocator } from '../src/index.js'
 
 const key = randomBytes(32)
 const fileId = 'a'.repeat(32)
@@ -41,4 +41,30 @@ test('a malformed locator (no expiry, a fraction, a short or non-hex signature) 
     t.is((err as { code?: string }).code, NodeErrorCode.LOCATOR_INVALID)
     t.regex(err?.message ?? '', /malformed/)
   }
+})
+
+test('a download locator opens no upload, and an upload locator opens only the upload of its size to its twin', (t) => {
+  const scope = putScope(5_000_000, '127.2.0.1', 8701)
+  const upload = signLocator(key, fileId, NOW, LOCATOR_TTL_MS, scope)
+  t.notThrows(() => { verifyLocator(key, upload, NOW) })
+  const refused = (l: Parameters<typeof verifyLocator>[1]): string | undefined => (t.throws(() => { verifyLocator(key, l, NOW) }) as { code?: string } | undefined)?.code
+  t.is(refused({ ...upload, scope: 'get' }), NodeErrorCode.LOCATOR_INVALID)
+  t.is(refused({ ...signLocator(key, fileId, NOW), scope }), NodeErrorCode.LOCATOR_INVALID)
+  t.is(refused({ ...upload, scope: putScope(5_000_001, '127.2.0.1', 8701) }), NodeErrorCode.LOCATOR_INVALID)
+  t.is(refused({ ...upload, scope: putScope(5_000_000, '127.3.0.1', 8701) }), NodeErrorCode.LOCATOR_INVALID)
+})
+
+test('a receipt opens with this cluster\'s key until it expires; one changed, of another key, expired or malformed is refused', (t) => {
+  const receipt = { fileId, size: 12, sha256: 'c'.repeat(64), nodes: ['node-a', 'node-b'], expiresAt: NOW + 1000 }
+  const token = signReceipt(key, receipt)
+  t.deepEqual(openReceipt(key, token, NOW), receipt)
+  const code = (k: Uint8Array, tok: string, now = NOW): string | undefined => (t.throws(() => openReceipt(k, tok, now)) as { code?: string } | undefined)?.code
+  t.is(code(key, token, NOW + 1001), ManagerErrorCode.RECEIPT_EXPIRED)
+  t.is(code(randomBytes(32), token), ManagerErrorCode.RECEIPT_INVALID)
+  const [text = '', mac = ''] = token.split('.')
+  const bigger = Buffer.from(JSON.stringify({ ...receipt, size: 13 })).toString('base64url')
+  t.is(code(key, `${bigger}.${mac}`), ManagerErrorCode.RECEIPT_INVALID, 'another size under the same MAC')
+  for (const bad of ['', text, `${text}.${mac}.x`, `${text}.${mac.slice(1)}`, `a b.${mac}`]) t.is(code(key, bad), ManagerErrorCode.RECEIPT_INVALID, bad.slice(0, 20))
+  const oneNode = signReceipt(key, { ...receipt, nodes: ['node-a'] })
+  t.is(code(key, oneNode), ManagerErrorCode.RECEIPT_INVALID, 'signed, but not for two nodes')
 })

@@ -4,7 +4,8 @@ import { ManagerError, ManagerErrorCode } from '../errors.js'
 import type { DirectoryManager } from '../directory/directory-manager.js'
 import type { Membership } from '../cluster/membership.js'
 import type { ObjectManager } from '../objects/object-manager.js'
-import { centerParameter, decodePart, flag, listingCursor, listingLimit, pairParameter, pathParameter, searchKey } from './params.js'
+import type { DirectTransfers } from '../objects/direct-transfers.js'
+import { centerParameter, decodePart, flag, listingCursor, listingLimit, pairParameter, pathParameter, searchKey, sizeParameter } from './params.js'
 import { pipeBody, requestBody, sendJson } from './respond.js'
 import type { RequestContext, Route } from './router.js'
 import { entryView, type MemberDirectory } from './views.js'
@@ -14,6 +15,8 @@ const SHA256_HEADER = 'x-mirrorcast-sha256'
 const PRECHECK_MIN_BYTES = 1024 * 1024
 // Sent by a client that follows a redirect to the storage node (the CLI does): `allow`
 export const REDIRECT_HEADER = 'x-mirrorcast-redirect'
+// A PUT that names a body already uploaded to a storage node by locator carries the node's receipt
+export const RECEIPT_HEADER = 'x-mirrorcast-receipt'
 // 1 s: when a client refused for too many searches may try again; a search's rounds take 0.6 s at most each
 const SEARCH_RETRY_AFTER_S = 1
 
@@ -32,8 +35,8 @@ export interface NativeApiDeps {
   /** Reconciles every storage pair (or one) now; answers once done, with each pair's status. */
   reconcile: (pair?: number) => Promise<unknown[]>
   maxFileBytes: number
-  /** A URL where the client may fetch the body from its home node, when that pays (see direct-download.ts). */
-  directUrl: (entry: FileEntry) => string | undefined
+  /** Bodies between a client and a storage node, when that pays (see direct-transfers.ts). */
+  direct: Pick<DirectTransfers, 'downloadUrl' | 'uploadLocator' | 'accept' | 'used'>
   /** Searches served at once; each sends a datagram to a whole center and holds a reply socket open. */
   maxSearches: number
 }
@@ -76,13 +79,25 @@ export class NativeApi {
     }
   }
 
-  /** `POST /files/<dir>/?mkdir[&parents]` or `POST /files/<path>?move-to=<path>`. */
+  /** `POST /files/<dir>/?mkdir[&parents]`, `POST /files/<path>?move-to=<path>` or `POST /files/<path>?upload-locator&size=N`. */
   private async post (res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
-    const mkdir = flag(q, 'mkdir')
-    if (mkdir && q.has('move-to')) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST takes ?mkdir or ?move-to=<path>, not both')
-    if (mkdir) return await this.mkdir(res, path, flag(q, 'parents'))
+    const asked = ['mkdir', 'move-to', 'upload-locator'].filter((p) => q.has(p))
+    if (asked.length > 1) throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `POST takes one of ?mkdir, ?move-to=<path> and ?upload-locator, not ${asked.join(' and ')}`)
+    if (flag(q, 'mkdir')) return await this.mkdir(res, path, flag(q, 'parents'))
     if (q.has('move-to')) return await this.move(res, path, pathParameter(q, 'move-to'))
-    throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST needs ?mkdir or ?move-to=<path>')
+    if (flag(q, 'upload-locator')) return await this.uploadLocator(res, path, sizeParameter(q, this.deps.maxFileBytes))
+    throw new ManagerError(ManagerErrorCode.BAD_REQUEST, 'POST needs ?mkdir, ?move-to=<path> or ?upload-locator&size=N')
+  }
+
+  /**
+   * Where to upload a body of `size` bytes straight to a storage node (which
+   * sends its twin the copy and answers a receipt), or `url: null` and why
+   * the body should come here instead. Nothing is named until the receipt is PUT.
+   */
+  private async uploadLocator (res: ServerResponse, path: string, size: number): Promise<void> {
+    const existing = await this.deps.directories.lookup(path)
+    if (existing?.type === 'dir') throw new ManagerError(DirectoryErrorCode.IS_A_DIRECTORY, `${path} is a directory`)
+    sendJson(res, 200, this.deps.direct.uploadLocator(size))
   }
 
   /** `POST /cluster/nodes/<id>/failover|failback`. */
@@ -136,11 +151,10 @@ export class NativeApi {
 
   private async putFile (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const { objects, directories } = this.deps
+    const expectedSha = sha256Header(req)
+    const receipt = req.headers[RECEIPT_HEADER]
+    if (typeof receipt === 'string') return await this.commitUpload(req, res, path, receipt, expectedSha)
     const size = declaredLength(req, this.deps.maxFileBytes)
-    const expectedSha = req.headers[SHA256_HEADER]
-    if (expectedSha !== undefined && (typeof expectedSha !== 'string' || !/^[0-9a-f]{64}$/.test(expectedSha))) {
-      throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `${SHA256_HEADER} must be 64 lowercase hex digits`)
-    }
     // A large body is not sent just to be refused: check first what the commit would refuse.
     // For a small one the round trip costs more than the upload, and the commit refuses it all the same.
     if (size >= PRECHECK_MIN_BYTES) {
@@ -160,14 +174,42 @@ export class NativeApi {
       if (expectedSha !== undefined && expectedSha !== body.sha256) {
         throw new ManagerError(ManagerErrorCode.CHECKSUM_MISMATCH, `body sha256 ${body.sha256} is not the ${SHA256_HEADER} ${expectedSha}`)
       }
-      const { change, removed } = await directories.put({ type: 'file', path, fileId: body.fileId, size: body.size, sha256: body.sha256, replicas: body.replicas })
-      await objects.removeAll(removed)
-      if (change.op !== 'put') throw new Error(`directory answered a put with a ${change.op}`)
-      sendJson(res, 201, entryView(change.entry, this.deps.members))
+      await this.name(res, { path, fileId: body.fileId, size: body.size, sha256: body.sha256, replicas: body.replicas })
     } catch (err) {
       await objects.remove(body)
       throw err
     }
+  }
+
+  /**
+   * `PUT /files/<path>` with a receipt and no body: names the body a storage
+   * node took by locator. The same receipt again for the same path answers the
+   * entry it made (a client that lost the answer may ask again); for another
+   * path it is refused. A body never named is an orphan, which anti-entropy
+   * removes after its grace, as for any upload that failed before its entry.
+   */
+  private async commitUpload (req: IncomingMessage, res: ServerResponse, path: string, token: string, expectedSha: string | undefined): Promise<void> {
+    const length = req.headers['content-length']
+    if (length !== undefined && length !== '0') throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `a PUT with ${RECEIPT_HEADER} names a body already uploaded: it has no body of its own`)
+    const { receipt, replicas } = this.deps.direct.accept(token, path)
+    if (expectedSha !== undefined && expectedSha !== receipt.sha256) {
+      throw new ManagerError(ManagerErrorCode.CHECKSUM_MISMATCH, `body sha256 ${receipt.sha256} is not the ${SHA256_HEADER} ${expectedSha}`)
+    }
+    const existing = await this.deps.directories.lookup(path)
+    if (existing?.type === 'file' && existing.fileId === receipt.fileId) {
+      sendJson(res, 201, entryView(existing, this.deps.members))
+      return
+    }
+    await this.name(res, { path, fileId: receipt.fileId, size: receipt.size, sha256: receipt.sha256, replicas })
+    this.deps.direct.used(receipt, path)
+  }
+
+  /** The entry for a stored body, answered 201; the bodies it replaced go. */
+  private async name (res: ServerResponse, file: Pick<FileEntry, 'path' | 'fileId' | 'size' | 'sha256' | 'replicas'>): Promise<void> {
+    const { change, removed } = await this.deps.directories.put({ type: 'file', ...file })
+    await this.deps.objects.removeAll(removed.filter((r) => r.fileId !== file.fileId))
+    if (change.op !== 'put') throw new Error(`directory answered a put with a ${change.op}`)
+    sendJson(res, 201, entryView(change.entry, this.deps.members))
   }
 
   private async getPath (req: IncomingMessage, res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
@@ -233,7 +275,7 @@ export class NativeApi {
 
   /** A 307 to the file's home node, for a client that asked for one: the body then does not pass through the manager. */
   private redirect (res: ServerResponse, entry: FileEntry): boolean {
-    const location = this.deps.directUrl(entry)
+    const location = this.deps.direct.downloadUrl(entry)
     if (location === undefined) return false
     const { 'content-length': _, ...headers } = fileHeaders(entry, 0, entry.size, false)
     res.writeHead(307, { ...headers, location, 'cache-control': 'no-store', 'content-length': 0 }).end()
@@ -272,6 +314,14 @@ function fileHeaders (entry: FileEntry, offset: number, length: number, ranged: 
   }
   if (ranged) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${entry.size}`
   return headers
+}
+
+function sha256Header (req: IncomingMessage): string | undefined {
+  const value = req.headers[SHA256_HEADER]
+  if (value !== undefined && (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value))) {
+    throw new ManagerError(ManagerErrorCode.BAD_REQUEST, `${SHA256_HEADER} must be 64 lowercase hex digits`)
+  }
+  return value
 }
 
 function declaredLength (req: IncomingMessage, max: number): number {

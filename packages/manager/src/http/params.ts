@@ -53,6 +53,15 @@ export function listingLimit (q: URLSearchParams): number | undefined {
   return n
 }
 
+/** A body's size in bytes (`size`), required, at most `max`. */
+export function sizeParameter (q: URLSearchParams, max: number): number {
+  const value = single(q, 'size') ?? ''
+  const n = Number(value)
+  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(n)) throw badParameter('size', `must be the body's size in bytes, got ${JSON.stringify(value.slice(0, 40))}`)
+  if (n > max) throw new ManagerError(ManagerErrorCode.TOO_LARGE, `body of ${n} bytes exceeds the limit of ${max}`)
+  return n
+}
+
 /** A namespace path given as a parameter (`move-to`), held to the path rules. */
 export function pathParameter (q: URLSearchParams, name: string): string {
   const value = single(q, name) ?? ''

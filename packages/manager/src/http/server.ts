@@ -82,7 +82,7 @@ export class HttpServer {
         return
       }
       this.logError(req, err)
-      if (!req.complete) res.setHeader('connection', 'close')
+      lingerOrClose(req, res)
       sendError(res, err)
     }
   }
@@ -120,6 +120,22 @@ export class HttpServer {
     const level = typeof code === 'string' ? 'debug' : 'error'
     this.options.logger.log(level, 'request failed', { method: req.method, url: req.url?.slice(0, 200), code, error: (err as Error).message, stack: level === 'error' ? (err as Error).stack : undefined })
   }
+}
+
+// Up to 1 MiB of a refused body is read and dropped: a client still sending it then reads the answer, not a reset
+const LINGER_MAX_BYTES = 1024 * 1024
+
+/**
+ * A request answered before its body's end: a small body is read to its end
+ * and dropped, so the connection stays usable and the client's last writes
+ * meet no reset that would hide the answer (nginx's lingering close); a
+ * larger one is not worth receiving, and the connection closes after the answer.
+ */
+function lingerOrClose (req: IncomingMessage, res: ServerResponse): void {
+  if (req.complete) return
+  const declared = Number(req.headers['content-length'])
+  if (Number.isSafeInteger(declared) && declared <= LINGER_MAX_BYTES) req.resume()
+  else res.setHeader('connection', 'close')
 }
 
 function listenPort (server: Server): number {

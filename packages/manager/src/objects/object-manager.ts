@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from '@mirrorcast/logger'
-import { CHUNK_BYTES, isTransportFailure } from '@mirrorcast/rpc'
+import { blocks, CHUNK_BYTES, isTransportFailure } from '@mirrorcast/rpc'
 import { FREE_SPACE_MARGIN_BYTES, INLINE_BODY_BYTES, NodeErrorCode, type FileEntry, type Replica } from '@mirrorcast/wire'
 import { pickSlot } from '@mirrorcast/topology'
 import { ManagerError, ManagerErrorCode } from '../errors.js'
@@ -317,18 +317,23 @@ export class ObjectManager {
     this.resyncing.add(member.id)
     const started = Date.now()
     let repaired = 0
+    let reconciled = false
     try {
       // A node back from a protocol error must first show that it answers at all.
       await member.client.request('node.stats', {})
       for (;;) {
         if (this.closed || !member.resyncing) return
         const ops = [...await this.journal.pending(member.id)]
+        if (ops.length === 0 && !reconciled) {
+          // The journal may be another manager's, or lost: what the directory names and the twin holds is the truth.
+          // Once is enough: the node takes every write from here on, and what was journaled meanwhile is replayed next.
+          // (Reconciling again whenever the journal grew meanwhile was a livelock under steady deletes, each journaled for it.)
+          await this.beforeFailback?.(member)
+          reconciled = true
+          continue
+        }
         // Caught up. An append still on its way finds the node usable and starts another resync (journalFor).
         if (ops.length === 0) {
-          // The journal may be another manager's, or lost: what the directory names and the twin holds is the truth.
-          await this.beforeFailback?.(member)
-          if (this.closed || !member.resyncing) return
-          if ((await this.journal.pending(member.id)).length > 0) continue
           this.logger.info('resync done', { member: member.name, repaired, ms: Date.now() - started })
           this.membership.completeFailback(member)
           return
@@ -427,29 +432,4 @@ async function collect (source: AsyncIterable<Buffer>, size: number): Promise<Bu
   const chunks: Buffer[] = []
   for await (const chunk of source) chunks.push(chunk)
   return Buffer.concat(chunks, size)
-}
-
-/**
- * Gathers a body into pieces of exactly `size` bytes (the last one shorter),
- * each the list of the stream's own buffers it spans: one frame each, written
- * back to back, so no byte is copied to assemble it.
- */
-async function * blocks (source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer[]> {
-  let parts: Buffer[] = []
-  let held = 0
-  for await (let chunk of source) {
-    while (held + chunk.length >= size) {
-      const take = size - held
-      parts.push(chunk.subarray(0, take))
-      yield parts
-      chunk = chunk.subarray(take)
-      parts = []
-      held = 0
-    }
-    if (chunk.length > 0) {
-      parts.push(chunk)
-      held += chunk.length
-    }
-  }
-  if (held > 0) yield parts
 }
