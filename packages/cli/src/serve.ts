@@ -3,7 +3,7 @@ import { CENTER_NAME_PATTERN, readClusterKeyFile } from '@mirrorcast/wire'
 import { DEFAULT_MULTICAST_PORT, parsePeers, type PresenceOptions } from '@mirrorcast/discovery'
 import { StorageNode, type ScrubOptions } from '@mirrorcast/node'
 import { DirectoryServer } from '@mirrorcast/directory'
-import { Manager, readTokensFile, type AntiEntropyOptions } from '@mirrorcast/manager'
+import { Manager, readTokensFile, type AntiEntropyOptions, type S3Credential, type S3Options } from '@mirrorcast/manager'
 import { CliError, startFailure } from './errors.js'
 
 interface Service {
@@ -91,6 +91,9 @@ export interface ManagerServeOptions extends ServeOptions {
   maxFileBytes?: string
   bodyCacheMb?: string
   tokensFile?: string
+  s3Port?: string
+  s3Domains?: string
+  s3Region?: string
   bodyIdleTimeoutMs?: string
   headersTimeoutMs?: string
   maxConnections?: string
@@ -113,6 +116,7 @@ export async function serveNode (role: 'storage' | 'directory', opts: MemberServ
 export async function serveManager (opts: ManagerServeOptions): Promise<void> {
   const key = await readClusterKeyFile(opts.keyFile)
   const logger = createLogger({ level: opts.logLevel, fields: { component: 'manager' } })
+  const credentials = opts.tokensFile === undefined ? { tokens: [], s3Keys: [] } : await readTokensFile(opts.tokensFile)
   const manager = new Manager({
     key,
     multicast: presenceOptions(opts),
@@ -128,13 +132,33 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     port: parseInteger(opts.port, 'port'),
     ...(opts.maxFileBytes === undefined ? {} : { maxFileBytes: parseInteger(opts.maxFileBytes, 'max-file-bytes') }),
     ...(opts.bodyCacheMb === undefined ? {} : { bodyCacheBytes: parseInteger(opts.bodyCacheMb, 'body-cache-mb') * 1024 * 1024 }),
-    ...(opts.tokensFile === undefined ? {} : { tokens: await readTokensFile(opts.tokensFile) }),
+    tokens: credentials.tokens,
+    ...s3Options(opts, credentials.s3Keys),
     ...httpLimitOptions(opts),
     reconcile: reconcileOptions(opts),
     ...(opts.directoryCheckMs === undefined ? {} : { directoryCheckMs: parseInteger(opts.directoryCheckMs, 'directory-check-ms') }),
     logger
   })
-  await run(manager, logger, 'HTTP', () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port }))
+  await run(manager, logger, 'HTTP', () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port, ...(manager.s3Url === undefined ? {} : { s3Url: manager.s3Url }) }))
+}
+
+// the S3 front end's port is the HTTP port's plus this unless given (8700: 8710)
+const S3_PORT_OFFSET = 10
+
+/** `--s3-port` (default: the HTTP port + 10, any when that is any; `off`: no S3), its domains and region. */
+function s3Options (opts: ManagerServeOptions, keys: S3Credential[]): { s3?: S3Options } {
+  if (opts.s3Port === 'off') return {}
+  const httpPort = parseInteger(opts.port, 'port')
+  const port = opts.s3Port === undefined ? (httpPort === 0 ? 0 : httpPort + S3_PORT_OFFSET) : parseInteger(opts.s3Port, 's3-port')
+  if (port > 65535) throw new CliError(`--s3-port must be a port (0 to 65535) or off; the HTTP port + ${S3_PORT_OFFSET} is ${port}: give --s3-port`)
+  return {
+    s3: {
+      port,
+      keys,
+      ...(opts.s3Domains === undefined ? {} : { domains: opts.s3Domains.split(',').map((d) => d.trim().toLowerCase()).filter((d) => d !== '') }),
+      ...(opts.s3Region === undefined ? {} : { region: opts.s3Region })
+    }
+  }
 }
 
 /** The HTTP limits given; the manager checks their bounds and fills in the rest. */

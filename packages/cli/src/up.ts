@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { MirrorcastClient } from '@mirrorcast/client'
 import { DEFAULT_MULTICAST_PORT } from '@mirrorcast/discovery'
 import { DataDirLock } from '@mirrorcast/member'
-import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile, writeFileAtomic } from '@mirrorcast/wire'
+import { randomBytes } from 'node:crypto'
+import { generateClusterKey, readClusterKeyFile, readSecretFile, writeClusterKeyFile, writeFileAtomic } from '@mirrorcast/wire'
 import { CliError } from './errors.js'
 import { multicastArgv, parseCenters, parseInteger, type MulticastFlags } from './serve.js'
 import { StallWatch, tailLines } from './progress.js'
@@ -23,6 +24,7 @@ export interface UpOptions extends MulticastFlags {
   localTwins?: boolean
   maxFileBytes?: string
   bodyCacheMb?: string
+  s3Port?: string
   logLevel?: string
   /** Extra manager flags, e.g. to switch a location method off in a test. */
   managerArgs?: string[]
@@ -96,6 +98,7 @@ interface Layout { local: boolean, centers: string[], nodes: number, dirs: numbe
 async function run (dir: string, opts: UpOptions, { local, centers, nodes, dirs, port, nodePort }: Layout): Promise<void> {
   await mkdir(join(dir, 'logs'), { recursive: true })
   const keyFile = await ensureKey(dir)
+  const tokensFile = await ensureS3Key(dir)
   const common = ['--key-file', keyFile, ...(opts.logLevel === undefined ? [] : ['--log-level', opts.logLevel])]
 
   // Local twins: both of a pair in one center, slots 2i-1 and 2i; directory pair i holds partition i.
@@ -107,7 +110,7 @@ async function run (dir: string, opts: UpOptions, { local, centers, nodes, dirs,
   })
   const managerArgv = ['manager', '--data', join(dir, 'manager'), '--centers', centers.join(','), '--directory-partitions', String(dirs),
     ...(local ? ['--local-twins'] : ['--center-subnets', centers.map((c, i) => `${c}=127.${i + 1}.0.0/16`).join(',')]),
-    '--port', String(port), ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]),
+    '--port', String(port), '--s3-port', String(s3Port(opts, port)), '--tokens-file', tokensFile, ...(opts.managerArgs ?? []), ...(opts.maxFileBytes === undefined ? [] : ['--max-file-bytes', opts.maxFileBytes]),
     ...(opts.bodyCacheMb === undefined ? [] : ['--body-cache-mb', opts.bodyCacheMb]), ...common, ...discoveryArgv(opts, undefined)]
   const running: Started[] = []
   const stop = async (): Promise<void> => { await stopAll(running) }
@@ -116,9 +119,10 @@ async function run (dir: string, opts: UpOptions, { local, centers, nodes, dirs,
     const manager = await startChild({ name: 'manager', role: 'manager', argv: managerArgv, logFile: join(dir, 'logs', 'manager.log') })
     running.push(manager)
     const url = String(manager.ready.url)
+    const s3Url = String(manager.ready.s3Url)
     await waitForMembers(url, running.filter((m) => m.role !== 'manager'))
     await writeJson(join(dir, 'cluster.json'), {
-      manager: { url, pid: manager.child.pid, argv: fixedPortArgv(manager) },
+      manager: { url, s3Url, pid: manager.child.pid, argv: fixedPortArgv(manager) },
       nodes: running.filter((m) => m.role !== 'manager').map((m) => ({
         id: m.ready.id,
         role: m.role,
@@ -132,6 +136,7 @@ async function run (dir: string, opts: UpOptions, { local, centers, nodes, dirs,
       }))
     })
     process.stdout.write(`mirrorcast is up: ${url}\n`)
+    process.stdout.write(`S3 endpoint: ${s3Url} (AWS_SHARED_CREDENTIALS_FILE=${join(dir, S3_CREDENTIALS_FILE)}, profile ${S3_PROFILE})\n`)
     process.stdout.write(`${running.length} processes ready in ${process.uptime().toFixed(1)} s; data in ${dir}; logs in ${join(dir, 'logs')}; Ctrl-C stops it\n`)
   } catch (err) {
     await stop()
@@ -186,6 +191,8 @@ function fixedPortArgv (m: Started): string[] {
   const argv = [process.execPath, ...MEMBER_EXEC_ARGV, BIN, ...m.argv]
   const at = argv.indexOf('--port')
   if (at >= 0) argv[at + 1] = String(m.ready.port)
+  const s3At = argv.indexOf('--s3-port')
+  if (s3At >= 0 && typeof m.ready.s3Url === 'string') argv[s3At + 1] = new URL(m.ready.s3Url).port
   return argv
 }
 
@@ -289,6 +296,47 @@ async function ensureKey (dir: string): Promise<string> {
     await writeClusterKeyFile(file, generateClusterKey())
   }
   return file
+}
+
+// AWS's shared credentials file, so every S3 tool reads the key pair as it is
+const S3_CREDENTIALS_FILE = 's3-credentials'
+const S3_PROFILE = 'mirrorcast'
+// the manager's tokens file: the same key pair, in the form the manager reads
+const MANAGER_TOKENS_FILE = 'manager-tokens'
+
+/** `--s3-port`, or the HTTP port + 10 (any when the HTTP port is any). */
+function s3Port (opts: UpOptions, port: number): number {
+  if (opts.s3Port !== undefined) return parseInteger(opts.s3Port, 's3-port')
+  return port === 0 ? 0 : port + 10
+}
+
+/**
+ * The cluster's S3 key pair, made at the first start and kept: in
+ * DIR/s3-credentials for the clients and in the manager's tokens file.
+ */
+async function ensureS3Key (dir: string): Promise<string> {
+  const credentials = join(dir, S3_CREDENTIALS_FILE)
+  let pair: { id: string, secret: string }
+  try {
+    pair = parseSharedCredentials(await readSecretFile(credentials, 'S3 credentials file'), credentials)
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'ENOENT') throw err
+    // AWS's shapes: a 20-character id of capitals and digits, a 40-character secret
+    pair = { id: 'MC' + randomBytes(12).toString('hex').toUpperCase().slice(0, 18), secret: randomBytes(30).toString('base64').replace(/[+/]/g, 'x') }
+    await writeFileAtomic(credentials, `[${S3_PROFILE}]\naws_access_key_id = ${pair.id}\naws_secret_access_key = ${pair.secret}\n`, { mode: 0o600 })
+  }
+  const tokens = join(dir, MANAGER_TOKENS_FILE)
+  await writeFileAtomic(tokens, `# written by mirrorcast up from ${S3_CREDENTIALS_FILE}\nread-write s3 ${pair.id} ${pair.secret}\n`, { mode: 0o600 })
+  return tokens
+}
+
+function parseSharedCredentials (text: string, file: string): { id: string, secret: string } {
+  const section = text.split(/^\[/m).find((s) => s.startsWith(`${S3_PROFILE}]`)) ?? ''
+  const value = (name: string): string | undefined => new RegExp(`^\\s*${name}\\s*=\\s*(\\S+)\\s*$`, 'm').exec(section)?.[1]
+  const id = value('aws_access_key_id')
+  const secret = value('aws_secret_access_key')
+  if (id === undefined || secret === undefined) throw new CliError(`${file} has no [${S3_PROFILE}] profile with aws_access_key_id and aws_secret_access_key: fix it or remove it to have a new key pair made`)
+  return { id, secret }
 }
 
 async function writeJson (file: string, value: unknown): Promise<void> {

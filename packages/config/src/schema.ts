@@ -71,7 +71,12 @@ const manager = z.strictObject({
   'reconcile-period-ms': z.number().int().min(100).optional(),
   'orphan-grace-ms': z.number().int().min(0).optional(),
   'reconcile-mb-per-s': z.number().min(0).optional(),
-  'body-cache-mb': z.number().int().min(0).optional()
+  'body-cache-mb': z.number().int().min(0).optional(),
+  /** The S3 front end's port (0: any), or "off". */
+  's3-port': z.union([port, z.literal('off')]).optional(),
+  /** Host names below which a request's Host names its bucket (virtual-host style). */
+  's3-domains': z.array(z.string().regex(/^[a-z0-9.-]{1,253}$/)).optional(),
+  's3-region': z.string().regex(/^[a-z0-9-]{1,32}$/).optional()
 })
 
 const node = member.extend({

@@ -9,7 +9,8 @@ import { DataDirLock } from '@mirrorcast/member'
 import { Announcer, Cadence, DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_ANNOUNCE_RATE, MulticastChannel, Roster, search, type MulticastOptions } from '@mirrorcast/discovery'
 import { SubnetMap, TwinMap, type TwinMode } from '@mirrorcast/topology'
 import { Locator, type LocateOptions } from './cluster/locator.js'
-import { Authorizer, type AccessToken } from './http/auth.js'
+import { Authorizer, type AccessToken, type S3Credential } from './http/auth.js'
+import { S3Api } from './s3/s3-api.js'
 import { RepairJournal } from './objects/repair-journal.js'
 import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_MAX_FILE_BYTES, resolveHttpLimits, type HttpLimits } from './config.js'
 import { DEFAULT_DIRECTORY_CHECK_MS, DirectoryManager } from './directory/directory-manager.js'
@@ -64,10 +65,29 @@ export interface ManagerOptions {
   reconcile?: AntiEntropyOptions
   /** Access tokens of the HTTP API; without them it listens on loopback only. */
   tokens?: AccessToken[]
+  /** The S3 front end, on a port of its own at the HTTP API's address; none without. */
+  s3?: S3Options
   logger?: Logger
 }
 
-type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets' | 'centers' | 'twins' | 'reconcile' | keyof HttpLimits>> & {
+export interface S3Options {
+  /** 0: any. */
+  port: number
+  /** The key pairs S3 requests are signed with. */
+  keys: S3Credential[]
+  /** Host names below which a request's Host names its bucket (virtual-host style); default localhost. */
+  domains?: string[]
+  /** The region buckets are in, which clients sign for; default us-east-1. */
+  region?: string
+}
+
+// the S3 clients' default region: a client configured with none signs for it
+export const DEFAULT_S3_REGION = 'us-east-1'
+// `bucket.localhost` resolves to loopback with no DNS set up (RFC 6761), so virtual-host style works at once
+export const DEFAULT_S3_DOMAINS = ['localhost']
+
+type Resolved = Required<Omit<ManagerOptions, 'dataDir' | 'logger' | 'heartbeatMs' | 'centerSubnets' | 'centers' | 'twins' | 'reconcile' | 's3' | keyof HttpLimits>> & {
+  s3: S3Options | undefined
   reconcile: AntiEntropyOptions
   dataDir: string | undefined
   logger: Logger
@@ -82,6 +102,7 @@ export class Manager {
   private readonly options: Resolved
   private readonly lifecycle = new Lifecycle()
   private http: HttpServer | undefined
+  private s3Http: HttpServer | undefined
   private lock: DataDirLock | undefined
   private logger: Logger
   private readonly auth: Authorizer
@@ -115,6 +136,7 @@ export class Manager {
       bodyCacheBytes: options.bodyCacheBytes ?? DEFAULT_BODY_CACHE_BYTES,
       httpLimits,
       dataDir: options.dataDir,
+      s3: options.s3,
       logger: options.logger ?? silentLogger()
     }
     this.logger = this.options.logger
@@ -128,6 +150,11 @@ export class Manager {
 
   get url (): string {
     return `http://${this.options.host}:${this.port}`
+  }
+
+  /** The S3 front end's endpoint, if it has one. */
+  get s3Url (): string | undefined {
+    return this.s3Http === undefined ? undefined : `http://${this.options.host}:${this.s3Http.port}`
   }
 
   /**
@@ -193,6 +220,7 @@ export class Manager {
       maxSearches: this.options.httpLimits.maxSearches
     })
     const http = new HttpServer({ host: this.options.host, port: this.options.port, auth: this.auth, router: new Router(api.routes()), limits: this.options.httpLimits, logger: this.logger })
+    const s3Http = this.s3Server(objects, directories)
     const bootId = newBootId()
     const announcer = new Announcer(channel, () => ({ id: this.id, role: 'manager', center: twins.primary, slot: 1, address: this.options.host, port: http.port, bootId, free: 0, files: 0 }), this.options.heartbeatMs)
     const cadence: Cadence = new Cadence(channel, roster, announcer, { baseMs: this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, maxRate: this.options.maxAnnounceRate })
@@ -206,6 +234,7 @@ export class Manager {
         { name: 'integrity', start: () => { integrity.start() }, stop: () => { integrity.close() } },
         { name: 'anti-entropy', start: () => { antiEntropy.start() }, stop: async () => { await antiEntropy.close() } },
         { name: 'http', start: async () => { await http.start() }, stop: async () => { await http.close() } },
+        { name: 's3', start: async () => { await s3Http?.start() }, stop: async () => { await s3Http?.close() } },
         { name: 'multicast channel', start: async () => { await channel.start() }, stop: async () => { await channel.close() } },
         { name: 'roster', start: () => { roster.start(channel) }, stop: () => { roster.close() } },
         { name: 'announcer', start: async () => { await announcer.start() }, stop: async () => { await announcer.close() } },
@@ -213,15 +242,34 @@ export class Manager {
       ])
     } catch (err) {
       this.http = undefined
+      this.s3Http = undefined
       throw err
     }
-    this.logger.info('manager listening', { url: this.url, group: `${channel.options.group}:${channel.options.port}`, interface: channel.options.interface })
+    this.logger.info('manager listening', { url: this.url, s3Url: this.s3Url, group: `${channel.options.group}:${channel.options.port}`, interface: channel.options.interface })
+  }
+
+  private s3Server (objects: ObjectManager, directories: DirectoryManager): HttpServer | undefined {
+    const s3 = this.options.s3
+    if (s3 === undefined) return undefined
+    const keys = new Map(s3.keys.map((k) => [k.accessKeyId, k]))
+    const api = new S3Api({
+      objects,
+      directories,
+      keyOf: (id) => keys.get(id),
+      maxFileBytes: this.options.maxFileBytes,
+      region: s3.region ?? DEFAULT_S3_REGION,
+      domains: s3.domains ?? DEFAULT_S3_DOMAINS,
+      logger: this.logger.child({ component: 's3' })
+    })
+    this.s3Http = new HttpServer({ host: this.options.host, port: s3.port, auth: undefined, router: api, limits: this.options.httpLimits, logger: this.logger })
+    return this.s3Http
   }
 
   /** Stops in reverse: the announcer first, so that members stop hearing this manager before it stops answering. */
   async close (): Promise<void> {
     if (this.http === undefined) return
     this.http = undefined
+    this.s3Http = undefined
     try {
       await this.lifecycle.stop()
     } finally {

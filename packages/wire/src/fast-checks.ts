@@ -1,5 +1,5 @@
 import { CENTER_NAME_PATTERN, CLUSTER_NAME_PATTERN, MAX_SLOT } from './limits.js'
-import { MAX_ID_LENGTH, MAX_PATH_LENGTH, type MessageBody, type MessageType } from './messages.js'
+import { isMeta, MAX_ID_LENGTH, MAX_PATH_LENGTH, type MessageBody, type MessageType } from './messages.js'
 
 /**
  * Hand-written checks for the messages that arrive at the rate of heartbeats
@@ -98,7 +98,8 @@ const fileEntryShape: Shape = {
   sha256: [isSha256, 'required'],
   version: [isUint, 'required'],
   mtime: [isUint, 'required'],
-  replicas: [isReplicas, 'required']
+  replicas: [isReplicas, 'required'],
+  meta: [isMeta, 'optional']
 }
 const dirEntryShape: Shape = { type: [(v) => v === 'dir', 'required'], path: [isPath, 'required'], version: [isUint, 'required'], mtime: [isUint, 'required'] }
 

@@ -46,6 +46,27 @@ export type Quarantined = z.infer<typeof quarantinedSchema>
 export const replicaSchema = z.object({ node: idSchema, center: centerSchema, slot: slotSchema })
 export type Replica = z.infer<typeof replicaSchema>
 
+// Object metadata kept with a file entry (S3's Content-Type, ETag, x-amz-meta-*): S3 allows 2 KB of user
+// metadata; 8 KiB in all leaves room for the standard headers beside it without letting an entry grow unbounded
+export const MAX_META_BYTES = 8192
+export const MAX_META_FIELDS = 64
+const META_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/
+// a header value as node:http hands it over (bytes as latin1): no control character but tab
+const META_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+
+/** True for a metadata map an entry may carry: header names (lowercase) to header values, bounded in count and bytes. */
+export function isMeta (v: unknown): v is Record<string, string> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false
+  let fields = 0
+  let bytes = 0
+  for (const [name, value] of Object.entries(v)) {
+    if (++fields > MAX_META_FIELDS || !META_NAME.test(name) || typeof value !== 'string' || !META_VALUE.test(value)) return false
+    bytes += name.length + value.length
+  }
+  return bytes <= MAX_META_BYTES
+}
+export const metaSchema = z.custom<Record<string, string>>(isMeta, `metadata is at most ${MAX_META_FIELDS} lowercase header names with header values, ${MAX_META_BYTES} bytes in all`)
+
 export const fileEntrySchema = z.object({
   type: z.literal('file'),
   path: pathSchema,
@@ -54,7 +75,8 @@ export const fileEntrySchema = z.object({
   sha256: sha256Schema,
   version: uintSchema,
   mtime: uintSchema,
-  replicas: z.array(replicaSchema).max(8)
+  replicas: z.array(replicaSchema).max(8),
+  meta: metaSchema.optional()
 })
 export type FileEntry = z.infer<typeof fileEntrySchema>
 

@@ -44,7 +44,9 @@ const dirEntry = { type: 'dir', path: '/a', version: 1, mtime: 1_700_000_000_000
 const MORE: unknown[] = [fileId, fileId.toUpperCase(), fileId + 'a', sha256, 'x'.repeat(4096), 'x'.repeat(4097), '/', 'file', 'dir',
   fileEntry, dirEntry, { ...fileEntry, type: 'dir' }, { ...dirEntry, type: 'file' }, { ...fileEntry, extra: 1 }, { ...fileEntry, replicas: [] },
   { ...fileEntry, replicas: Array(9).fill(replica) }, { ...fileEntry, replicas: [{ ...replica, slot: 0 }] }, { ...fileEntry, replicas: [{ ...replica, extra: 'x' }] },
-  { ...fileEntry, replicas: [{ ...replica, center: 'East' }] }, { ...fileEntry, size: -1 }, { ...dirEntry, path: '' }, [replica]]
+  { ...fileEntry, replicas: [{ ...replica, center: 'East' }] }, { ...fileEntry, size: -1 }, { ...dirEntry, path: '' }, [replica],
+  { ...fileEntry, meta: { 'content-type': 'text/plain', 'x-amz-meta-a': 'b\u00e9' } }, { ...fileEntry, meta: { 'Content-Type': 'x' } }, { ...fileEntry, meta: { a: 'x\n' } },
+  { ...fileEntry, meta: { a: 1 } }, { ...fileEntry, meta: [] }, { ...fileEntry, meta: { a: 'x'.repeat(8192) } }, { ...fileEntry, meta: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`m${i}`, ''])) }]
 
 const HOT: Array<[keyof typeof messageSchemas, (v: unknown) => { ok: boolean, value?: unknown }, Record<string, unknown>]> = [
   ['dir.stat', checkDirStat, { path: '/a/b.txt', optional: true }],

@@ -9,13 +9,18 @@ import { sameHostGuard, type SameHostGuard } from './guard.js'
 import { CHECKS_PER_TIMEOUT, watchProgress, type Stall } from './progress.js'
 import { sendError } from './respond.js'
 import { SendQueues } from './send-queue.js'
-import type { Router } from './router.js'
+
+/** What serves the requests a listener takes: the native API's router, or the S3 front end. */
+export interface RequestHandler {
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>
+}
 
 export interface HttpServerOptions {
   host: string
   port: number
-  auth: Authorizer
-  router: Router
+  /** Bearer tokens (and without them, the same-host guard); none for a front end that checks its own requests' signatures (S3). */
+  auth: Authorizer | undefined
+  router: RequestHandler
   limits: HttpLimits
   logger: Logger
 }
@@ -53,7 +58,8 @@ export class HttpServer {
     server.on('drop', () => { this.onDrop() })
     server.on('connection', () => { this.onAccepted() })
     // The guard needs the port, known once listening (port 0: any), and must be there before the first request.
-    server.once('listening', () => { this.guard = sameHostGuard(this.options.host, listenPort(server), this.options.auth.enabled) })
+    const { auth } = this.options
+    if (auth !== undefined) server.once('listening', () => { this.guard = sameHostGuard(this.options.host, listenPort(server), auth.enabled) })
     server.listen(this.options.port, this.options.host)
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
     this.server = server
@@ -73,7 +79,7 @@ export class HttpServer {
     watchProgress(req, res, progress, (stall) => { this.onStall(req, res, stall) })
     try {
       this.guard?.check(req)
-      this.options.auth.check(req, res)
+      this.options.auth?.check(req, res)
       await this.options.router.handle(req, res)
     } catch (err) {
       if (res.writableEnded) {

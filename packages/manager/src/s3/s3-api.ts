@@ -1,0 +1,354 @@
+import { randomBytes } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { DirectoryErrorCode, type FileEntry } from '@mirrorcast/wire'
+import type { Logger } from '@mirrorcast/logger'
+import type { DirectoryManager } from '../directory/directory-manager.js'
+import type { ObjectManager } from '../objects/object-manager.js'
+import { S3Error } from './errors.js'
+import { bucketPath, checkBucketName, objectPath } from './keys.js'
+import { listObjects, type ListResult } from './listing.js'
+import { s3Target, intParameter, type S3Target } from './request.js'
+import { sendS3Error } from './respond.js'
+import { awsEncode, verifySigV4, type S3Key, type VerifiedRequest } from './sigv4.js'
+import { s3Body } from './body.js'
+import { listOf, parseXml, readSmallBody, sendXml, textOf, type XmlNode } from './xml.js'
+import { copyMeta, entryEtag, requestMeta, sendObject } from './objects.js'
+
+export interface S3ApiDeps {
+  objects: Pick<ObjectManager, 'write' | 'read' | 'remove' | 'removeAll'>
+  directories: Pick<DirectoryManager, 'stat' | 'lookup' | 'list' | 'put' | 'remove' | 'mkdir'>
+  /** The S3 key of an access key id, if there is one. */
+  keyOf: (accessKeyId: string) => S3Key | undefined
+  maxFileBytes: number
+  /** The region buckets say they are in (GetBucketLocation), and clients sign for. */
+  region: string
+  /** Host names below which a Host names a bucket (virtual-host style). */
+  domains: readonly string[]
+  logger: Logger
+}
+
+// S3's page size: more asked for is served as 1,000
+const MAX_KEYS = 1000
+const METHODS_WRITING = new Set(['PUT', 'POST', 'DELETE'])
+
+interface Ctx { req: IncomingMessage, res: ServerResponse, target: S3Target, auth: VerifiedRequest, requestId: string }
+
+/**
+ * The S3 front end: each request's signature checked, then served over the
+ * object and directory managers as the native API is (see keys.ts for how
+ * buckets and keys map to the namespace).
+ */
+export class S3Api {
+  constructor (private readonly deps: S3ApiDeps) {}
+
+  async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomBytes(8).toString('hex').toUpperCase()
+    res.setHeader('x-amz-request-id', requestId)
+    try {
+      const target = s3Target(req, this.deps.domains)
+      const auth = verifySigV4({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, this.deps.keyOf)
+      if (auth.key.access === 'read-only' && METHODS_WRITING.has(req.method ?? '')) throw new S3Error('AccessDenied', `the key of ${auth.key.name} is read-only`)
+      await this.dispatch({ req, res, target, auth, requestId })
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      this.deps.logger.log(err instanceof S3Error || typeof code === 'string' ? 'debug' : 'error', 's3 request failed', { method: req.method, url: req.url?.slice(0, 200), code, error: (err as Error).message })
+      if (!req.complete) req.resume()
+      sendS3Error(req, res, err, requestId)
+    }
+  }
+
+  private async dispatch (ctx: Ctx): Promise<void> {
+    const { bucket, key } = ctx.target
+    const method = ctx.req.method ?? 'GET'
+    if (bucket === undefined) {
+      if (method === 'GET' || method === 'HEAD') return await this.listBuckets(ctx)
+      throw new S3Error('MethodNotAllowed', `${method} is not allowed on the service`)
+    }
+    checkBucketName(bucket)
+    if (key === undefined) return await this.bucketOperation(ctx, bucket, method)
+    return await this.objectOperation(ctx, bucket, key, method)
+  }
+
+  private async bucketOperation (ctx: Ctx, bucket: string, method: string): Promise<void> {
+    const q = ctx.target.query
+    refuseUnsupported(q, ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'replication', 'encryption', 'object-lock', 'notification', 'uploads'])
+    switch (method) {
+      case 'PUT': return await this.createBucket(ctx, bucket)
+      case 'DELETE': return await this.deleteBucket(ctx, bucket)
+      case 'HEAD': await this.requireBucket(bucket); ctx.res.writeHead(200, { 'x-amz-bucket-region': this.deps.region }).end(); return
+      case 'POST':
+        if (q.has('delete')) return await this.deleteObjects(ctx, bucket)
+        throw new S3Error('NotImplemented', 'POST on a bucket serves ?delete (DeleteObjects) only')
+      case 'GET':
+        await this.requireBucket(bucket)
+        if (q.has('location')) return sendXml(ctx.res, 200, 'LocationConstraint', { '#text': this.deps.region === 'us-east-1' ? '' : this.deps.region })
+        if (q.has('versioning')) return sendXml(ctx.res, 200, 'VersioningConfiguration', {})
+        return await this.listObjects(ctx, bucket)
+    }
+    throw new S3Error('MethodNotAllowed', `${method} is not allowed on a bucket`)
+  }
+
+  private async objectOperation (ctx: Ctx, bucket: string, key: string, method: string): Promise<void> {
+    refuseUnsupported(ctx.target.query, ['acl', 'tagging', 'retention', 'legal-hold', 'torrent', 'uploads', 'uploadId', 'restore', 'select'])
+    const path = objectPath(bucket, key)
+    switch (method) {
+      case 'PUT':
+        if (ctx.req.headers['x-amz-copy-source'] !== undefined) return await this.copyObject(ctx, bucket, path)
+        return await this.putObject(ctx, bucket, path)
+      case 'GET':
+      case 'HEAD':
+        return await this.getObject(ctx, bucket, path)
+      case 'DELETE':
+        await this.deleteObject(bucket, path)
+        ctx.res.writeHead(204).end()
+        return
+    }
+    throw new S3Error('MethodNotAllowed', `${method} is not allowed on an object`)
+  }
+
+  private async listBuckets (ctx: Ctx): Promise<void> {
+    const buckets: XmlNode[] = []
+    let after: string | undefined
+    for (;;) {
+      const page = await this.deps.directories.list('/', after, MAX_KEYS)
+      for (const e of page.entries) {
+        const name = e.path.slice(1)
+        after = name
+        if (e.type === 'dir' && isBucketName(name)) buckets.push({ Name: name, CreationDate: new Date(e.mtime).toISOString() })
+      }
+      if (!page.more || page.entries.length === 0) break
+    }
+    const owner = { ID: ctx.auth.key.accessKeyId, DisplayName: ctx.auth.key.name }
+    sendXml(ctx.res, 200, 'ListAllMyBucketsResult', { Owner: owner, Buckets: { Bucket: buckets } })
+  }
+
+  private async createBucket (ctx: Ctx, bucket: string): Promise<void> {
+    // the body, if any, is a CreateBucketConfiguration naming a region: every bucket here is in the one region
+    await readSmallBody(this.body(ctx).body, ctx.req)
+    try {
+      await this.deps.directories.mkdir(bucketPath(bucket), false)
+    } catch (err) {
+      if ((err as { code?: string }).code === DirectoryErrorCode.EXISTS) throw new S3Error('BucketAlreadyOwnedByYou', `bucket ${bucket} exists already, and is yours`)
+      throw err
+    }
+    ctx.res.writeHead(200, { location: `/${bucket}` }).end()
+  }
+
+  private async deleteBucket (ctx: Ctx, bucket: string): Promise<void> {
+    try {
+      await this.deps.directories.remove(bucketPath(bucket), false)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === DirectoryErrorCode.NOT_EMPTY) throw new S3Error('BucketNotEmpty', `bucket ${bucket} is not empty: delete its objects first`)
+      if (code === DirectoryErrorCode.NOT_FOUND || code === 'ERR_NOT_FOUND') throw noSuchBucket(bucket)
+      throw err
+    }
+    ctx.res.writeHead(204).end()
+  }
+
+  private async requireBucket (bucket: string): Promise<void> {
+    const entry = await this.deps.directories.lookup(bucketPath(bucket))
+    if (entry?.type !== 'dir') throw noSuchBucket(bucket)
+  }
+
+  private async listObjects (ctx: Ctx, bucket: string): Promise<void> {
+    const q = ctx.target.query
+    const v2 = q.get('list-type') === '2'
+    if (q.has('list-type') && !v2) throw new S3Error('InvalidArgument', 'list-type must be 2')
+    const urlEncoded = q.get('encoding-type') === 'url'
+    if (q.has('encoding-type') && !urlEncoded) throw new S3Error('InvalidArgument', 'encoding-type must be url')
+    const prefix = q.get('prefix') ?? ''
+    const delimiter = q.get('delimiter') ?? ''
+    const maxKeys = Math.min(MAX_KEYS, intParameter(q, 'max-keys', MAX_KEYS, 2 ** 31 - 1))
+    const token = q.get('continuation-token')
+    const after = v2 ? (token === undefined ? q.get('start-after') ?? '' : decodeToken(token)) : q.get('marker') ?? ''
+    const result: ListResult = maxKeys === 0
+      ? { objects: [], prefixes: [], next: undefined }
+      : await listObjects(this.deps.directories, { bucket, prefix, delimiter, after, maxKeys })
+    const enc = (s: string): string => urlEncoded ? s.split('/').map(awsEncode).join('/') : s
+    const body: XmlNode = {
+      Name: bucket,
+      Prefix: enc(prefix),
+      ...(v2 ? { KeyCount: result.objects.length + result.prefixes.length } : { Marker: enc(q.get('marker') ?? '') }),
+      MaxKeys: maxKeys,
+      ...(delimiter === '' ? {} : { Delimiter: enc(delimiter) }),
+      ...(urlEncoded ? { EncodingType: 'url' } : {}),
+      IsTruncated: result.next !== undefined,
+      Contents: result.objects.map(({ key, entry }) => ({ Key: enc(key), LastModified: new Date(entry.mtime).toISOString(), ETag: entryEtag(entry), Size: entry.size, StorageClass: 'STANDARD' })),
+      CommonPrefixes: result.prefixes.map((p) => ({ Prefix: enc(p) }))
+    }
+    if (v2) {
+      if (token !== undefined) body.ContinuationToken = token
+      if (q.has('start-after')) body.StartAfter = enc(q.get('start-after') ?? '')
+      if (result.next !== undefined) body.NextContinuationToken = encodeToken(result.next)
+    } else if (result.next !== undefined && delimiter !== '') body.NextMarker = enc(result.next)
+    sendXml(ctx.res, 200, 'ListBucketResult', body)
+  }
+
+  private body (ctx: Ctx): ReturnType<typeof s3Body> {
+    return s3Body(ctx.req, ctx.auth.payload, this.deps.maxFileBytes)
+  }
+
+  private async putObject (ctx: Ctx, bucket: string, path: string): Promise<void> {
+    const meta = requestMeta(ctx.req.headers)
+    const upload = this.body(ctx)
+    // asked while the body is written, so it costs no time
+    const bucketCheck = this.requireBucket(bucket)
+    bucketCheck.catch(() => {})
+    const abort = new AbortController()
+    const onClose = (): void => { if (!ctx.req.complete) abort.abort(new S3Error('IncompleteBody', 'the client went away before the body\'s end')) }
+    ctx.req.once('close', onClose)
+    let stored
+    try {
+      stored = await this.deps.objects.write(upload.body, upload.size, abort.signal)
+    } finally {
+      ctx.req.off('close', onClose)
+    }
+    const etag = upload.md5()
+    try {
+      await bucketCheck
+      await this.name({ path, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, replicas: stored.replicas, meta: { ...meta, etag } })
+    } catch (err) {
+      await this.deps.objects.remove(stored)
+      throw err
+    }
+    ctx.res.writeHead(200, { etag: `"${etag}"`, ...checksumHeaders(upload.checksums()) }).end()
+  }
+
+  /** The entry for a stored body; the bodies it replaced go. */
+  private async name (file: Omit<FileEntry, 'type' | 'version' | 'mtime'>): Promise<FileEntry> {
+    const { change, removed } = await this.deps.directories.put({ type: 'file', ...file })
+    await this.deps.objects.removeAll(removed.filter((r) => r.fileId !== file.fileId))
+    if (change.op !== 'put') throw new Error(`directory answered a put with a ${change.op}`)
+    return change.entry
+  }
+
+  /** A server-side copy: the body goes from the source's nodes to the new one's through the manager, never the client. */
+  private async copyObject (ctx: Ctx, bucket: string, path: string): Promise<void> {
+    const source = await this.sourceOf(String(ctx.req.headers['x-amz-copy-source']))
+    const directive = ctx.req.headers['x-amz-metadata-directive'] ?? 'COPY'
+    if (directive !== 'COPY' && directive !== 'REPLACE') throw new S3Error('InvalidArgument', 'x-amz-metadata-directive must be COPY or REPLACE')
+    if (source.path === path && directive === 'COPY') throw new S3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.')
+    await readSmallBody(this.body(ctx).body, ctx.req)
+    await this.requireBucket(bucket)
+    // the same bytes: the same ETag, whichever metadata goes with them
+    const meta = { ...(directive === 'COPY' ? copyMeta(source.entry) : requestMeta(ctx.req.headers)), etag: entryEtag(source.entry).slice(1, -1) }
+    const stored = await this.deps.objects.write(this.deps.objects.read(source.entry, 0, source.entry.size), source.entry.size)
+    let entry: FileEntry
+    try {
+      if (stored.sha256 !== source.entry.sha256) throw new S3Error('InternalError', 'the copy does not have the source\'s checksum')
+      entry = await this.name({ path, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, replicas: stored.replicas, meta })
+    } catch (err) {
+      await this.deps.objects.remove(stored)
+      throw err
+    }
+    sendXml(ctx.res, 200, 'CopyObjectResult', { LastModified: new Date(entry.mtime).toISOString(), ETag: entryEtag(entry) })
+  }
+
+  private async sourceOf (header: string): Promise<{ path: string, entry: FileEntry }> {
+    const [raw = '', version] = header.split('?')
+    if (version !== undefined && !/^versionId=(null)?$/.test(version)) throw new S3Error('NotImplemented', 'objects have no versions here: x-amz-copy-source takes no versionId')
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(raw).replace(/^\//, '')
+    } catch {
+      throw new S3Error('InvalidArgument', 'x-amz-copy-source is not valid percent-encoding')
+    }
+    const slash = decoded.indexOf('/')
+    if (slash < 1) throw new S3Error('InvalidArgument', 'x-amz-copy-source must be <bucket>/<key>')
+    const path = objectPath(checkBucketName(decoded.slice(0, slash)), decoded.slice(slash + 1))
+    const entry = await this.deps.directories.lookup(path)
+    if (entry?.type !== 'file') throw new S3Error('NoSuchKey', 'The specified key does not exist.')
+    return { path, entry }
+  }
+
+  private async getObject (ctx: Ctx, bucket: string, path: string): Promise<void> {
+    const entry = await this.deps.directories.lookup(path)
+    if (entry?.type !== 'file') {
+      await this.requireBucket(bucket)
+      throw new S3Error('NoSuchKey', 'The specified key does not exist.')
+    }
+    await sendObject(ctx.req, ctx.res, entry, ctx.target.query, this.deps.objects)
+  }
+
+  /**
+   * Deleting what is not there succeeds, as in S3. The directories the key
+   * made are removed with it while they are empty, so its prefix does not
+   * linger in listings; one that is not empty (another key came) stays.
+   */
+  private async deleteObject (bucket: string, path: string): Promise<void> {
+    try {
+      const { removed } = await this.deps.directories.remove(path, false)
+      await this.deps.objects.removeAll(removed)
+    } catch (err) {
+      if (isAbsent(err)) return
+      throw err
+    }
+    for (let dir = path.slice(0, path.lastIndexOf('/')); dir.length > bucketPath(bucket).length; dir = dir.slice(0, dir.lastIndexOf('/'))) {
+      try {
+        await this.deps.directories.remove(dir, false)
+      } catch (err) {
+        if (isAbsent(err)) return
+        throw err
+      }
+    }
+  }
+
+  private async deleteObjects (ctx: Ctx, bucket: string): Promise<void> {
+    await this.requireBucket(bucket)
+    const upload = this.body(ctx)
+    const doc = parseXml(await readSmallBody(upload.body, ctx.req), 'Delete')
+    const items = listOf(doc, 'Object')
+    if (items.length > MAX_KEYS) throw new S3Error('MalformedXML', `DeleteObjects takes ${MAX_KEYS} keys at most`)
+    const quiet = textOf(doc, 'Quiet') === 'true'
+    const deleted: XmlNode[] = []
+    const errors: XmlNode[] = []
+    for (const item of items) {
+      const key = textOf(item, 'Key') ?? ''
+      try {
+        await this.deleteObject(bucket, objectPath(bucket, key))
+        if (!quiet) deleted.push({ Key: key })
+      } catch (err) {
+        const e = err instanceof S3Error ? err : new S3Error('InternalError', 'We encountered an internal error. Please try again.')
+        errors.push({ Key: key, Code: e.code, Message: e.message })
+      }
+    }
+    sendXml(ctx.res, 200, 'DeleteResult', { Deleted: deleted, Error: errors })
+  }
+}
+
+function refuseUnsupported (q: Map<string, string>, names: string[]): void {
+  for (const name of names) if (q.has(name)) throw new S3Error('NotImplemented', `the ?${name} operations are not served by this S3 front end`)
+}
+
+function isBucketName (name: string): boolean {
+  try {
+    checkBucketName(name)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function isAbsent (err: unknown): boolean {
+  const code = (err as { code?: string }).code
+  return code === DirectoryErrorCode.NOT_FOUND || code === DirectoryErrorCode.NOT_EMPTY || code === DirectoryErrorCode.NOT_A_DIRECTORY || code === 'ERR_NOT_FOUND'
+}
+
+function noSuchBucket (bucket: string): S3Error {
+  return new S3Error('NoSuchBucket', `The specified bucket does not exist: ${bucket}`)
+}
+
+function encodeToken (key: string): string {
+  return Buffer.from(key, 'utf8').toString('base64url')
+}
+
+function decodeToken (token: string): string {
+  if (!/^[A-Za-z0-9_-]*$/.test(token)) throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect')
+  return Buffer.from(token, 'base64url').toString('utf8')
+}
+
+function checksumHeaders (checksums: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(checksums).map(([alg, value]) => [`x-amz-checksum-${alg.toLowerCase()}`, value]))
+}
+

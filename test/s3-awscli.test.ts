@@ -1,0 +1,110 @@
+import { execFile } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import { promisify } from 'node:util'
+import test from 'ava'
+import { startUp, tempDir } from './helpers/cluster.js'
+
+const exec = promisify(execFile)
+
+/**
+ * The S3 API driven by aws-cli itself (the one on the machine, or Debian's
+ * awscli that .ci/run installs), against a `mirrorcast up` cluster, with the
+ * credentials `up` writes.
+ */
+interface Aws { run: (...args: string[]) => Promise<string>, s3Url: string, dir: string }
+
+async function awsAgainst (dir: string): Promise<Aws> {
+  const cluster = JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')) as { manager: { s3Url: string } }
+  const config = join(dir, 'aws-config')
+  // aws-cli v1 presigns with Signature Version 2 unless the profile asks for s3v4 (v2 always uses s3v4)
+  await writeFile(config, '[profile mirrorcast]\nregion = us-east-1\ns3 =\n  signature_version = s3v4\n')
+  const { AWS_ACCESS_KEY_ID: _id, AWS_SECRET_ACCESS_KEY: _secret, AWS_PROFILE: _profile, ...inherited } = process.env
+  const env = { ...inherited, AWS_SHARED_CREDENTIALS_FILE: join(dir, 's3-credentials'), AWS_CONFIG_FILE: config, AWS_EC2_METADATA_DISABLED: 'true' }
+  const s3Url = cluster.manager.s3Url
+  return {
+    s3Url,
+    dir,
+    run: async (...args: string[]) => {
+      try {
+        const { stdout } = await exec('aws', ['--profile', 'mirrorcast', '--endpoint-url', s3Url, ...args], { env, maxBuffer: 64 * 1024 * 1024 })
+        return stdout
+      } catch (err) {
+        const e = err as { stderr?: string, code?: number }
+        throw new Error(`aws ${args.join(' ')} exited ${String(e.code)}: ${e.stderr ?? ''}`)
+      }
+    }
+  }
+}
+
+async function files (root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name)
+      if (e.isDirectory()) await walk(p)
+      else out.set(relative(root, p), createHash('sha256').update(await readFile(p)).digest('hex'))
+    }
+  }
+  await walk(root)
+  return out
+}
+
+// names S3 tools meet: spaces, unicode, +, %, a name that sorts before its own directory (a-b vs a/b)
+const NAMES = ['plain.txt', 'with space.txt', 'ünïcødé €.bin', 'plus+sign.txt', '100% sure.txt', 'a-b', 'a/b', 'a/deep/er/file.dat', 'empty', 'five-mib.bin']
+
+test('aws-cli: mb, ls, sync up and back (identical), head-object with metadata, listing order and pages, presigned GET, rm --recursive, rb', async (t) => {
+  const dir = await tempDir(t)
+  await startUp(t, dir, ['--nodes', '1'])
+  const aws = await awsAgainst(dir)
+  const src = join(dir, 'src')
+  for (const name of NAMES) {
+    await mkdir(join(src, name, '..'), { recursive: true })
+    await writeFile(join(src, name), name === 'empty' ? Buffer.alloc(0) : name === 'five-mib.bin' ? randomBytes(5 * 1024 * 1024) : randomBytes(1000 + name.length))
+  }
+
+  await aws.run('s3', 'mb', 's3://photos')
+  t.regex(await aws.run('s3', 'ls'), /\bphotos\n/)
+  await aws.run('s3', 'sync', src, 's3://photos/tree/')
+
+  const listed = JSON.parse(await aws.run('s3api', 'list-objects-v2', '--bucket', 'photos', '--prefix', 'tree/', '--page-size', '3')) as { Contents: Array<{ Key: string, Size: number, ETag: string }> }
+  const keys = listed.Contents.map((c) => c.Key)
+  const expected = NAMES.map((n) => `tree/${n}`).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+  t.deepEqual(keys, expected, 'every key, once, in UTF-8 byte order, across pages of 3')
+  const plain = listed.Contents.find((c) => c.Key === 'tree/plain.txt')
+  t.is(plain?.ETag, `"${createHash('md5').update(await readFile(join(src, 'plain.txt'))).digest('hex')}"`, 'ETag is the MD5 of the body')
+
+  const top = JSON.parse(await aws.run('s3api', 'list-objects-v2', '--bucket', 'photos', '--prefix', 'tree/', '--delimiter', '/')) as { Contents: Array<{ Key: string }>, CommonPrefixes: Array<{ Prefix: string }> }
+  t.deepEqual(top.CommonPrefixes.map((p) => p.Prefix), ['tree/a/'])
+  t.false(top.Contents.some((c) => c.Key.startsWith('tree/a/')))
+
+  const back = join(dir, 'back')
+  await aws.run('s3', 'sync', 's3://photos/tree/', back)
+  t.deepEqual(await files(back), await files(src), 'the tree came back identical')
+
+  await aws.run('s3api', 'put-object', '--bucket', 'photos', '--key', 'meta.txt', '--body', join(src, 'plain.txt'), '--content-type', 'text/plain', '--metadata', 'camera=x100,owner=ann')
+  const head = JSON.parse(await aws.run('s3api', 'head-object', '--bucket', 'photos', '--key', 'meta.txt')) as { ContentLength: number, ETag: string, LastModified: string, ContentType: string, Metadata: Record<string, string> }
+  t.is(head.ContentLength, (await readFile(join(src, 'plain.txt'))).length)
+  t.is(head.ContentType, 'text/plain')
+  t.deepEqual(head.Metadata, { camera: 'x100', owner: 'ann' })
+  t.true(Math.abs(Date.parse(head.LastModified) - Date.now()) < 120_000, 'Last-Modified is the time of the upload')
+  const missing = await t.throwsAsync(aws.run('s3api', 'head-object', '--bucket', 'photos', '--key', 'nope'))
+  t.regex(missing.message, /404|Not Found/)
+
+  const url = (await aws.run('s3', 'presign', 's3://photos/meta.txt', '--expires-in', '2')).trim()
+  const fetched = await exec('curl', ['-sS', '-o', '-', '-w', '\n%{http_code}', url], { encoding: 'buffer' })
+  const body = fetched.stdout.subarray(0, fetched.stdout.lastIndexOf(10))
+  t.deepEqual(body, await readFile(join(src, 'plain.txt')), 'the presigned URL serves the object to curl')
+  await new Promise((resolve) => setTimeout(resolve, 3500))
+  const late = await exec('curl', ['-sS', '-w', '\n%{http_code}', url])
+  t.regex(late.stdout, /<Code>AccessDenied<\/Code>[\s\S]*\n403$/, 'refused once expired')
+
+  await aws.run('s3', 'rm', '--recursive', 's3://photos/tree/')
+  const after = JSON.parse((await aws.run('s3api', 'list-objects-v2', '--bucket', 'photos')) || '{}') as { Contents?: Array<{ Key: string }> }
+  t.deepEqual(after.Contents?.map((c) => c.Key), ['meta.txt'], 'only the object outside the tree is left, and no prefix of the tree lingers')
+  await t.throwsAsync(aws.run('s3', 'rb', 's3://photos'), { message: /BucketNotEmpty/ })
+  await aws.run('s3', 'rm', 's3://photos/meta.txt')
+  await aws.run('s3', 'rb', 's3://photos')
+  t.notRegex(await aws.run('s3', 'ls'), /photos/)
+})
