@@ -1,54 +1,24 @@
-import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
-import { join, relative } from 'node:path'
-import { promisify } from 'node:util'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import test from 'ava'
 import { startUp, tempDir } from './helpers/cluster.js'
-
-const exec = promisify(execFile)
+import { cleanEnv, exec, fileDigest, run, s3Access, treeDigest as files } from './helpers/s3.js'
 
 /**
  * The S3 API driven by aws-cli itself (the one on the machine, or Debian's
  * awscli that .ci/run installs), against a `mirrorcast up` cluster, with the
  * credentials `up` writes.
  */
-interface Aws { run: (...args: string[]) => Promise<string>, s3Url: string, dir: string }
+interface Aws { run: (...args: string[]) => Promise<string>, s3Url: string }
 
 async function awsAgainst (dir: string): Promise<Aws> {
-  const cluster = JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')) as { manager: { s3Url: string } }
+  const { s3Url, credentialsFile } = await s3Access(dir)
   const config = join(dir, 'aws-config')
   // aws-cli v1 presigns with Signature Version 2 unless the profile asks for s3v4 (v2 always uses s3v4)
   await writeFile(config, '[profile mirrorcast]\nregion = us-east-1\ns3 =\n  signature_version = s3v4\n')
-  const { AWS_ACCESS_KEY_ID: _id, AWS_SECRET_ACCESS_KEY: _secret, AWS_PROFILE: _profile, ...inherited } = process.env
-  const env = { ...inherited, AWS_SHARED_CREDENTIALS_FILE: join(dir, 's3-credentials'), AWS_CONFIG_FILE: config, AWS_EC2_METADATA_DISABLED: 'true' }
-  const s3Url = cluster.manager.s3Url
-  return {
-    s3Url,
-    dir,
-    run: async (...args: string[]) => {
-      try {
-        const { stdout } = await exec('aws', ['--profile', 'mirrorcast', '--endpoint-url', s3Url, ...args], { env, maxBuffer: 64 * 1024 * 1024 })
-        return stdout
-      } catch (err) {
-        const e = err as { stderr?: string, code?: number }
-        throw new Error(`aws ${args.join(' ')} exited ${String(e.code)}: ${e.stderr ?? ''}`)
-      }
-    }
-  }
-}
-
-async function files (root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>()
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name)
-      if (e.isDirectory()) await walk(p)
-      else out.set(relative(root, p), createHash('sha256').update(await readFile(p)).digest('hex'))
-    }
-  }
-  await walk(root)
-  return out
+  const env = cleanEnv({ AWS_SHARED_CREDENTIALS_FILE: credentialsFile, AWS_CONFIG_FILE: config, AWS_EC2_METADATA_DISABLED: 'true' })
+  return { s3Url, run: async (...args: string[]) => await run('aws', ['--profile', 'mirrorcast', '--endpoint-url', s3Url, ...args], env) }
 }
 
 // names S3 tools meet: spaces, unicode, +, %, a name that sorts before its own directory (a-b vs a/b)
@@ -83,6 +53,17 @@ test('aws-cli: mb, ls, sync up and back (identical), head-object with metadata, 
   await aws.run('s3', 'sync', 's3://photos/tree/', back)
   t.deepEqual(await files(back), await files(src), 'the tree came back identical')
 
+  // aws-cli uploads above 8 MiB in parts of 8 MiB (with CRC32 checksums) and downloads them by ranges
+  const big = join(dir, 'hundred.bin')
+  await writeFile(big, randomBytes(100 * 1024 * 1024))
+  await aws.run('s3', 'cp', big, 's3://photos/big/hundred.bin')
+  const bigHead = JSON.parse(await aws.run('s3api', 'head-object', '--bucket', 'photos', '--key', 'big/hundred.bin')) as { ContentLength: number, ETag: string }
+  t.is(bigHead.ContentLength, 100 * 1024 * 1024)
+  t.regex(bigHead.ETag, /^"[0-9a-f]{32}-13"$/, 'the ETag of 13 parts of 8 MiB')
+  await aws.run('s3', 'cp', 's3://photos/big/hundred.bin', join(dir, 'hundred.back'))
+  t.is(await fileDigest(join(dir, 'hundred.back')), await fileDigest(big), 'the multipart object came back identical')
+  t.notRegex(await aws.run('s3api', 'list-multipart-uploads', '--bucket', 'photos'), /UploadId/, 'no upload is left in progress')
+
   await aws.run('s3api', 'put-object', '--bucket', 'photos', '--key', 'meta.txt', '--body', join(src, 'plain.txt'), '--content-type', 'text/plain', '--metadata', 'camera=x100,owner=ann')
   const head = JSON.parse(await aws.run('s3api', 'head-object', '--bucket', 'photos', '--key', 'meta.txt')) as { ContentLength: number, ETag: string, LastModified: string, ContentType: string, Metadata: Record<string, string> }
   t.is(head.ContentLength, (await readFile(join(src, 'plain.txt'))).length)
@@ -101,6 +82,7 @@ test('aws-cli: mb, ls, sync up and back (identical), head-object with metadata, 
   t.regex(late.stdout, /<Code>AccessDenied<\/Code>[\s\S]*\n403$/, 'refused once expired')
 
   await aws.run('s3', 'rm', '--recursive', 's3://photos/tree/')
+  await aws.run('s3', 'rm', '--recursive', 's3://photos/big/')
   const after = JSON.parse((await aws.run('s3api', 'list-objects-v2', '--bucket', 'photos')) || '{}') as { Contents?: Array<{ Key: string }> }
   t.deepEqual(after.Contents?.map((c) => c.Key), ['meta.txt'], 'only the object outside the tree is left, and no prefix of the tree lingers')
   await t.throwsAsync(aws.run('s3', 'rb', 's3://photos'), { message: /BucketNotEmpty/ })

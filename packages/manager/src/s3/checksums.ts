@@ -102,6 +102,9 @@ export interface DeclaredChecksum {
   trailer: boolean
 }
 
+// x-amz-checksum-* headers that carry no checksum: the algorithm parts will use (CreateMultipartUpload), GET's ask for one, the kind of a multipart one
+const NOT_CHECKSUMS = new Set(['x-amz-checksum-algorithm', 'x-amz-checksum-mode', 'x-amz-checksum-type'])
+
 /**
  * Reads `x-amz-checksum-<algorithm>`, `x-amz-trailer` and
  * `x-amz-sdk-checksum-algorithm`: at most one checksum, of an algorithm S3
@@ -109,7 +112,7 @@ export interface DeclaredChecksum {
  * with AWS's messages where AWS has one.
  */
 export function declaredChecksum (headers: IncomingHttpHeaders): DeclaredChecksum {
-  const named = Object.keys(headers).filter((h) => h.startsWith('x-amz-checksum-') && h !== 'x-amz-checksum-type')
+  const named = Object.keys(headers).filter((h) => h.startsWith('x-amz-checksum-') && !NOT_CHECKSUMS.has(h))
   const fromTrailer = trailerAlgorithm(headers['x-amz-trailer'])
   if (named.length + (fromTrailer === undefined ? 0 : 1) > 1) throw new S3Error('InvalidRequest', 'Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.')
   const sdk = headers['x-amz-sdk-checksum-algorithm']

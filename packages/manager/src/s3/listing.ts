@@ -1,6 +1,7 @@
 import { DirectoryErrorCode, type Entry, type FileEntry } from '@mirrorcast/wire'
 import type { DirectoryManager } from '../directory/directory-manager.js'
 import { bucketPath, decodeSegment, encodeSegment } from './keys.js'
+import { S3_DIR } from './store.js'
 
 export interface ListRequest {
   bucket: string
@@ -126,8 +127,9 @@ async function sortedChildren (dirs: Lister, dir: string, keyPrefix: string): Pr
     }
     for (const entry of page.entries) {
       const name = entry.path.slice(entry.path.lastIndexOf('/') + 1)
-      children.push({ sortKey: keyPrefix + decodeSegment(name) + (entry.type === 'dir' ? '/' : ''), entry })
       after = name
+      if (keyPrefix === '' && name === S3_DIR) continue
+      children.push({ sortKey: keyPrefix + decodeSegment(name) + (entry.type === 'dir' ? '/' : ''), entry })
     }
     if (!page.more || page.entries.length === 0) break
   }

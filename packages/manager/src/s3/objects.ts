@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { isMeta, parseRange, type FileEntry } from '@mirrorcast/wire'
-import type { ObjectManager } from '../objects/object-manager.js'
 import { pipeBody } from '../http/respond.js'
 import { S3Error } from './errors.js'
+import { PARTS_FIELD, SIZE_FIELD, type S3Object } from './store.js'
 
 // The headers S3 keeps with an object and gives back on GET and HEAD
 const STORED_HEADERS = ['content-type', 'cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'] as const
@@ -35,9 +35,12 @@ export function requestMeta (headers: IncomingHttpHeaders): Record<string, strin
   return meta
 }
 
-/** The metadata a copy keeps (x-amz-metadata-directive COPY): all of the source's. */
+// what the front end keeps in an entry's metadata for itself, never sent as a header
+const OWN_FIELDS = new Set(['etag', PARTS_FIELD, SIZE_FIELD])
+
+/** The metadata a copy keeps (x-amz-metadata-directive COPY): the source's headers and x-amz-meta-*. */
 export function copyMeta (entry: FileEntry): Record<string, string> {
-  return { ...entry.meta }
+  return Object.fromEntries(Object.entries(entry.meta ?? {}).filter(([name]) => !OWN_FIELDS.has(name)))
 }
 
 /** MD5 of the body for what came through S3; an object written by the native API has only its sha256. */
@@ -52,7 +55,7 @@ function objectHeaders (entry: FileEntry, query: Map<string, string>): Record<st
     'last-modified': new Date(entry.mtime).toUTCString(),
     'accept-ranges': 'bytes'
   }
-  for (const [name, value] of Object.entries(entry.meta ?? {})) if (name !== 'etag') headers[name] = value
+  Object.assign(headers, copyMeta(entry))
   for (const name of RESPONSE_OVERRIDES) {
     const value = query.get(`response-${name}`)
     if (value !== undefined) headers[name] = value
@@ -87,7 +90,8 @@ function etagListMatches (list: string, etag: string): boolean {
 }
 
 /** GET or HEAD of an object: conditional headers, one byte range, the stored headers, the body as its nodes give it. */
-export async function sendObject (req: IncomingMessage, res: ServerResponse, entry: FileEntry, query: Map<string, string>, objects: Pick<ObjectManager, 'read'>): Promise<void> {
+export async function sendObject (req: IncomingMessage, res: ServerResponse, object: S3Object, query: Map<string, string>): Promise<void> {
+  const { entry, size } = object
   const headers = objectHeaders(entry, query)
   const verdict = preconditions(req.headers, entry)
   if (verdict === 412) throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold')
@@ -95,11 +99,11 @@ export async function sendObject (req: IncomingMessage, res: ServerResponse, ent
     res.writeHead(304, { etag: headers.etag as string, 'last-modified': headers['last-modified'] as string }).end()
     return
   }
-  const range = byteRange(req.headers.range, entry.size)
+  const range = byteRange(req.headers.range, size)
   const offset = range?.offset ?? 0
-  const length = range?.length ?? entry.size
+  const length = range?.length ?? size
   headers['content-length'] = length
-  if (range !== undefined) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${entry.size}`
+  if (range !== undefined) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${size}`
   const status = range === undefined ? 200 : 206
   if (req.method === 'HEAD' || length === 0) {
     res.writeHead(status, headers).end()
@@ -107,7 +111,7 @@ export async function sendObject (req: IncomingMessage, res: ServerResponse, ent
   }
   const abort = new AbortController()
   res.once('close', () => { if (!res.writableFinished) abort.abort(new S3Error('IncompleteBody', 'the client went away')) })
-  const body = objects.read(entry, offset, length, abort.signal)
+  const body = object.read(offset, length, abort.signal)
   // the headers wait for the first bytes, so a read no replica can serve is still a clean error
   const head = await body.next()
   res.writeHead(status, headers)

@@ -1,6 +1,21 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { S3Error } from './errors.js'
-import { percentDecode } from './sigv4.js'
+import { percentDecode, type VerifiedRequest } from './sigv4.js'
+
+/** A request being served: what it addresses, and who signed it. */
+export interface S3Ctx { req: IncomingMessage, res: ServerResponse, target: S3Target, auth: VerifiedRequest, requestId: string }
+
+/** Work on a request's body, aborted when the client goes away before the body's end. */
+export async function whileClientStays<T> (req: IncomingMessage, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController()
+  const onClose = (): void => { if (!req.complete) abort.abort(new S3Error('IncompleteBody', 'the client went away before the body\'s end')) }
+  req.once('close', onClose)
+  try {
+    return await work(abort.signal)
+  } finally {
+    req.off('close', onClose)
+  }
+}
 
 /** What an S3 request addresses: a bucket (or none: the service) and a key (or none: the bucket). */
 export interface S3Target {

@@ -46,3 +46,8 @@ export function sendS3Error (req: IncomingMessage, res: ServerResponse, err: unk
   res.writeHead(e.status, { ...headers, 'content-type': 'application/xml', 'content-length': Buffer.byteLength(text) })
   res.end(text)
 }
+
+/** The x-amz-checksum-* headers of an upload's answer, for the checksums it declared. */
+export function checksumHeaders (checksums: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(checksums).map(([alg, value]) => [`x-amz-checksum-${alg.toLowerCase()}`, value]))
+}

@@ -1,22 +1,22 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { DirectoryErrorCode, type FileEntry } from '@mirrorcast/wire'
+import { DirectoryErrorCode } from '@mirrorcast/wire'
 import type { Logger } from '@mirrorcast/logger'
-import type { DirectoryManager } from '../directory/directory-manager.js'
-import type { ObjectManager } from '../objects/object-manager.js'
 import { S3Error } from './errors.js'
 import { bucketPath, checkBucketName, objectPath } from './keys.js'
 import { listObjects, type ListResult } from './listing.js'
-import { s3Target, intParameter, type S3Target } from './request.js'
-import { sendS3Error } from './respond.js'
-import { awsEncode, verifySigV4, type S3Key, type VerifiedRequest } from './sigv4.js'
+import { MultipartUploads } from './multipart.js'
+import { s3Target, intParameter, whileClientStays, type S3Ctx } from './request.js'
+import { checksumHeaders, sendS3Error } from './respond.js'
+import { awsEncode, verifySigV4, type S3Key } from './sigv4.js'
 import { s3Body } from './body.js'
 import { listOf, parseXml, readSmallBody, sendXml, textOf, type XmlNode } from './xml.js'
 import { copyMeta, entryEtag, requestMeta, sendObject } from './objects.js'
+import { S3_DIR, S3Store, md5Hash, noSuchBucket, objectSize, withMd5, type Directories, type Objects, type S3Object } from './store.js'
 
 export interface S3ApiDeps {
-  objects: Pick<ObjectManager, 'write' | 'read' | 'remove' | 'removeAll'>
-  directories: Pick<DirectoryManager, 'stat' | 'lookup' | 'list' | 'put' | 'remove' | 'mkdir'>
+  objects: Objects
+  directories: Directories
   /** The S3 key of an access key id, if there is one. */
   keyOf: (accessKeyId: string) => S3Key | undefined
   maxFileBytes: number
@@ -31,7 +31,7 @@ export interface S3ApiDeps {
 const MAX_KEYS = 1000
 const METHODS_WRITING = new Set(['PUT', 'POST', 'DELETE'])
 
-interface Ctx { req: IncomingMessage, res: ServerResponse, target: S3Target, auth: VerifiedRequest, requestId: string }
+type Ctx = S3Ctx
 
 /**
  * The S3 front end: each request's signature checked, then served over the
@@ -39,7 +39,18 @@ interface Ctx { req: IncomingMessage, res: ServerResponse, target: S3Target, aut
  * buckets and keys map to the namespace).
  */
 export class S3Api {
-  constructor (private readonly deps: S3ApiDeps) {}
+  private readonly store: S3Store
+  private readonly multipart: MultipartUploads
+
+  constructor (private readonly deps: S3ApiDeps) {
+    this.store = new S3Store(deps.objects, deps.directories)
+    this.multipart = new MultipartUploads({
+      store: this.store,
+      body: (ctx) => this.body(ctx),
+      copySource: async (ctx) => await this.copySource(ctx),
+      requestMeta: (ctx) => requestMeta(ctx.req.headers)
+    })
+  }
 
   async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomBytes(8).toString('hex').toUpperCase()
@@ -71,16 +82,17 @@ export class S3Api {
 
   private async bucketOperation (ctx: Ctx, bucket: string, method: string): Promise<void> {
     const q = ctx.target.query
-    refuseUnsupported(q, ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'replication', 'encryption', 'object-lock', 'notification', 'uploads'])
+    refuseUnsupported(q, ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'replication', 'encryption', 'object-lock', 'notification'])
     switch (method) {
       case 'PUT': return await this.createBucket(ctx, bucket)
       case 'DELETE': return await this.deleteBucket(ctx, bucket)
-      case 'HEAD': await this.requireBucket(bucket); ctx.res.writeHead(200, { 'x-amz-bucket-region': this.deps.region }).end(); return
+      case 'HEAD': await this.store.requireBucket(bucket); ctx.res.writeHead(200, { 'x-amz-bucket-region': this.deps.region }).end(); return
       case 'POST':
         if (q.has('delete')) return await this.deleteObjects(ctx, bucket)
         throw new S3Error('NotImplemented', 'POST on a bucket serves ?delete (DeleteObjects) only')
       case 'GET':
-        await this.requireBucket(bucket)
+        if (q.has('uploads')) return await this.multipart.listUploads(ctx, bucket)
+        await this.store.requireBucket(bucket)
         if (q.has('location')) return sendXml(ctx.res, 200, 'LocationConstraint', { '#text': this.deps.region === 'us-east-1' ? '' : this.deps.region })
         if (q.has('versioning')) return sendXml(ctx.res, 200, 'VersioningConfiguration', {})
         return await this.listObjects(ctx, bucket)
@@ -89,14 +101,18 @@ export class S3Api {
   }
 
   private async objectOperation (ctx: Ctx, bucket: string, key: string, method: string): Promise<void> {
-    refuseUnsupported(ctx.target.query, ['acl', 'tagging', 'retention', 'legal-hold', 'torrent', 'uploads', 'uploadId', 'restore', 'select'])
+    const q = ctx.target.query
+    refuseUnsupported(q, ['acl', 'tagging', 'retention', 'legal-hold', 'torrent', 'restore', 'select'])
+    if (q.has('uploads') || q.has('uploadId')) return await this.multipartOperation(ctx, bucket, key, method)
     const path = objectPath(bucket, key)
     switch (method) {
+      case 'POST': throw new S3Error('NotImplemented', 'POST on an object serves ?uploads and ?uploadId (multipart uploads) only')
       case 'PUT':
         if (ctx.req.headers['x-amz-copy-source'] !== undefined) return await this.copyObject(ctx, bucket, path)
         return await this.putObject(ctx, bucket, path)
       case 'GET':
       case 'HEAD':
+        if (q.has('partNumber')) throw new S3Error('NotImplemented', 'GET and HEAD of one part (?partNumber) are not served: ask for a Range')
         return await this.getObject(ctx, bucket, path)
       case 'DELETE':
         await this.deleteObject(bucket, path)
@@ -104,6 +120,20 @@ export class S3Api {
         return
     }
     throw new S3Error('MethodNotAllowed', `${method} is not allowed on an object`)
+  }
+
+  private async multipartOperation (ctx: Ctx, bucket: string, key: string, method: string): Promise<void> {
+    const q = ctx.target.query
+    if (method === 'POST' && q.has('uploads')) return await this.multipart.create(ctx, bucket, key)
+    if (q.has('uploadId')) {
+      switch (method) {
+        case 'PUT': return await this.multipart.uploadPart(ctx, bucket, key)
+        case 'POST': return await this.multipart.complete(ctx, bucket, key)
+        case 'GET': return await this.multipart.listParts(ctx, bucket, key)
+        case 'DELETE': return await this.multipart.abort(ctx, bucket, key)
+      }
+    }
+    throw new S3Error('MethodNotAllowed', `${method} is not allowed on a multipart upload`)
   }
 
   private async listBuckets (ctx: Ctx): Promise<void> {
@@ -136,19 +166,34 @@ export class S3Api {
 
   private async deleteBucket (ctx: Ctx, bucket: string): Promise<void> {
     try {
-      await this.deps.directories.remove(bucketPath(bucket), false)
+      await this.removeBucket(bucket)
     } catch (err) {
       const code = (err as { code?: string }).code
-      if (code === DirectoryErrorCode.NOT_EMPTY) throw new S3Error('BucketNotEmpty', `bucket ${bucket} is not empty: delete its objects first`)
       if (code === DirectoryErrorCode.NOT_FOUND || code === 'ERR_NOT_FOUND') throw noSuchBucket(bucket)
       throw err
     }
     ctx.res.writeHead(204).end()
   }
 
-  private async requireBucket (bucket: string): Promise<void> {
-    const entry = await this.deps.directories.lookup(bucketPath(bucket))
-    if (entry?.type !== 'dir') throw noSuchBucket(bucket)
+  /** A bucket that holds no object and no upload in progress goes, with what the front end kept in it (parts no object names). */
+  private async removeBucket (bucket: string): Promise<void> {
+    const notEmpty = new S3Error('BucketNotEmpty', `bucket ${bucket} is not empty: delete its objects (and abort its uploads) first`)
+    try {
+      await this.deps.directories.remove(bucketPath(bucket), false)
+      return
+    } catch (err) {
+      if ((err as { code?: string }).code !== DirectoryErrorCode.NOT_EMPTY) throw err
+    }
+    const top = await this.deps.directories.list(bucketPath(bucket), undefined, 2)
+    if (top.entries.length !== 1 || top.entries[0]?.path !== `${bucketPath(bucket)}/${S3_DIR}`) throw notEmpty
+    if (!await this.store.isEmpty(`${bucketPath(bucket)}/${S3_DIR}/uploads`)) throw notEmpty
+    await this.store.removeTree(bucket, `${bucketPath(bucket)}/${S3_DIR}`)
+    try {
+      await this.deps.directories.remove(bucketPath(bucket), false)
+    } catch (err) {
+      if ((err as { code?: string }).code === DirectoryErrorCode.NOT_EMPTY) throw notEmpty
+      throw err
+    }
   }
 
   private async listObjects (ctx: Ctx, bucket: string): Promise<void> {
@@ -174,7 +219,7 @@ export class S3Api {
       ...(delimiter === '' ? {} : { Delimiter: enc(delimiter) }),
       ...(urlEncoded ? { EncodingType: 'url' } : {}),
       IsTruncated: result.next !== undefined,
-      Contents: result.objects.map(({ key, entry }) => ({ Key: enc(key), LastModified: new Date(entry.mtime).toISOString(), ETag: entryEtag(entry), Size: entry.size, StorageClass: 'STANDARD' })),
+      Contents: result.objects.map(({ key, entry }) => ({ Key: enc(key), LastModified: new Date(entry.mtime).toISOString(), ETag: entryEtag(entry), Size: objectSize(entry), StorageClass: 'STANDARD' })),
       CommonPrefixes: result.prefixes.map((p) => ({ Prefix: enc(p) }))
     }
     if (v2) {
@@ -193,59 +238,36 @@ export class S3Api {
     const meta = requestMeta(ctx.req.headers)
     const upload = this.body(ctx)
     // asked while the body is written, so it costs no time
-    const bucketCheck = this.requireBucket(bucket)
+    const bucketCheck = this.store.requireBucket(bucket)
     bucketCheck.catch(() => {})
-    const abort = new AbortController()
-    const onClose = (): void => { if (!ctx.req.complete) abort.abort(new S3Error('IncompleteBody', 'the client went away before the body\'s end')) }
-    ctx.req.once('close', onClose)
-    let stored
-    try {
-      stored = await this.deps.objects.write(upload.body, upload.size, abort.signal)
-    } finally {
-      ctx.req.off('close', onClose)
-    }
-    const etag = upload.md5()
-    try {
-      await bucketCheck
-      await this.name({ path, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, replicas: stored.replicas, meta: { ...meta, etag } })
-    } catch (err) {
-      await this.deps.objects.remove(stored)
-      throw err
-    }
-    ctx.res.writeHead(200, { etag: `"${etag}"`, ...checksumHeaders(upload.checksums()) }).end()
-  }
-
-  /** The entry for a stored body; the bodies it replaced go. */
-  private async name (file: Omit<FileEntry, 'type' | 'version' | 'mtime'>): Promise<FileEntry> {
-    const { change, removed } = await this.deps.directories.put({ type: 'file', ...file })
-    await this.deps.objects.removeAll(removed.filter((r) => r.fileId !== file.fileId))
-    if (change.op !== 'put') throw new Error(`directory answered a put with a ${change.op}`)
-    return change.entry
+    await whileClientStays(ctx.req, async (signal) => await this.store.store(bucket, path, upload.body, upload.size, () => ({ ...meta, etag: upload.md5() }), { signal, before: bucketCheck }))
+    ctx.res.writeHead(200, { etag: `"${upload.md5()}"`, ...checksumHeaders(upload.checksums()) }).end()
   }
 
   /** A server-side copy: the body goes from the source's nodes to the new one's through the manager, never the client. */
   private async copyObject (ctx: Ctx, bucket: string, path: string): Promise<void> {
-    const source = await this.sourceOf(String(ctx.req.headers['x-amz-copy-source']))
+    const source = await this.copySource(ctx)
     const directive = ctx.req.headers['x-amz-metadata-directive'] ?? 'COPY'
     if (directive !== 'COPY' && directive !== 'REPLACE') throw new S3Error('InvalidArgument', 'x-amz-metadata-directive must be COPY or REPLACE')
-    if (source.path === path && directive === 'COPY') throw new S3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.')
+    if (source.entry.path === path && directive === 'COPY') throw new S3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.')
     await readSmallBody(this.body(ctx).body, ctx.req)
-    await this.requireBucket(bucket)
-    // the same bytes: the same ETag, whichever metadata goes with them
-    const meta = { ...(directive === 'COPY' ? copyMeta(source.entry) : requestMeta(ctx.req.headers)), etag: entryEtag(source.entry).slice(1, -1) }
-    const stored = await this.deps.objects.write(this.deps.objects.read(source.entry, 0, source.entry.size), source.entry.size)
-    let entry: FileEntry
-    try {
-      if (stored.sha256 !== source.entry.sha256) throw new S3Error('InternalError', 'the copy does not have the source\'s checksum')
-      entry = await this.name({ path, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, replicas: stored.replicas, meta })
-    } catch (err) {
-      await this.deps.objects.remove(stored)
-      throw err
-    }
+    await this.store.requireBucket(bucket)
+    const meta = directive === 'COPY' ? copyMeta(source.entry) : requestMeta(ctx.req.headers)
+    // an object made of parts is copied as one body, whose ETag is then its MD5
+    const md5 = md5Hash()
+    const entry = await this.store.store(bucket, path, withMd5(source.read(0, source.size), md5), source.size, () => ({ ...meta, etag: md5.digest('hex') }))
     sendXml(ctx.res, 200, 'CopyObjectResult', { LastModified: new Date(entry.mtime).toISOString(), ETag: entryEtag(entry) })
   }
 
-  private async sourceOf (header: string): Promise<{ path: string, entry: FileEntry }> {
+  /** The object x-amz-copy-source names (`<bucket>/<key>`, percent-encoded), or NoSuchKey. */
+  private async copySource (ctx: Ctx): Promise<S3Object> {
+    const { bucket, path } = this.sourceOf(String(ctx.req.headers['x-amz-copy-source']))
+    const entry = await this.deps.directories.lookup(path)
+    if (entry?.type !== 'file') throw new S3Error('NoSuchKey', 'The specified key does not exist.')
+    return await this.store.object(bucket, entry)
+  }
+
+  private sourceOf (header: string): { bucket: string, path: string } {
     const [raw = '', version] = header.split('?')
     if (version !== undefined && !/^versionId=(null)?$/.test(version)) throw new S3Error('NotImplemented', 'objects have no versions here: x-amz-copy-source takes no versionId')
     let decoded: string
@@ -256,46 +278,26 @@ export class S3Api {
     }
     const slash = decoded.indexOf('/')
     if (slash < 1) throw new S3Error('InvalidArgument', 'x-amz-copy-source must be <bucket>/<key>')
-    const path = objectPath(checkBucketName(decoded.slice(0, slash)), decoded.slice(slash + 1))
-    const entry = await this.deps.directories.lookup(path)
-    if (entry?.type !== 'file') throw new S3Error('NoSuchKey', 'The specified key does not exist.')
-    return { path, entry }
+    const bucket = checkBucketName(decoded.slice(0, slash))
+    return { bucket, path: objectPath(bucket, decoded.slice(slash + 1)) }
   }
 
   private async getObject (ctx: Ctx, bucket: string, path: string): Promise<void> {
     const entry = await this.deps.directories.lookup(path)
     if (entry?.type !== 'file') {
-      await this.requireBucket(bucket)
+      await this.store.requireBucket(bucket)
       throw new S3Error('NoSuchKey', 'The specified key does not exist.')
     }
-    await sendObject(ctx.req, ctx.res, entry, ctx.target.query, this.deps.objects)
+    await sendObject(ctx.req, ctx.res, await this.store.object(bucket, entry), ctx.target.query)
   }
 
-  /**
-   * Deleting what is not there succeeds, as in S3. The directories the key
-   * made are removed with it while they are empty, so its prefix does not
-   * linger in listings; one that is not empty (another key came) stays.
-   */
+  /** Deleting what is not there succeeds, as in S3; the directories the key made go with it while they are empty. */
   private async deleteObject (bucket: string, path: string): Promise<void> {
-    try {
-      const { removed } = await this.deps.directories.remove(path, false)
-      await this.deps.objects.removeAll(removed)
-    } catch (err) {
-      if (isAbsent(err)) return
-      throw err
-    }
-    for (let dir = path.slice(0, path.lastIndexOf('/')); dir.length > bucketPath(bucket).length; dir = dir.slice(0, dir.lastIndexOf('/'))) {
-      try {
-        await this.deps.directories.remove(dir, false)
-      } catch (err) {
-        if (isAbsent(err)) return
-        throw err
-      }
-    }
+    await this.store.removeTree(bucket, path, false)
   }
 
   private async deleteObjects (ctx: Ctx, bucket: string): Promise<void> {
-    await this.requireBucket(bucket)
+    await this.store.requireBucket(bucket)
     const upload = this.body(ctx)
     const doc = parseXml(await readSmallBody(upload.body, ctx.req), 'Delete')
     const items = listOf(doc, 'Object')
@@ -330,15 +332,6 @@ function isBucketName (name: string): boolean {
   }
 }
 
-function isAbsent (err: unknown): boolean {
-  const code = (err as { code?: string }).code
-  return code === DirectoryErrorCode.NOT_FOUND || code === DirectoryErrorCode.NOT_EMPTY || code === DirectoryErrorCode.NOT_A_DIRECTORY || code === 'ERR_NOT_FOUND'
-}
-
-function noSuchBucket (bucket: string): S3Error {
-  return new S3Error('NoSuchBucket', `The specified bucket does not exist: ${bucket}`)
-}
-
 function encodeToken (key: string): string {
   return Buffer.from(key, 'utf8').toString('base64url')
 }
@@ -347,8 +340,3 @@ function decodeToken (token: string): string {
   if (!/^[A-Za-z0-9_-]*$/.test(token)) throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect')
   return Buffer.from(token, 'base64url').toString('utf8')
 }
-
-function checksumHeaders (checksums: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(checksums).map(([alg, value]) => [`x-amz-checksum-${alg.toLowerCase()}`, value]))
-}
-

@@ -7,8 +7,9 @@ const NAMESPACE = 'http://s3.amazonaws.com/doc/2006-03-01/'
 export const MAX_XML_BYTES = 1024 * 1024
 
 const builder = new XMLBuilder({ ignoreAttributes: false, suppressEmptyNode: false, processEntities: true })
-// Values stay strings exactly as sent (a key's spaces are part of it); names that repeat are always arrays
-const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, trimValues: false, processEntities: true, htmlEntities: false, isArray: (name) => REPEATED.has(name) })
+// Values stay strings exactly as sent (a key's spaces are part of it); names that repeat are always arrays.
+// Character references are decoded (Go's encoder, so rclone and restic, writes a quote as &#34;), each once.
+const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, trimValues: false, processEntities: true, htmlEntities: true, isArray: (name) => REPEATED.has(name) })
 const REPEATED = new Set(['Object', 'Part'])
 
 export type XmlValue = string | number | boolean | XmlNode | XmlValue[] | undefined
