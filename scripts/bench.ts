@@ -8,12 +8,13 @@
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
-import { randomBytes } from 'node:crypto'
-import { open } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createServer } from 'node:http'
 import { launchUp } from '@mirrorcast/cli'
 import { MirrorcastClient } from '@mirrorcast/client'
+import { signS3Headers } from '@mirrorcast/manager'
 import { percentile, printTable, runPhase, transfer, withTempDir, type PhaseResult } from './lib.js'
 
 const KiB = 1024
@@ -100,6 +101,42 @@ async function benchDirect (url: string, w: Workload, body: Buffer): Promise<[Ph
   }
 }
 
+/** The S3 endpoint `up` serves and the key pair it wrote, from the cluster's directory. */
+async function s3Of (dir: string): Promise<{ url: string, key: { accessKeyId: string, secretAccessKey: string } }> {
+  const cluster = JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')) as { manager: { s3Url: string } }
+  const text = await readFile(join(dir, 's3-credentials'), 'utf8')
+  const field = (name: string): string => new RegExp(`^${name}\\s*=\\s*(\\S+)`, 'm').exec(text)?.[1] ?? ''
+  return { url: cluster.manager.s3Url, key: { accessKeyId: field('aws_access_key_id'), secretAccessKey: field('aws_secret_access_key') } }
+}
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex')
+
+/**
+ * The same PUTs and GETs through the S3 front end, each signed as aws-cli
+ * signs over HTTP (SigV4 with the body's sha256), by a signer as cheap as
+ * the load generator's native requests, so the client's CPU does not weigh
+ * on the server's in the ratio.
+ */
+async function benchS3 (dir: string, w: Workload, body: Buffer): Promise<[PhaseResult, PhaseResult]> {
+  const { url, key } = await s3Of(dir)
+  const { host } = new URL(url)
+  const client = new MirrorcastClient({ url, connections: w.concurrency })
+  const bodyHash = createHash('sha256').update(body).digest('hex')
+  const signed = async (method: string, path: string, payload?: Buffer): Promise<number> => {
+    const headers = signS3Headers({ method, path, host, payloadHash: payload === undefined ? EMPTY_SHA256 : bodyHash }, key, 'us-east-1')
+    return await transfer(client, method, path, payload, headers)
+  }
+  const path = (i: number): string => `/bench-s3/${w.label.replace(' ', '')}/f${i}`
+  try {
+    await signed('PUT', '/bench-s3')
+    const put = await runPhase(`${w.label} PUT S3`, w.count, w.concurrency, async (i) => { await signed('PUT', path(i), body); return body.length })
+    const get = await runPhase(`${w.label} GET S3`, w.count, w.concurrency, async (i) => await signed('GET', path(i)))
+    return [put, get]
+  } finally {
+    await client.close()
+  }
+}
+
 /** The durable-write ceiling: each op writes the body to two files and fsyncs both, as two replicas would. */
 async function benchDisk (dir: string, w: Workload, body: Buffer): Promise<PhaseResult> {
   const writeOne = async (file: string): Promise<void> => {
@@ -155,7 +192,8 @@ function row (r: PhaseResult, size: number): Array<string | number> {
   return [r.name, r.ops, r.ops / r.seconds, (r.ops * size) / r.seconds / 1e6, percentile(r.latenciesMs, 50), percentile(r.latenciesMs, 99)]
 }
 
-interface Result { w: Workload, put: PhaseResult, get: PhaseResult, direct?: [PhaseResult, PhaseResult], disk: PhaseResult, bare: [PhaseResult, PhaseResult], swift?: [PhaseResult, PhaseResult] }
+type Pair = [PhaseResult, PhaseResult]
+interface Result { w: Workload, put: PhaseResult, get: PhaseResult, direct?: Pair, s3?: Pair, disk: PhaseResult, bare: Pair, swift?: Pair }
 
 async function main (): Promise<void> {
   const results: Result[] = []
@@ -168,10 +206,12 @@ async function main (): Promise<void> {
         const body = randomBytes(w.size)
         const [put, get] = await benchHttp({ url: cluster.url, prefix: '/files/bench/' }, w, body)
         const direct = w.size >= DIRECT_MIN_BYTES ? await benchDirect(cluster.url, w, body) : undefined
+        const s3 = w.size < DIRECT_MIN_BYTES ? await benchS3(join(dir, 'cluster'), w, body) : undefined
         const disk = await withTempDir('mirrorcast-bench-disk-', async (d) => await benchDisk(d, w, body))
         const bareResults = await benchHttp({ url: bare.url, prefix: '/bare/' }, w, body)
         const swiftResults = swift === undefined ? undefined : await benchHttp(swift, w, body)
-        results.push({ w, put, get, ...(direct === undefined ? {} : { direct }), disk, bare: bareResults, ...(swiftResults === undefined ? {} : { swift: swiftResults }) })
+        const optional = { ...(direct === undefined ? {} : { direct }), ...(s3 === undefined ? {} : { s3 }), ...(swiftResults === undefined ? {} : { swift: swiftResults }) }
+        results.push({ w, put, get, disk, bare: bareResults, ...optional })
       }
     } finally {
       await bare.stop()
@@ -180,10 +220,19 @@ async function main (): Promise<void> {
   })
   process.stdout.write(`\nmirrorcast bench: through the manager of a local \`mirrorcast up\` cluster (${PAIRS} twin pair${PAIRS === 1 ? '' : 's'}), this machine's ceilings${swift === undefined ? '' : ' and the Swift peer'}\n\n`)
   const named = (r: PhaseResult, size: number, name: string): Array<string | number> => row(r, size).map((c, i) => i === 0 ? name : c)
-  printTable(['workload', 'ops', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms'], results.flatMap(({ w, put, get, direct, disk, bare, swift: peer }) => [
-    row(put, w.size), row(get, w.size), ...(direct === undefined ? [] : direct.map((r) => row(r, w.size))), row(disk, w.size), named(bare[0], w.size, `${w.label} bare http PUT`), named(bare[1], w.size, `${w.label} bare http GET`),
+  printTable(['workload', 'ops', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms'], results.flatMap(({ w, put, get, direct, s3, disk, bare, swift: peer }) => [
+    row(put, w.size), row(get, w.size), ...(direct === undefined ? [] : direct.map((r) => row(r, w.size))), ...(s3 === undefined ? [] : s3.map((r) => row(r, w.size))), row(disk, w.size), named(bare[0], w.size, `${w.label} bare http PUT`), named(bare[1], w.size, `${w.label} bare http GET`),
     ...(peer === undefined ? [] : [named(peer[0], w.size, `${w.label} Swift PUT`), named(peer[1], w.size, `${w.label} Swift GET`)])
   ]))
+  const s3Rows = results.filter((r) => r.s3 !== undefined)
+  if (s3Rows.length > 0) {
+    // issue 15: S3 within 20 % of the native API, both through the same manager in this run
+    process.stdout.write('\nS3 front end against the native API (same manager, same run; target ≥ 0.8)\n\n')
+    printTable(['workload', 'native ops/s', 'S3 ops/s', 'S3 / native'], s3Rows.flatMap(({ w, put, get, s3 }) => [
+      [`${w.label} PUT`, put.ops / put.seconds, (s3?.[0].ops ?? 0) / (s3?.[0].seconds ?? 1), ((s3?.[0].ops ?? 0) / (s3?.[0].seconds ?? 1)) / (put.ops / put.seconds)],
+      [`${w.label} GET`, get.ops / get.seconds, (s3?.[1].ops ?? 0) / (s3?.[1].seconds ?? 1), ((s3?.[1].ops ?? 0) / (s3?.[1].seconds ?? 1)) / (get.ops / get.seconds)]
+    ]))
+  }
   if (swift === undefined) process.stdout.write('\nno Swift peer answers at ' + SWIFT_AUTH_URL + ': start one (../shared/peers/README.md) for its rows and the ratios\n')
   process.stdout.write('\nagainst targets (ratios from this run)\n\n')
   printTable(['workload', 'MB/s', '× Swift', 'target ×', 'ceiling MB/s', '% of ceiling', 'target %'], results.flatMap(({ w, put, get, direct, disk, bare, swift: peer }) => {

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Hash } from '@smithy/hash-node'
 import { SignatureV4 } from '@smithy/signature-v4'
 import { S3Error, type S3ErrorCode } from '../src/s3/errors.js'
-import { ChunkChain, verifySigV4, type PayloadMode, type S3Key, type SignedParts } from '../src/s3/sigv4.js'
+import { ChunkChain, signedHeaders, verifySigV4, type PayloadMode, type S3Key, type SignedParts } from '../src/s3/sigv4.js'
 
 // verifySigV4 against the signer the AWS SDK for JavaScript v3 uses, set up as its S3 client sets it up
 const KEY: S3Key = { accessKeyId: 'AKIDMIRRORCAST0001', secretAccessKey: 'sEcReT/with+slash=and+plus', name: 'test key', access: 'read-write' }
@@ -75,6 +75,15 @@ test('a signed payload: accepted, and the body must then have the sha256 that wa
   t.is(verified.key, KEY)
   t.is(verified.region, 'us-east-1')
   t.deepEqual(verified.payload, { kind: 'sha256', sha256: sha256Hex(body) })
+})
+
+test('the project\'s own signer (the bench\'s) signs as the SDK does, and what it signs verifies', async (t) => {
+  const path = objectPath('bkt', 'a key/with ünïcode+plus')
+  const payloadHash = sha256Hex('body')
+  const ours = signedHeaders({ method: 'PUT', path, host: HOST, payloadHash }, KEY, 'us-east-1', NOW)
+  const sdk = asReceived(await signer().sign(smithyRequest({ path, headers: { 'x-amz-content-sha256': payloadHash } }), { signingDate: new Date(NOW) }) as { method: string, path: string, headers: Record<string, string> })
+  t.is(ours.authorization, sdk.headers.authorization)
+  t.deepEqual(verifySigV4({ method: 'PUT', url: path, headers: ours }, keyOf, NOW).payload, { kind: 'sha256', sha256: payloadHash })
 })
 
 test('UNSIGNED-PAYLOAD and STREAMING-UNSIGNED-PAYLOAD-TRAILER are accepted with their payload modes', async (t) => {
