@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import test from 'ava'
-import { startUp, tempDir } from './helpers/cluster.js'
+import { http, json, startUp, tempDir, type ListJson } from './helpers/cluster.js'
 import { cleanEnv, exec, fileDigest, run, s3Access, treeDigest as files } from './helpers/s3.js'
 
 /**
@@ -89,4 +89,62 @@ test('aws-cli: mb, ls, sync up and back (identical), head-object with metadata, 
   await aws.run('s3', 'rm', 's3://photos/meta.txt')
   await aws.run('s3', 'rb', 's3://photos')
   t.notRegex(await aws.run('s3', 'ls'), /photos/)
+})
+
+test('aws s3api multipart: parts in order and of 5 MiB but the last, ETags checked, a retried completion succeeds alike, UploadPartCopy, abort, and an overwrite drops the old parts', async (t) => {
+  const dir = await tempDir(t)
+  const c = await startUp(t, dir, ['--nodes', '1'])
+  const aws = await awsAgainst(dir)
+  const api = async (...args: string[]): Promise<Record<string, unknown>> => JSON.parse((await aws.run('s3api', ...args)) || '{}') as Record<string, unknown>
+  await aws.run('s3', 'mb', 's3://parts')
+  const p1 = join(dir, 'p1')
+  const p2 = join(dir, 'p2')
+  await writeFile(p1, randomBytes(5 * 1024 * 1024))
+  await writeFile(p2, randomBytes(1000))
+  const id = String((await api('create-multipart-upload', '--bucket', 'parts', '--key', 'obj', '--content-type', 'video/mp4', '--metadata', 'take=3')).UploadId)
+  const upload = ['--bucket', 'parts', '--key', 'obj', '--upload-id', id]
+  const e1 = String((await api('upload-part', ...upload, '--part-number', '1', '--body', p1)).ETag)
+  const e2 = String((await api('upload-part', ...upload, '--part-number', '2', '--body', p2)).ETag)
+  // a 1,000-byte part that is not the last is refused; so are parts out of order and an ETag that is not the part's
+  const e3 = String((await api('upload-part', ...upload, '--part-number', '3', '--body', p2)).ETag)
+  const complete = async (parts: Array<[number, string]>): Promise<Record<string, unknown>> => await api('complete-multipart-upload', ...upload, '--multipart-upload', JSON.stringify({ Parts: parts.map(([n, e]) => ({ PartNumber: n, ETag: e })) }))
+  await t.throwsAsync(complete([[1, e1], [2, e2], [3, e3]]), { message: /EntityTooSmall/ })
+  await t.throwsAsync(complete([[2, e2], [1, e1]]), { message: /InvalidPartOrder/ })
+  await t.throwsAsync(complete([[1, e2], [2, e2]]), { message: /InvalidPart\b/ })
+  const listed = await api('list-parts', ...upload)
+  t.deepEqual((listed.Parts as Array<{ PartNumber: number, Size: number }>).map((p) => [p.PartNumber, p.Size]), [[1, 5 * 1024 * 1024], [2, 1000], [3, 1000]])
+  t.regex(await aws.run('s3api', 'list-multipart-uploads', '--bucket', 'parts'), new RegExp(id))
+
+  // parts 1 and 2 make the object; part 3, left out, goes
+  const done = await complete([[1, e1], [2, e2]])
+  const again = await complete([[1, e1], [2, e2]])
+  t.is(again.ETag, done.ETag, 'a retried completion answers the same')
+  t.regex(String(done.ETag), /^"[0-9a-f]{32}-2"$/)
+  const head = await api('head-object', '--bucket', 'parts', '--key', 'obj')
+  t.is(head.ContentLength, 5 * 1024 * 1024 + 1000)
+  t.is(head.ContentType, 'video/mp4')
+  t.deepEqual(head.Metadata, { take: '3' })
+  await aws.run('s3api', 'get-object', '--bucket', 'parts', '--key', 'obj', '--range', `bytes=${5 * 1024 * 1024 - 10}-${5 * 1024 * 1024 + 9}`, join(dir, 'across'))
+  const both = Buffer.concat([await readFile(p1), await readFile(p2)])
+  t.deepEqual(await readFile(join(dir, 'across')), both.subarray(5 * 1024 * 1024 - 10, 5 * 1024 * 1024 + 10), 'a range across two parts')
+  await t.throwsAsync(api('list-parts', ...upload), { message: /NoSuchUpload/ }, 'a completed upload is no longer in progress')
+
+  // UploadPartCopy: a new object made of a range of the first one; an aborted upload is gone with its parts
+  const id2 = String((await api('create-multipart-upload', '--bucket', 'parts', '--key', 'copy')).UploadId)
+  const copied = await api('upload-part-copy', '--bucket', 'parts', '--key', 'copy', '--upload-id', id2, '--part-number', '1', '--copy-source', 'parts/obj', '--copy-source-range', 'bytes=100-199')
+  await api('complete-multipart-upload', '--bucket', 'parts', '--key', 'copy', '--upload-id', id2, '--multipart-upload', JSON.stringify({ Parts: [{ PartNumber: 1, ETag: (copied.CopyPartResult as { ETag: string }).ETag }] }))
+  await aws.run('s3', 'cp', 's3://parts/copy', join(dir, 'copy'))
+  t.deepEqual(await readFile(join(dir, 'copy')), both.subarray(100, 200))
+  const id3 = String((await api('create-multipart-upload', '--bucket', 'parts', '--key', 'dropped')).UploadId)
+  await api('upload-part', '--bucket', 'parts', '--key', 'dropped', '--upload-id', id3, '--part-number', '1', '--body', p2)
+  await api('abort-multipart-upload', '--bucket', 'parts', '--key', 'dropped', '--upload-id', id3)
+  await t.throwsAsync(api('upload-part', '--bucket', 'parts', '--key', 'dropped', '--upload-id', id3, '--part-number', '2', '--body', p2), { message: /NoSuchUpload/ })
+
+  // an overwrite in one piece drops the parts of what it replaced: the bucket's parts directory holds only copy's
+  await aws.run('s3', 'cp', p2, 's3://parts/obj')
+  const kept = json<ListJson>(await http(c.url, 'GET', '/files/parts/%25s3/parts/'))
+  t.deepEqual(kept.entries.map((e) => e.name), [id2], 'only the parts an object still names are kept')
+  t.is((await api('head-object', '--bucket', 'parts', '--key', 'obj')).ContentLength, 1000)
+  await aws.run('s3', 'rm', '--recursive', 's3://parts/')
+  await aws.run('s3', 'rb', 's3://parts')
 })
