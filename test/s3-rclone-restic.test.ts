@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, writeFile } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, open, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import test from 'ava'
+import { signS3Headers } from '@mirrorcast/manager'
 import { until } from '@mirrorcast/testkit'
-import { http, json, readClusterJson, startUp, tempDir, type ListJson } from './helpers/cluster.js'
-import { cleanEnv, run, s3Access, treeDigest } from './helpers/s3.js'
+import { http, json, readClusterJson, startUp, tempDir, type HttpResult, type ListJson } from './helpers/cluster.js'
+import { cleanEnv, run, s3Access, treeDigest, type S3Access } from './helpers/s3.js'
 
 // names S3 tools meet, and what the key encoding must round-trip: spaces, unicode, +, %, a literal %2E and %25, dots
 const ODD_NAMES = ['with space.txt', 'ünïcødé €.bin', 'plus+sign.txt', '100% sure.txt', 'literal %2E and %25.txt', '.hidden', 'trailing.dot.', 'a-b', 'a/b']
@@ -65,14 +66,26 @@ test('rclone: sync of 1,000 files (empty ones, odd names, 300 MiB in parts) to a
   t.notRegex(stderr, /ERROR/, 'rclone saw no error')
 
   await rclone('check', src, 'mc:backup/tree')
+  // 0-byte folder markers, as S3 consoles and some tools make them (rclone 1.60 makes none itself)
+  for (const marker of ['tree/markers/', 'tree/markers/empty folder/']) t.is((await signedPut(s3, `/backup/${marker}`)).status, 200, marker)
+  t.deepEqual((await rclone('lsf', 'mc:backup/tree/markers')).split('\n').filter((l) => l !== ''), ['empty folder/'])
   const back = join(dir, 'back')
-  await rclone('sync', 'mc:backup/tree', back)
+  await rclone('sync', 'mc:backup/tree', back, '--create-empty-src-dirs')
+  t.true((await stat(join(back, 'markers', 'empty folder'))).isDirectory(), 'the folder marker came back as a directory')
   await rclone('check', back, 'mc:backup/tree')
   t.deepEqual(await treeDigest(back), await treeDigest(src), 'every file came back with its bytes')
   const listed = (await rclone('lsf', '-R', '--files-only', 'mc:backup/tree')).split('\n').filter((l) => l !== '')
   t.is(listed.length, 1000)
   for (const name of ODD_NAMES) t.true(listed.includes(`odd/${name}`), `${name} is listed as it was named`)
 })
+
+/** An empty object PUT by a request signed with the key `up` wrote. */
+async function signedPut (s3: S3Access, path: string): Promise<HttpResult> {
+  const host = new URL(s3.s3Url).host
+  const encoded = path.split('/').map(encodeURIComponent).join('/')
+  const headers = signS3Headers({ method: 'PUT', path: encoded, host, payloadHash: createHash('sha256').digest('hex') }, { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secret }, 'us-east-1')
+  return await http(s3.s3Url, 'PUT', encoded, Buffer.alloc(0), headers)
+}
 
 /** Parts of uploads in progress, as the native API shows the bucket's S3 directory. */
 async function partsUploaded (url: string): Promise<number> {

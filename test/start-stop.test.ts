@@ -168,7 +168,7 @@ test('a node or manager whose UDP peer port is taken exits 1 naming it, and clos
   }
 })
 
-test('a manager whose HTTP port is taken, or whose data dir another manager holds, exits 1 with the reason and leaves nothing', async (t) => {
+test('a manager whose HTTP or S3 port is taken, or whose data dir another manager holds, exits 1 with the reason and leaves nothing', async (t) => {
   const s = await setup(t)
   const { server, port } = await takePort(t)
   const data = join(s.dir, 'manager')
@@ -176,6 +176,9 @@ test('a manager whose HTTP port is taken, or whose data dir another manager hold
   t.is(r.code, 1, r.stderr)
   t.regex(r.stderr, new RegExp(`^mirrorcast: the HTTP port 127\\.0\\.0\\.1:${port} \\(TCP, --port\\) is in use by another process.*\\(ERR_PORT_IN_USE\\)$`, 'm'))
   t.false(running(r.pid))
+  const s3 = await runCli([...s.manager(data, 0), '--s3-port', String(port)])
+  t.is(s3.code, 1, s3.stderr)
+  t.regex(s3.stderr, new RegExp(`^mirrorcast: the S3 port 127\\.0\\.0\\.1:${port} \\(TCP, --s3-port\\) is in use by another process.*\\(ERR_PORT_IN_USE\\)$`, 'm'))
   t.false(await exists(join(data, 'mirrorcast.lock')))
   t.true(await udpFree(s.peerPort))
 

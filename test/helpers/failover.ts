@@ -102,6 +102,8 @@ export async function secondManager (t: ExecutionContext, dir: string, cluster: 
   const argv = [...cluster.manager.argv]
   argv[argv.indexOf('--data') + 1] = join(dir, 'manager-b')
   argv[argv.indexOf('--port') + 1] = '0'
+  // the first manager's S3 port is its own
+  if (argv.includes('--s3-port')) argv[argv.indexOf('--s3-port') + 1] = '0'
   const [cmd, ...args] = argv
   const child = spawn(cmd as string, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })

@@ -24,10 +24,11 @@ export class PortInUseError extends CodedError {
  * the port (from the error's syscall: TCP listen or UDP bind) and its flag;
  * anything else is passed on as it is.
  */
-export function startFailure (err: unknown, tcpPort: string): unknown {
+export function startFailure (err: unknown, tcpPort: string, s3Port?: number): unknown {
   const e = err as (NodeJS.ErrnoException & { address?: string, port?: number }) | undefined
   if (e?.code !== 'EADDRINUSE') return err
   const at = `${e.address ?? '?'}:${e.port ?? '?'}`
-  const what = e.syscall === 'listen' ? `${tcpPort} port ${at} (TCP, --port)` : `UDP port ${at} (--peer-port or --mcast-port)`
+  const tcp = s3Port !== undefined && s3Port !== 0 && e.port === s3Port ? `S3 port ${at} (TCP, --s3-port)` : `${tcpPort} port ${at} (TCP, --port)`
+  const what = e.syscall === 'listen' ? tcp : `UDP port ${at} (--peer-port or --mcast-port)`
   return new PortInUseError(`the ${what} is in use by another process (EADDRINUSE): stop it or choose another port`, err)
 }

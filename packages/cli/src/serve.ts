@@ -117,6 +117,7 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
   const key = await readClusterKeyFile(opts.keyFile)
   const logger = createLogger({ level: opts.logLevel, fields: { component: 'manager' } })
   const credentials = opts.tokensFile === undefined ? { tokens: [], s3Keys: [] } : await readTokensFile(opts.tokensFile)
+  const s3 = s3Options(opts, credentials.s3Keys)
   const manager = new Manager({
     key,
     multicast: presenceOptions(opts),
@@ -133,13 +134,13 @@ export async function serveManager (opts: ManagerServeOptions): Promise<void> {
     ...(opts.maxFileBytes === undefined ? {} : { maxFileBytes: parseInteger(opts.maxFileBytes, 'max-file-bytes') }),
     ...(opts.bodyCacheMb === undefined ? {} : { bodyCacheBytes: parseInteger(opts.bodyCacheMb, 'body-cache-mb') * 1024 * 1024 }),
     tokens: credentials.tokens,
-    ...s3Options(opts, credentials.s3Keys),
+    ...s3,
     ...httpLimitOptions(opts),
     reconcile: reconcileOptions(opts),
     ...(opts.directoryCheckMs === undefined ? {} : { directoryCheckMs: parseInteger(opts.directoryCheckMs, 'directory-check-ms') }),
     logger
   })
-  await run(manager, logger, 'HTTP', () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port, ...(manager.s3Url === undefined ? {} : { s3Url: manager.s3Url }) }))
+  await run(manager, logger, 'HTTP', () => ({ role: 'manager', id: manager.id, url: manager.url, port: manager.port, ...(manager.s3Url === undefined ? {} : { s3Url: manager.s3Url }) }), s3.s3?.port)
 }
 
 // the S3 front end's port is the HTTP port's plus this unless given (8700: 8710)
@@ -184,12 +185,12 @@ function reconcileOptions (opts: ManagerServeOptions): AntiEntropyOptions {
  * Starts a service, tells a parent `mirrorcast up` (over IPC) that it is
  * ready, and closes it cleanly on SIGINT/SIGTERM or when that parent goes away.
  */
-async function run (service: Service, logger: Logger, tcpPort: string, ready: () => Record<string, unknown>): Promise<void> {
+async function run (service: Service, logger: Logger, tcpPort: string, ready: () => Record<string, unknown>, s3Port?: number): Promise<void> {
   try {
     await service.start()
   } catch (err) {
     // the service rolled its start back: what is left is to say why
-    throw startFailure(err, tcpPort)
+    throw startFailure(err, tcpPort, s3Port)
   }
   let stopping = false
   const stop = (why: string): void => {

@@ -9,6 +9,7 @@ import { s3Body, MAX_CHUNK_BYTES, type S3Body } from '../src/s3/body.js'
 import { CHECKSUM_ALGORITHMS, checksumOf, createChecksummer, type ChecksumAlgorithm } from '../src/s3/checksums.js'
 import { S3Error, type S3ErrorCode } from '../src/s3/errors.js'
 import { verifySigV4, type PayloadMode, type S3Key } from '../src/s3/sigv4.js'
+import { DOC_NOW, DOC_REQUEST, docKeyOf } from './aws-examples.js'
 
 const KEY: S3Key = { accessKeyId: 'AKIDMIRRORCAST0001', secretAccessKey: 'sEcReT/with+slash', name: 'test key', access: 'read-write' }
 const keyOf = (id: string): S3Key | undefined => id === KEY.accessKeyId ? KEY : undefined
@@ -318,17 +319,7 @@ test('a chunk-signed body with a signed trailer: verified; a changed, unsigned o
 
 // the chunked-upload example of AWS's documentation, byte for byte, with the signatures AWS published
 test('AWS\'s documented chunk-signed PUT (66,560 bytes of a, 3 chunks) decodes, and a changed byte is refused', async (t) => {
-  const docKey: S3Key = { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', name: 'aws example', access: 'read-write' }
-  const headers: IncomingHttpHeaders = {
-    host: 's3.amazonaws.com',
-    'x-amz-date': '20130524T000000Z',
-    'x-amz-storage-class': 'REDUCED_REDUNDANCY',
-    authorization: 'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class,Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9',
-    'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
-    'content-encoding': 'aws-chunked',
-    'x-amz-decoded-content-length': '66560',
-    'content-length': '66824'
-  }
+  const headers = DOC_REQUEST.headers
   const data = Buffer.alloc(66560, 'a')
   const framed = Buffer.concat([
     Buffer.from('10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n'), data.subarray(0, 65536),
@@ -337,7 +328,7 @@ test('AWS\'s documented chunk-signed PUT (66,560 bytes of a, 3 chunks) decodes, 
   ])
   t.is(framed.length, 66824, 'the documented Content-Length')
   const decode = async (body: Buffer): Promise<Buffer> => {
-    const { payload } = verifySigV4({ method: 'PUT', url: '/examplebucket/chunkObject.txt', headers }, (id) => id === docKey.accessKeyId ? docKey : undefined, Date.UTC(2013, 4, 24, 0, 1))
+    const { payload } = verifySigV4(DOC_REQUEST, docKeyOf, DOC_NOW)
     const pieces: Buffer[] = []
     for (let at = 0; at < body.length; at += 1000) pieces.push(body.subarray(at, at + 1000))
     return await read(s3Body(request(headers, pieces), payload, MAX))
