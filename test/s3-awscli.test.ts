@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import test from 'ava'
+import { signS3Headers } from '@mirrorcast/manager'
 import { http, json, startUp, tempDir, type ListJson } from './helpers/cluster.js'
 import { cleanEnv, exec, fileDigest, run, s3Access, treeDigest as files } from './helpers/s3.js'
 
@@ -135,6 +136,13 @@ test('aws s3api multipart: parts in order and of 5 MiB but the last, ETags check
   await api('complete-multipart-upload', '--bucket', 'parts', '--key', 'copy', '--upload-id', id2, '--multipart-upload', JSON.stringify({ Parts: [{ PartNumber: 1, ETag: (copied.CopyPartResult as { ETag: string }).ETag }] }))
   await aws.run('s3', 'cp', 's3://parts/copy', join(dir, 'copy'))
   t.deepEqual(await readFile(join(dir, 'copy')), both.subarray(100, 200))
+  // virtual-host style: the bucket in the Host (below the default domain, localhost), the key as the path
+  const { s3Url, accessKeyId, secret } = await s3Access(dir)
+  const host = `parts.localhost:${new URL(s3Url).port}`
+  const headers = signS3Headers({ method: 'GET', path: '/copy', host, payloadHash: createHash('sha256').digest('hex') }, { accessKeyId, secretAccessKey: secret }, 'us-east-1')
+  const virtual = await http(s3Url, 'GET', '/copy', undefined, headers)
+  t.is(virtual.status, 200, virtual.body.toString())
+  t.deepEqual(virtual.body, both.subarray(100, 200), 'the object, addressed virtual-host style')
   const id3 = String((await api('create-multipart-upload', '--bucket', 'parts', '--key', 'dropped')).UploadId)
   await api('upload-part', '--bucket', 'parts', '--key', 'dropped', '--upload-id', id3, '--part-number', '1', '--body', p2)
   await api('abort-multipart-upload', '--bucket', 'parts', '--key', 'dropped', '--upload-id', id3)
