@@ -1,7 +1,7 @@
-import { DirectoryErrorCode, type Entry, type FileEntry } from '@mirrorcast/wire'
+import type { Entry, FileEntry } from '@mirrorcast/wire'
 import type { DirectoryManager } from '../directory/directory-manager.js'
 import { bucketPath, decodeSegment, encodeSegment } from './keys.js'
-import { S3_DIR } from './store.js'
+import { S3_DIR, entriesOf } from './store.js'
 
 export interface ListRequest {
   bucket: string
@@ -20,9 +20,6 @@ export interface ListResult {
 }
 
 type Lister = Pick<DirectoryManager, 'list'>
-
-// the most entries a directory page brings; a directory of more is read page by page
-const PAGE = 1000
 
 /**
  * A page of a bucket's keys in S3's order (UTF-8 byte order of the whole
@@ -114,24 +111,11 @@ interface Child { sortKey: string, entry: Entry }
 
 async function sortedChildren (dirs: Lister, dir: string, keyPrefix: string): Promise<Child[]> {
   const children: Child[] = []
-  let after: string | undefined
-  for (;;) {
-    let page
-    try {
-      page = await dirs.list(dir, after, PAGE)
-    } catch (err) {
-      // a prefix naming no directory (or a file) holds no keys
-      const code = (err as { code?: string }).code
-      if (code === DirectoryErrorCode.NOT_FOUND || code === DirectoryErrorCode.NOT_A_DIRECTORY || code === 'ERR_NOT_FOUND') return []
-      throw err
-    }
-    for (const entry of page.entries) {
-      const name = entry.path.slice(entry.path.lastIndexOf('/') + 1)
-      after = name
-      if (keyPrefix === '' && name === S3_DIR) continue
-      children.push({ sortKey: keyPrefix + decodeSegment(name) + (entry.type === 'dir' ? '/' : ''), entry })
-    }
-    if (!page.more || page.entries.length === 0) break
+  // a prefix naming no directory (or a file) holds no keys: entries() gives none
+  for await (const entry of entriesOf(dirs, dir)) {
+    const name = entry.path.slice(entry.path.lastIndexOf('/') + 1)
+    if (keyPrefix === '' && name === S3_DIR) continue
+    children.push({ sortKey: keyPrefix + decodeSegment(name) + (entry.type === 'dir' ? '/' : ''), entry })
   }
   return children.sort((a, b) => compareKeys(a.sortKey, b.sortKey))
 }

@@ -244,7 +244,8 @@ function noSuchUpload (): S3Error {
   return new S3Error('NoSuchUpload', 'The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.')
 }
 
-function ownerOf (ctx: S3Ctx): XmlNode {
+/** The owner and initiator S3 shows: the key that signed the request. */
+export function ownerOf (ctx: S3Ctx): XmlNode {
   return { ID: ctx.auth.key.accessKeyId, DisplayName: ctx.auth.key.name }
 }
 

@@ -5,7 +5,7 @@ import type { Logger } from '@mirrorcast/logger'
 import { S3Error } from './errors.js'
 import { bucketPath, checkBucketName, objectPath } from './keys.js'
 import { listObjects, type ListResult } from './listing.js'
-import { MultipartUploads } from './multipart.js'
+import { MultipartUploads, ownerOf } from './multipart.js'
 import { s3Target, intParameter, whileClientStays, type S3Ctx } from './request.js'
 import { checksumHeaders, sendS3Error } from './respond.js'
 import { awsEncode, verifySigV4, type S3Key } from './sigv4.js'
@@ -30,8 +30,6 @@ export interface S3ApiDeps {
 // S3's page size: more asked for is served as 1,000
 const MAX_KEYS = 1000
 const METHODS_WRITING = new Set(['PUT', 'POST', 'DELETE'])
-
-type Ctx = S3Ctx
 
 /**
  * The S3 front end: each request's signature checked, then served over the
@@ -68,7 +66,7 @@ export class S3Api {
     }
   }
 
-  private async dispatch (ctx: Ctx): Promise<void> {
+  private async dispatch (ctx: S3Ctx): Promise<void> {
     const { bucket, key } = ctx.target
     const method = ctx.req.method ?? 'GET'
     if (bucket === undefined) {
@@ -80,7 +78,7 @@ export class S3Api {
     return await this.objectOperation(ctx, bucket, key, method)
   }
 
-  private async bucketOperation (ctx: Ctx, bucket: string, method: string): Promise<void> {
+  private async bucketOperation (ctx: S3Ctx, bucket: string, method: string): Promise<void> {
     const q = ctx.target.query
     refuseUnsupported(q, ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'replication', 'encryption', 'object-lock', 'notification'])
     switch (method) {
@@ -100,7 +98,7 @@ export class S3Api {
     throw new S3Error('MethodNotAllowed', `${method} is not allowed on a bucket`)
   }
 
-  private async objectOperation (ctx: Ctx, bucket: string, key: string, method: string): Promise<void> {
+  private async objectOperation (ctx: S3Ctx, bucket: string, key: string, method: string): Promise<void> {
     const q = ctx.target.query
     refuseUnsupported(q, ['acl', 'tagging', 'retention', 'legal-hold', 'torrent', 'restore', 'select'])
     if (q.has('uploads') || q.has('uploadId')) return await this.multipartOperation(ctx, bucket, key, method)
@@ -122,7 +120,7 @@ export class S3Api {
     throw new S3Error('MethodNotAllowed', `${method} is not allowed on an object`)
   }
 
-  private async multipartOperation (ctx: Ctx, bucket: string, key: string, method: string): Promise<void> {
+  private async multipartOperation (ctx: S3Ctx, bucket: string, key: string, method: string): Promise<void> {
     const q = ctx.target.query
     if (method === 'POST' && q.has('uploads')) return await this.multipart.create(ctx, bucket, key)
     if (q.has('uploadId')) {
@@ -136,23 +134,16 @@ export class S3Api {
     throw new S3Error('MethodNotAllowed', `${method} is not allowed on a multipart upload`)
   }
 
-  private async listBuckets (ctx: Ctx): Promise<void> {
+  private async listBuckets (ctx: S3Ctx): Promise<void> {
     const buckets: XmlNode[] = []
-    let after: string | undefined
-    for (;;) {
-      const page = await this.deps.directories.list('/', after, MAX_KEYS)
-      for (const e of page.entries) {
-        const name = e.path.slice(1)
-        after = name
-        if (e.type === 'dir' && isBucketName(name)) buckets.push({ Name: name, CreationDate: new Date(e.mtime).toISOString() })
-      }
-      if (!page.more || page.entries.length === 0) break
+    for await (const e of this.store.entries('/')) {
+      const name = e.path.slice(1)
+      if (e.type === 'dir' && isBucketName(name)) buckets.push({ Name: name, CreationDate: new Date(e.mtime).toISOString() })
     }
-    const owner = { ID: ctx.auth.key.accessKeyId, DisplayName: ctx.auth.key.name }
-    sendXml(ctx.res, 200, 'ListAllMyBucketsResult', { Owner: owner, Buckets: { Bucket: buckets } })
+    sendXml(ctx.res, 200, 'ListAllMyBucketsResult', { Owner: ownerOf(ctx), Buckets: { Bucket: buckets } })
   }
 
-  private async createBucket (ctx: Ctx, bucket: string): Promise<void> {
+  private async createBucket (ctx: S3Ctx, bucket: string): Promise<void> {
     // the body, if any, is a CreateBucketConfiguration naming a region: every bucket here is in the one region
     await readSmallBody(this.body(ctx).body, ctx.req)
     try {
@@ -164,7 +155,7 @@ export class S3Api {
     ctx.res.writeHead(200, { location: `/${bucket}` }).end()
   }
 
-  private async deleteBucket (ctx: Ctx, bucket: string): Promise<void> {
+  private async deleteBucket (ctx: S3Ctx, bucket: string): Promise<void> {
     try {
       await this.removeBucket(bucket)
     } catch (err) {
@@ -196,7 +187,7 @@ export class S3Api {
     }
   }
 
-  private async listObjects (ctx: Ctx, bucket: string): Promise<void> {
+  private async listObjects (ctx: S3Ctx, bucket: string): Promise<void> {
     const q = ctx.target.query
     const v2 = q.get('list-type') === '2'
     if (q.has('list-type') && !v2) throw new S3Error('InvalidArgument', 'list-type must be 2')
@@ -230,11 +221,11 @@ export class S3Api {
     sendXml(ctx.res, 200, 'ListBucketResult', body)
   }
 
-  private body (ctx: Ctx): ReturnType<typeof s3Body> {
+  private body (ctx: S3Ctx): ReturnType<typeof s3Body> {
     return s3Body(ctx.req, ctx.auth.payload, this.deps.maxFileBytes)
   }
 
-  private async putObject (ctx: Ctx, bucket: string, path: string): Promise<void> {
+  private async putObject (ctx: S3Ctx, bucket: string, path: string): Promise<void> {
     const meta = requestMeta(ctx.req.headers)
     const upload = this.body(ctx)
     // asked while the body is written, so it costs no time
@@ -245,7 +236,7 @@ export class S3Api {
   }
 
   /** A server-side copy: the body goes from the source's nodes to the new one's through the manager, never the client. */
-  private async copyObject (ctx: Ctx, bucket: string, path: string): Promise<void> {
+  private async copyObject (ctx: S3Ctx, bucket: string, path: string): Promise<void> {
     const source = await this.copySource(ctx)
     const directive = ctx.req.headers['x-amz-metadata-directive'] ?? 'COPY'
     if (directive !== 'COPY' && directive !== 'REPLACE') throw new S3Error('InvalidArgument', 'x-amz-metadata-directive must be COPY or REPLACE')
@@ -260,11 +251,11 @@ export class S3Api {
   }
 
   /** The object x-amz-copy-source names (`<bucket>/<key>`, percent-encoded), or NoSuchKey. */
-  private async copySource (ctx: Ctx): Promise<S3Object> {
+  private async copySource (ctx: S3Ctx): Promise<S3Object> {
     const { bucket, path } = this.sourceOf(String(ctx.req.headers['x-amz-copy-source']))
     const entry = await this.deps.directories.lookup(path)
     if (entry?.type !== 'file') throw new S3Error('NoSuchKey', 'The specified key does not exist.')
-    return await this.store.object(bucket, entry)
+    return this.store.object(bucket, entry)
   }
 
   private sourceOf (header: string): { bucket: string, path: string } {
@@ -282,13 +273,13 @@ export class S3Api {
     return { bucket, path: objectPath(bucket, decoded.slice(slash + 1)) }
   }
 
-  private async getObject (ctx: Ctx, bucket: string, path: string): Promise<void> {
+  private async getObject (ctx: S3Ctx, bucket: string, path: string): Promise<void> {
     const entry = await this.deps.directories.lookup(path)
     if (entry?.type !== 'file') {
       await this.store.requireBucket(bucket)
       throw new S3Error('NoSuchKey', 'The specified key does not exist.')
     }
-    await sendObject(ctx.req, ctx.res, await this.store.object(bucket, entry), ctx.target.query)
+    await sendObject(ctx.req, ctx.res, this.store.object(bucket, entry), ctx.target.query)
   }
 
   /** Deleting what is not there succeeds, as in S3; the directories the key made go with it while they are empty. */
@@ -296,7 +287,7 @@ export class S3Api {
     await this.store.removeTree(bucket, path, false)
   }
 
-  private async deleteObjects (ctx: Ctx, bucket: string): Promise<void> {
+  private async deleteObjects (ctx: S3Ctx, bucket: string): Promise<void> {
     await this.store.requireBucket(bucket)
     const upload = this.body(ctx)
     const doc = parseXml(await readSmallBody(upload.body, ctx.req), 'Delete')

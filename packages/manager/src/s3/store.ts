@@ -107,22 +107,8 @@ export class S3Store {
   }
 
   /** Every entry of a directory, page by page; none when it is not there. */
-  async * entries (dir: string): AsyncGenerator<Entry> {
-    let after: string | undefined
-    for (;;) {
-      let page
-      try {
-        page = await this.dirs.list(dir, after, 1000)
-      } catch (err) {
-        if (isAbsent(err)) return
-        throw err
-      }
-      for (const entry of page.entries) {
-        after = entry.path.slice(entry.path.lastIndexOf('/') + 1)
-        yield entry
-      }
-      if (!page.more || page.entries.length === 0) return
-    }
+  entries (dir: string): AsyncGenerator<Entry> {
+    return entriesOf(this.dirs, dir)
   }
 
   /** True when a directory holds nothing, or is not there. */
@@ -142,10 +128,17 @@ export class S3Store {
     return Buffer.concat(chunks)
   }
 
-  /** The object an entry holds: its own body, or the parts its upload left, in order. */
-  async object (bucket: string, entry: FileEntry): Promise<S3Object> {
+  /**
+   * The object an entry holds: its own body, or the parts its upload left, in
+   * order. The parts are listed when bytes are read, so a HEAD lists none.
+   */
+  object (bucket: string, entry: FileEntry): S3Object {
     const uploadId = entry.meta?.[PARTS_FIELD]
     if (uploadId === undefined) return { entry, size: entry.size, read: (offset, length, signal) => this.objects.read(entry, offset, length, signal) }
+    return { entry, size: objectSize(entry), read: (offset, length, signal) => this.readParts(bucket, entry, uploadId, offset, length, signal) }
+  }
+
+  private async partsOf (bucket: string, entry: FileEntry, uploadId: string): Promise<PartAt[]> {
     const parts: PartAt[] = []
     let size = 0
     for await (const part of this.entries(partsDir(bucket, uploadId))) {
@@ -153,17 +146,36 @@ export class S3Store {
       parts.push({ entry: part, offset: size })
       size += part.size
     }
-    if (String(size) !== entry.meta?.[SIZE_FIELD]) throw new S3Error('InternalError', `the parts of ${entry.path} hold ${size} bytes, not the ${entry.meta?.[SIZE_FIELD] ?? '?'} it was completed with`)
-    return { entry, size, read: (offset, length, signal) => this.readParts(parts, offset, length, signal) }
+    if (size !== objectSize(entry)) throw new S3Error('InternalError', `the parts of ${entry.path} hold ${size} bytes, not the ${objectSize(entry)} it was completed with`)
+    return parts
   }
 
-  private async * readParts (parts: PartAt[], offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  private async * readParts (bucket: string, object: FileEntry, uploadId: string, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
     const end = offset + length
-    for (const { entry, offset: at } of parts) {
+    for (const { entry, offset: at } of await this.partsOf(bucket, object, uploadId)) {
       if (at + entry.size <= offset || at >= end) continue
       const from = Math.max(offset, at) - at
       yield * this.objects.read(entry, from, Math.min(end, at + entry.size) - at - from, signal)
     }
+  }
+}
+
+/** Every entry of a directory, page by page; none when it is not there (or is a file). */
+export async function * entriesOf (dirs: Pick<Directories, 'list'>, dir: string): AsyncGenerator<Entry> {
+  let after: string | undefined
+  for (;;) {
+    let page
+    try {
+      page = await dirs.list(dir, after, 1000)
+    } catch (err) {
+      if (isAbsent(err)) return
+      throw err
+    }
+    for (const entry of page.entries) {
+      after = entry.path.slice(entry.path.lastIndexOf('/') + 1)
+      yield entry
+    }
+    if (!page.more || page.entries.length === 0) return
   }
 }
 
